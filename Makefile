@@ -1,0 +1,34 @@
+# The two commands of the README: `make demo` (ship an example service to the local staging cluster)
+# and `make test` (the whole test suite). Each sets up everything it needs, idempotently.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: venv lint unit stack cluster demo test
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+# Fast tests: no daemons needed.
+unit: venv
+	$(VENV)/bin/pytest -q -m "not docker and not registry and not cluster"
+
+stack: venv
+	scripts/stack up
+
+cluster: stack
+	e2e/cluster up
+
+demo: cluster
+	$(VENV)/bin/deployer ship examples/node-hello
+
+test: lint stack cluster
+	$(VENV)/bin/pytest -q

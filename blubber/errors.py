@@ -1,0 +1,77 @@
+"""The one error type hierarchy for what users did wrong.
+
+A `UserError` carries a message, where it happened (file, line, YAML path), a hint and an exit code.
+CLIs print it without a traceback; anything that is not a `UserError` is an internal error.
+Exit codes are part of the interface (CI reads them); the full table lives in `ExitCode`.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    INTERNAL = 1  # a bug in deployer: printed with a traceback
+    USAGE = 2  # click's own code for bad command-line usage
+    CONFIG = 10  # bad blubber.yaml / deploy.yaml / unreadable file
+    POLICY = 11  # a policy enforcement was violated
+    TEST_FAILED = 12  # the test variant's entrypoint failed
+    BUILD = 13  # docker build failed
+    PUSH = 14  # push to the registry failed
+    DEPLOY = 15  # chart render / helm upgrade failed
+    ROLLOUT = 16  # rollout failed (and was rolled back)
+    SMOKE = 17  # smoke checks failed after a healthy rollout
+    TIMEOUT = 18  # an overall deadline passed
+    ENVIRONMENT = 19  # a required tool or service is missing (docker not running, no cluster, ...)
+    INTERRUPTED = 130  # Ctrl-C
+
+
+class UserError(Exception):
+    """Something the user can fix. Printed as one message with location and hint, never a traceback."""
+
+    exit_code: ExitCode = ExitCode.CONFIG
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        path: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.file = file
+        self.line = line
+        self.path = path
+        self.hint = hint
+
+    def location(self) -> str:
+        """`file:line: path` with whatever parts are known."""
+        where = ""
+        if self.file:
+            where = self.file if self.line is None else f"{self.file}:{self.line}"
+        if self.path:
+            where = f"{where}: {self.path}" if where else self.path
+        return where
+
+    def __str__(self) -> str:
+        where = self.location()
+        text = f"{where}: {self.message}" if where else self.message
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+
+class ConfigError(UserError):
+    """The config (or a file it names) is malformed, invalid or unreadable."""
+
+    exit_code = ExitCode.CONFIG
+
+
+class PolicyViolation(UserError):
+    """The config is valid but an ops policy enforcement rejects it."""
+
+    exit_code = ExitCode.POLICY

@@ -1,0 +1,1 @@
+"""deployer: build, test, push, deploy, watch and smoke-check a service on staging."""
