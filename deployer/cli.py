@@ -1,0 +1,269 @@
+"""The `deployer` command line: a thin click front on the library.
+
+Each command builds a typed config from its options, calls one library function and returns; the
+group's `invoke` is the one edge where outcomes become exit codes:
+
+- `UserError` (and every subclass in `deployer.errors`) → its message and hint on stderr, its exit code,
+  no traceback;
+- `KeyboardInterrupt` → "interrupted" on stderr, exit 130;
+- anything else → the traceback, "internal error, please report", exit 1.
+
+Adding a command: write `@main.command()` below in the section for your part, import your module
+inside the function (so `deployer --help` stays fast and one broken module cannot break the others),
+and raise `UserError` subclasses for anything the user can fix. Use `ci_option`, `report_options` and
+`cli_state()` instead of redeclaring them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from blubber.errors import ExitCode, UserError
+
+__all__ = ["EXIT_CODE_HELP", "CliState", "ci_option", "cli_state", "main", "report_options"]
+
+# Exit codes are part of the interface (CI scripts branch on them); `deployer --help` prints this table
+# and a test checks that every `ExitCode` member has a line here.
+EXIT_CODE_HELP: dict[ExitCode, str] = {
+    ExitCode.OK: "success",
+    ExitCode.INTERNAL: "internal error in deployer (printed with a traceback; please report it)",
+    ExitCode.USAGE: "bad command-line usage",
+    ExitCode.CONFIG: "bad blubber.yaml / deploy.yaml, or a file it names cannot be read",
+    ExitCode.POLICY: "an ops policy enforcement was violated",
+    ExitCode.TEST_FAILED: "the test variant failed (nothing was pushed or deployed)",
+    ExitCode.BUILD: "docker build failed",
+    ExitCode.PUSH: "push to the registry failed",
+    ExitCode.DEPLOY: "chart render or helm upgrade failed",
+    ExitCode.ROLLOUT: "the rollout failed and the release was rolled back",
+    ExitCode.SMOKE: "smoke checks failed after a healthy rollout",
+    ExitCode.TIMEOUT: "an overall deadline passed",
+    ExitCode.ENVIRONMENT: "a required tool or service is missing (run `deployer doctor`)",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
+}
+
+
+def _exit_code_epilog() -> str:
+    # "\b" stops click from re-wrapping the table into one paragraph.
+    lines = ["\b", "Exit codes:"]
+    lines += [f"  {int(code):>3}  {text}" for code, text in sorted(EXIT_CODE_HELP.items())]
+    return "\n".join(lines)
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class CliState:
+    """What the group-level options decide for every command.
+
+    `ci` is True with `--ci`, with `CI=true` in the environment, or when stdout is not a terminal:
+    plain output (one line per state change, no colour, no redraws) and never a prompt.
+    `strict_ci` is True only when CI mode was asked for (`--ci` or `CI=true`), not merely implied by a
+    pipe: it is what makes `ship` refuse a dirty work tree.
+    """
+
+    ci: bool
+    strict_ci: bool
+    color: bool
+
+
+def cli_state() -> CliState:
+    """The `CliState` of the running command (a default one outside a click context, e.g. in tests)."""
+    ctx = click.get_current_context(silent=True)
+    while ctx is not None:
+        if isinstance(ctx.obj, CliState):
+            return ctx.obj
+        ctx = ctx.parent
+    return _make_state(flag=False)
+
+
+def _make_state(flag: bool) -> CliState:
+    strict = flag or _truthy(os.environ.get("CI"))
+    ci = strict or not sys.stdout.isatty()
+    color = not ci and "NO_COLOR" not in os.environ
+    return CliState(ci=ci, strict_ci=strict, color=color)
+
+
+def ci_option(func: Any) -> Any:
+    """`--ci` on a subcommand (same meaning as on the group, so both `deployer --ci ship` and
+    `deployer ship --ci` work)."""
+    return click.option(
+        "--ci",
+        "ci_flag",
+        is_flag=True,
+        default=False,
+        help="CI mode: plain output, never prompt, refuse a dirty work tree (also CI=true).",
+    )(func)
+
+
+def report_options(func: Any) -> Any:
+    """`--report FILE.json` and `--junit FILE.xml` for commands that produce step results."""
+    func = click.option(
+        "--junit",
+        "junit_path",
+        type=click.Path(dir_okay=False, writable=True, path_type=Path),
+        default=None,
+        help="Write the test-variant run and smoke checks as JUnit XML to FILE.",
+        metavar="FILE.xml",
+    )(func)
+    func = click.option(
+        "--report",
+        "report_path",
+        type=click.Path(dir_okay=False, writable=True, path_type=Path),
+        default=None,
+        help="Write a JSON report (schema: deployer/schema/report.schema.json) to FILE.",
+        metavar="FILE.json",
+    )(func)
+    return func
+
+
+def effective_state(ci_flag: bool) -> CliState:
+    """The group's state, upgraded to CI mode when a subcommand's own `--ci` was given."""
+    state = cli_state()
+    if ci_flag and not state.strict_ci:
+        state = CliState(ci=True, strict_ci=True, color=False)
+    return state
+
+
+def _fail(code: int) -> NoReturn:
+    raise click.exceptions.Exit(code)
+
+
+def _print_user_error(err: UserError) -> None:
+    click.echo(f"error: {_redact(str(err))}", err=True)
+
+
+def _redact(text: str) -> str:
+    # deployer.redact owns secret masking; imported lazily so the edge still reports errors if that
+    # module itself is broken.
+    try:
+        from deployer.redact import redact
+    except ImportError:  # pragma: no cover - only while the module does not exist yet
+        return text
+    return redact(text)
+
+
+class DeployerGroup(click.Group):
+    """A click group whose `invoke` maps outcomes to exit codes (see the module docstring)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise  # click's own exits and usage errors keep click's handling (usage errors exit 2)
+        except UserError as err:
+            _print_user_error(err)
+            _fail(int(err.exit_code))
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            _fail(int(ExitCode.INTERRUPTED))
+        except Exception:
+            click.echo(_redact(traceback.format_exc()).rstrip(), err=True)
+            click.echo("internal error, please report this with the traceback above", err=True)
+            _fail(int(ExitCode.INTERNAL))
+
+
+@click.group(cls=DeployerGroup, epilog=_exit_code_epilog())
+@click.option(
+    "--ci",
+    "ci_flag",
+    is_flag=True,
+    default=False,
+    help="CI mode: plain output, one line per state change, never prompt (also CI=true or no TTY).",
+)
+@click.version_option(package_name="deployer")
+@click.pass_context
+def main(ctx: click.Context, ci_flag: bool) -> None:
+    """Ship a service from its Blubber config to a healthy staging rollout."""
+    ctx.obj = _make_state(ci_flag)
+
+
+# --- ship workflow (issue 5/6) ------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("service", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--env",
+    "environment",
+    default="staging",
+    show_default=True,
+    help="Target environment: `staging` (the local e2e cluster) or a kubeconfig context name.",
+)
+@click.option("--kubeconfig", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--namespace", default=None, help="Override the namespace from deploy.yaml.")
+@click.option("--release", default=None, help="Override the helm release name from deploy.yaml.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=600.0,
+    show_default=True,
+    help="Overall deadline for the ship, in seconds.",
+)
+@click.option("--skip-smoke", is_flag=True, default=False, help="Do not run smoke checks after the rollout.")
+@ci_option
+@report_options
+def ship(
+    service: Path,
+    environment: str,
+    kubeconfig: Path | None,
+    namespace: str | None,
+    release: str | None,
+    timeout: float,
+    skip_smoke: bool,
+    ci_flag: bool,
+    report_path: Path | None,
+    junit_path: Path | None,
+) -> None:
+    """Test, build, push, deploy, watch and smoke-check SERVICE (a directory with .pipeline/blubber.yaml)."""
+    from deployer import ship as ship_mod
+
+    state = effective_state(ci_flag)
+    config = ship_mod.ShipConfig(
+        service_dir=service,
+        environment=environment,
+        kubeconfig=kubeconfig,
+        namespace=namespace,
+        release=release,
+        timeout=timeout,
+        smoke=not skip_smoke,
+        ci=state.ci,
+        strict_ci=state.strict_ci,
+        color=state.color,
+        report_path=report_path,
+        junit_path=junit_path,
+    )
+    _fail(ship_mod.run(config))
+
+
+@main.command()
+@click.option("--env", "environment", default="staging", show_default=True)
+@click.option("--kubeconfig", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--namespace", default="default", show_default=True, help="Namespace to check RBAC for.")
+@ci_option
+def doctor(environment: str, kubeconfig: Path | None, namespace: str, ci_flag: bool) -> None:
+    """Check docker, registry login, helm, cluster reachability and RBAC; print a fix for each finding."""
+    from deployer import doctor as doctor_mod
+
+    state = effective_state(ci_flag)
+    _fail(
+        doctor_mod.run(
+            doctor_mod.DoctorConfig(
+                environment=environment, kubeconfig=kubeconfig, namespace=namespace, color=state.color
+            )
+        )
+    )
+
+
+# --- build stack: build, test, push (build-stack helper) ----------------------------------------------
+
+
+# --- release management: status, rollback, diff (ship helpers) ----------------------------------------
