@@ -30,7 +30,8 @@ installed_version() {
   [[ -x $exe ]] || return 0
   case $1 in
   helm) "$exe" version --template '{{.Version}}' 2>/dev/null || true ;;
-  etcd | etcdctl) "$exe" version 2>/dev/null | sed -n 's/^etcd\(ctl\)\? version: /v/Ip' | head -1 || true ;;
+  etcd) "$exe" --version 2>/dev/null | sed -n 's/^etcd Version: /v/p' || true ;;
+  etcdctl) "$exe" version 2>/dev/null | sed -n 's/^etcdctl version: /v/p' || true ;;
   kubectl) "$exe" version --client 2>/dev/null | sed -n 's/^Client Version: //p' || true ;;
   *) "$exe" --version 2>/dev/null | sed -n 's/^Kubernetes //p' || true ;;
   esac
@@ -138,12 +139,18 @@ kube_gomod() {
     cluster-bootstrap code-generator component-base component-helpers controller-manager cri-api
     cri-client csi-translation-lib dynamic-resource-allocation endpointslice externaljwt kms
     kube-aggregator kube-controller-manager kube-proxy kube-scheduler kubectl kubelet metrics
-    mount-utils pod-security-admission sample-apiserver)
+    mount-utils pod-security-admission)
   printf 'module kubebins\n\ngo 1.23.0\n\n'
   # k/k 1.32 declares these runtime defaults; without the line Go >1.23 would apply its own.
   printf 'godebug default=go1.23\n\nrequire k8s.io/kubernetes %s\n\nreplace (\n' "$KUBE_VERSION"
   local m
-  for m in "${staging[@]}"; do printf '\tk8s.io/%s => k8s.io/%s v0.%s\n' "$m" "$m" "${KUBE_VERSION#v1.}"; done
+  for m in "${staging[@]}"; do
+    local v=v0.${KUBE_VERSION#v1.}
+    # The module proxy here refuses k8s.io/endpointslice@v0.32.13 (403 "not available"). Its tree is
+    # identical to v0.32.12 except go.mod/go.sum (git diff v0.32.12 v0.32.13), so that tag builds the same code.
+    [[ $m == endpointslice && $v == v0.32.13 ]] && v=v0.32.12
+    printf '\tk8s.io/%s => k8s.io/%s %s\n' "$m" "$m" "$v"
+  done
   printf ')\n'
 }
 

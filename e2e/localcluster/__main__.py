@@ -1,0 +1,69 @@
+"""`e2e/cluster up | down | status | logs [component]` for the e2e Kubernetes cluster.
+
+Provider: DEPLOYER_CLUSTER_PROVIDER=local (default) | kind | existing. Setting DEPLOYER_KUBECONFIG
+selects `existing` unless a provider is named explicitly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from types import ModuleType
+
+from .host import ClusterError
+
+
+def provider() -> ModuleType:
+    name = os.environ.get("DEPLOYER_CLUSTER_PROVIDER") or (
+        "existing" if os.environ.get("DEPLOYER_KUBECONFIG") else "local"
+    )
+    if name == "local":
+        from . import local as mod
+    elif name == "kind":
+        from . import kind as mod
+    elif name == "existing":
+        from . import existing as mod
+    else:
+        raise ClusterError(f"unknown DEPLOYER_CLUSTER_PROVIDER {name!r} (local, kind or existing)")
+    return mod
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="e2e/cluster", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start the cluster (idempotent); returns when a test pod runs")
+    down = sub.add_parser("down", help="stop it and remove processes, mounts, netns, iptables rules")
+    down.add_argument("--purge", action="store_true", help="also remove certificates, configs and logs")
+    sub.add_parser("status", help="what runs; exit 0 only when all components run and the node is Ready")
+    logs = sub.add_parser("logs", help="component logs")
+    logs.add_argument("component", nargs="?")
+    logs.add_argument("-n", "--lines", type=int, default=None)
+    logs.add_argument("-f", "--follow", action="store_true")
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0 and args.command in ("up", "down"):
+        print("e2e/cluster: must run as root (network namespaces, mounts, cgroups)", file=sys.stderr)
+        return 2
+    try:
+        mod = provider()
+        if args.command == "up":
+            mod.up()
+        elif args.command == "down":
+            mod.down(purge=args.purge)
+        elif args.command == "status":
+            return 0 if mod.status() else 3
+        else:
+            lines = args.lines or (200 if args.component else 20)
+            mod.logs(args.component, lines, args.follow)
+    except ClusterError as e:
+        print(f"e2e/cluster {args.command}: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
