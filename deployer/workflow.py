@@ -227,9 +227,9 @@ def _from_user_error(name: str, err: UserError) -> StepResult:
     )
 
 
-def _run_one(step: Step, ctx: StepContext[Any, Any], sink: Sink) -> StepResult:
+def _run_one(step: Step, ctx: StepContext[Any, Any], sink: Sink, clock: Callable[[], float]) -> StepResult:
     ctx._enter(step.name, sink)
-    started = time.monotonic()
+    started = clock()
     try:
         ctx.remaining()  # a step never starts after the deadline
         outcome = step.fn(ctx)
@@ -253,12 +253,21 @@ def _run_one(step: Step, ctx: StepContext[Any, Any], sink: Sink) -> StepResult:
             result = replace(outcome, name=step.name)
         else:
             result = StepResult(step.name, Status.SUCCESS, details=dict(outcome or {}))
-    return replace(result, duration=time.monotonic() - started)
+    return replace(result, duration=clock() - started)
 
 
-def run(steps: Sequence[Step], ctx: StepContext[Any, Any], sink: Sink = _discard) -> WorkflowRun:
-    """Run `steps` in order until one fails; return every step's result (NOT_RUN after a failure)."""
-    started = time.monotonic()
+def run(
+    steps: Sequence[Step],
+    ctx: StepContext[Any, Any],
+    sink: Sink = _discard,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+) -> WorkflowRun:
+    """Run `steps` in order until one fails; return every step's result (NOT_RUN after a failure).
+
+    `clock` measures step durations (tests pass a fake one for exact output).
+    """
+    started = clock()
     results: list[StepResult] = []
     stopped = False
     for index, step in enumerate(steps):
@@ -266,10 +275,10 @@ def run(steps: Sequence[Step], ctx: StepContext[Any, Any], sink: Sink = _discard
             results.append(StepResult(step.name, Status.NOT_RUN, reason="an earlier step failed"))
             continue
         sink(StepStarted(step.name, step.label, index, len(steps)))
-        result = _run_one(step, ctx, sink)
+        result = _run_one(step, ctx, sink, clock)
         results.append(result)
         sink(StepFinished(result, step.label))
         stopped = result.is_failed
-    outcome = WorkflowRun(tuple(results), time.monotonic() - started)
+    outcome = WorkflowRun(tuple(results), clock() - started)
     sink(WorkflowFinished(outcome))
     return outcome
