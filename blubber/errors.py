@@ -75,3 +75,25 @@ class PolicyViolation(UserError):
     """The config is valid but an ops policy enforcement rejects it."""
 
     exit_code = ExitCode.POLICY
+
+
+class ConfigErrors(ConfigError):
+    """Several problems found in one pass; printed one per line. Location fields are the first problem's."""
+
+    def __init__(self, problems: list[ConfigError]) -> None:
+        first = problems[0]
+        super().__init__(first.message, file=first.file, line=first.line, path=first.path, hint=first.hint)
+        self.problems = problems
+
+    def __str__(self) -> str:
+        return "\n".join(str(p) for p in self.problems)
+
+
+def raise_all(problems: list[ConfigError]) -> None:
+    """Raise nothing, the one problem, or all of them (sorted by line) as ConfigErrors."""
+    if not problems:
+        return
+    problems = sorted(problems, key=lambda p: (p.line or 0, p.path or ""))
+    if len(problems) == 1:
+        raise problems[0]
+    raise ConfigErrors(problems)

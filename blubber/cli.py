@@ -1,0 +1,112 @@
+"""`blubber` command line: a thin shell over blubber.api that maps errors to exit codes.
+
+blubber CONFIG VARIANT [--policy FILE]     print the Dockerfile for VARIANT
+blubber compile CONFIG VARIANT [--policy]  the same
+blubber lint CONFIG [--policy FILE]        validate CONFIG and every variant (expansion + policy)
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from blubber import api
+from blubber.errors import ExitCode, UserError
+
+EXIT_CODES_HELP = f"""
+\b
+Exit codes:
+  {ExitCode.OK:>3}  success
+  {ExitCode.INTERNAL:>3}  internal error (a bug; printed with a traceback)
+  {ExitCode.USAGE:>3}  bad command-line usage
+  {ExitCode.CONFIG:>3}  bad config or policy file (unreadable, invalid YAML, unknown key, wrong type,
+       invalid value, unknown variant, include/copies cycle)
+  {ExitCode.POLICY:>3}  the config violates a policy enforcement
+"""
+
+_POLICY_OPTION = click.option(
+    "--policy",
+    "-p",
+    "policy",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help=f"Ops policy file (defaults + enforcements). Default: {api.DEFAULT_POLICY}",
+)
+_NO_POLICY_OPTION = click.option("--no-policy", is_flag=True, help="Apply no policy at all.")
+
+
+def _run(action: Callable[[], None]) -> None:
+    """Run `action`; a UserError is one message on stderr and its exit code, anything else a traceback + 1."""
+    try:
+        action()
+    except UserError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(int(e.exit_code))
+    except Exception:
+        traceback.print_exc()
+        click.echo(
+            "blubber: internal error (this is a bug, please report it with the traceback above)", err=True
+        )
+        sys.exit(int(ExitCode.INTERNAL))
+
+
+def _policy(policy: Path | None, no_policy: bool) -> Path | None:
+    if no_policy:
+        return None
+    return policy if policy is not None else api.DEFAULT_POLICY
+
+
+class _DefaultToCompile(click.Group):
+    """`blubber CONFIG VARIANT` is short for `blubber compile CONFIG VARIANT`."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        first = next((a for a in args if not a.startswith("-")), None)
+        if first is not None and first not in self.commands:
+            args = ["compile", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(
+    cls=_DefaultToCompile, epilog=EXIT_CODES_HELP, context_settings={"help_option_names": ["-h", "--help"]}
+)
+@click.version_option(package_name="deployer", prog_name="blubber")
+def main() -> None:
+    """Compile a Blubber config (version v4) into a multi-stage Dockerfile.
+
+    Usage: blubber CONFIG VARIANT [--policy FILE]
+    """
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.argument("config", type=click.Path(path_type=Path))
+@click.argument("variant")
+@_POLICY_OPTION
+@_NO_POLICY_OPTION
+def compile(config: Path, variant: str, policy: Path | None, no_policy: bool) -> None:
+    """Print the Dockerfile for VARIANT of CONFIG on stdout."""
+
+    def action() -> None:
+        loaded = api.load(config, policy=_policy(policy, no_policy))
+        click.echo(api.compile_dockerfile(loaded, variant), nl=False)
+
+    _run(action)
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.argument("config", type=click.Path(path_type=Path))
+@_POLICY_OPTION
+@_NO_POLICY_OPTION
+def lint(config: Path, policy: Path | None, no_policy: bool) -> None:
+    """Validate CONFIG: schema, rules, every variant's expansion and the policy."""
+
+    def action() -> None:
+        loaded = api.load(config, policy=_policy(policy, no_policy))
+        for name in sorted(loaded.variants):
+            api.compile_dockerfile(loaded, name)
+        click.echo(f"{config}: ok ({len(loaded.variants)} variants)")
+
+    _run(action)

@@ -1,0 +1,57 @@
+"""Compile one variant of a validated config into Dockerfile text (or into instruction values).
+
+Output: one stage per copies dependency (leaves first), then the requested variant's stage, each followed by
+a blank line, then the `LABEL blubber.variant=… blubber.version=…` line.
+Deterministic: same config, same text.
+"""
+
+from __future__ import annotations
+
+from blubber.build.dockerfile import render_stage
+from blubber.build.instructions import Instruction, Label
+from blubber.config._base import StageContext
+from blubber.config.root import Config
+from blubber.config.variant import stage
+from blubber.expand import Expanded, Expander
+
+VERSION = "0.1.0"
+
+
+def contexts(config: Config, expander: Expander, names: list[str]) -> dict[str, StageContext]:
+    """A StageContext for each stage; `workdirs` covers every stage so cross-stage paths resolve."""
+    expanded = {n: expander.validate(n) for n in names}
+    workdirs = {n: e.common.lives.in_ for n, e in expanded.items()}
+    return {n: _context(config, e, workdirs) for n, e in expanded.items()}
+
+
+def _context(config: Config, e: Expanded, workdirs: dict[str, str]) -> StageContext:
+    c = e.common
+    variables = {
+        "LIVES_AS": c.lives.as_, "LIVES_UID": str(c.lives.uid), "LIVES_GID": str(c.lives.gid),
+        "RUNS_AS": c.runs.as_, "RUNS_UID": str(c.runs.uid), "RUNS_GID": str(c.runs.gid),
+        **c.arguments, **c.runs.environment,
+    }  # fmt: skip
+    return StageContext(
+        name=e.name,
+        variants=config.names,
+        workdirs=workdirs,
+        lives_uid=c.lives.uid,
+        lives_gid=c.lives.gid,
+        variables=variables,
+        scratch=c.base is None,
+    )
+
+
+def stages(config: Config, variant: str) -> list[tuple[str, list[Instruction]]]:
+    """(stage name, instructions) for every stage needed to build `variant`, in output order."""
+    expander = Expander(config)
+    names = expander.stage_order(variant)
+    ctxs = contexts(config, expander, names)
+    return [(n, stage(expander.expand(n).common, expander.expand(n).copies, ctxs[n])) for n in names]
+
+
+def render(config: Config, variant: str) -> str:
+    """The Dockerfile text for `variant`."""
+    text = "".join(render_stage(instructions) + "\n" for _, instructions in stages(config, variant))
+    label = Label((("blubber.variant", variant), ("blubber.version", VERSION)))
+    return text + render_stage([label])

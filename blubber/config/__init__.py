@@ -1,0 +1,1 @@
+"""Config v4 model: one module per section, each with `parse`, `merge`, `check` and `instructions`."""

@@ -1,0 +1,118 @@
+"""Keys allowed at the top level and in every variant, and the one place their instruction order lives.
+
+Within a phase, sections contribute in this order (spec §4.3): arguments, apt, builders (list order), node,
+php, python, builder, lives, runs. `entrypoint` and `copies` are placed by the variant (variant.py).
+Merge: see each section's module; `base` is replaced only by a non-empty value (so `base: ~` in a variant
+cannot undo an inherited base, quirk 9, replicated); `entrypoint` is replaced whenever present.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from blubber.build.instructions import Instruction
+from blubber.build.phases import Phase
+from blubber.config import arguments, builders
+from blubber.config._base import Checker, StageContext, pick
+from blubber.config.apt import Apt
+from blubber.config.builder import Builder
+from blubber.config.builders import Entry
+from blubber.config.lives import Lives
+from blubber.config.node import Node
+from blubber.config.php import Php
+from blubber.config.python import Python
+from blubber.config.runs import Runs
+from blubber.source import YamlPath
+
+COMMON_KEYS = (
+    "base", "arguments", "apt", "lives", "runs", "entrypoint", "node", "php", "python", "builder", "builders",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Common:
+    base: str | None = None
+    arguments: dict[str, str] = field(default_factory=dict)
+    apt: Apt = field(default_factory=Apt)
+    lives: Lives = field(default_factory=Lives)
+    runs: Runs = field(default_factory=Runs)
+    entrypoint: tuple[str, ...] | None = None
+    node: Node = field(default_factory=Node)
+    php: Php = field(default_factory=Php)
+    python: Python = field(default_factory=Python)
+    builder: Builder = field(default_factory=Builder)
+    builders: tuple[Entry, ...] | None = None
+
+    @classmethod
+    def parse(cls, raw: dict) -> Common:
+        entrypoint = raw.get("entrypoint")
+        return cls(
+            base=raw.get("base") or None,
+            arguments=dict(raw.get("arguments") or {}),
+            apt=Apt.parse(raw.get("apt")),
+            lives=Lives.parse(raw.get("lives")),
+            runs=Runs.parse(raw.get("runs")),
+            entrypoint=None if entrypoint is None else tuple(entrypoint),
+            node=Node.parse(raw.get("node")),
+            php=Php.parse(raw.get("php")),
+            python=Python.parse(raw.get("python")),
+            builder=Builder.parse(raw.get("builder")),
+            builders=builders.parse(raw.get("builders")),
+        )
+
+    def merge(self, other: Common) -> Common:
+        return Common(
+            base=other.base or self.base,
+            arguments=arguments.merge(self.arguments, other.arguments),
+            apt=self.apt.merge(other.apt),
+            lives=self.lives.merge(other.lives),
+            runs=self.runs.merge(other.runs),
+            entrypoint=pick(self.entrypoint, other.entrypoint),
+            node=self.node.merge(other.node),
+            php=self.php.merge(other.php),
+            python=self.python.merge(other.python),
+            builder=self.builder.merge(other.builder),
+            builders=builders.merge(self.builders, other.builders),
+        )
+
+    def check(self, c: Checker, at: YamlPath) -> None:
+        """Semantic rules for these keys at `at` (top level, a variant, or an expanded variant)."""
+        if self.base is not None:
+            c.rule("imageref", self.base, (*at, "base"), "e.g. 127.0.0.1:5000/base/bookworm:12")
+        arguments.check(c, self.arguments, (*at, "arguments"))
+        self.apt.check(c, (*at, "apt"))
+        self.lives.check(c, (*at, "lives"))
+        self.runs.check(c, (*at, "runs"))
+        for key in ("node", "php", "python", "builder"):
+            getattr(self, key).check(c, (*at, key))
+        builders.check(c, self.builders, (*at, "builders"))
+        declared = [k for k in ("node", "php", "python", "builder") if getattr(self, k).is_declared]
+        if self.builders and declared:
+            c.add(
+                (*at, "builders"),
+                'is not allowed if any of field(s) "node php python builder" is declared/included',
+                f"move {', '.join(declared)} into `builders` (or drop `builders`), at every level",
+            )
+        for i, item in enumerate(self.entrypoint or ()):
+            c.text(item, (*at, "entrypoint", i), "entrypoint item")
+
+    def dependencies(self, variants: frozenset[str]) -> list[str]:
+        """Variants this config's builders read from (requirements and mounts)."""
+        deps = builders.dependencies(self.builders, variants)
+        for section in (self.node, self.php, self.python, self.builder):
+            deps += section.dependencies(variants)
+        return deps
+
+    def instructions(self, phase: Phase, ctx: StageContext) -> list[Instruction]:
+        """Every section's instructions for `phase`, in the one fixed section order."""
+        return [
+            *arguments.instructions(self.arguments, phase),
+            *self.apt.instructions(phase, ctx),
+            *builders.instructions(self.builders, phase, ctx),
+            *self.node.instructions(phase, ctx),
+            *self.php.instructions(phase, ctx),
+            *self.python.instructions(phase, ctx),
+            *self.builder.instructions(phase, ctx),
+            *self.lives.instructions(phase, ctx),
+            *self.runs.instructions(phase, ctx),
+        ]

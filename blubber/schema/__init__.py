@@ -1,0 +1,165 @@
+"""The JSON Schema of config v4 (the single source of truth for keys and types) and its error translation.
+
+`config.schema.json` is shipped as package data so editors can use it too. Errors from `jsonschema` are
+turned into ConfigErrors that say file:line, YAML path and a hint (`did you mean 'packages'?`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from functools import cache
+from importlib import resources
+
+import jsonschema
+from jsonschema.exceptions import ValidationError, best_match
+
+from blubber.errors import ConfigError, raise_all
+from blubber.source import Source, YamlPath
+
+VARIANT_ONLY = ("includes", "copies")
+
+
+@cache
+def schema() -> dict:
+    """The config schema as a dict (loaded once)."""
+    text = resources.files("blubber.schema").joinpath("config.schema.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+@cache
+def _validator(definition: str | None) -> jsonschema.protocols.Validator:
+    root = schema()
+    target = root if definition is None else {"$ref": f"#/$defs/{definition}", "$defs": root["$defs"]}
+    return jsonschema.Draft202012Validator(target)
+
+
+def check(source: Source, *, definition: str | None = None, at: YamlPath = ()) -> None:
+    """Validate `source.data` (or the node at `at`) against the schema (or a `$defs` entry)."""
+    data = source.data
+    for part in at:
+        data = data[part]  # type: ignore[index]
+    errors = list(_validator(definition).iter_errors(data))
+    problems: dict[str, ConfigError] = {}
+    for error in errors:
+        problem = translate(source, error, at)
+        problems.setdefault(problem.path or "", problem)
+    raise_all(list(problems.values()))
+
+
+_TYPE_NAMES = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "a boolean (true or false)",
+    "array": "a list",
+    "object": "a mapping",
+    "null": "null",
+}
+
+
+def type_name(value: object) -> str:
+    """How a YAML value reads to a user: `a string`, `a list`, …"""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    if value is None:
+        return "null (empty)"
+    return type(value).__name__
+
+
+def _expected(types: str | list[str]) -> str:
+    names = [_TYPE_NAMES.get(t, t) for t in ([types] if isinstance(types, str) else types)]
+    return " or ".join(names)
+
+
+def translate(source: Source, error: ValidationError, at: YamlPath = ()) -> ConfigError:
+    """One jsonschema error → one ConfigError with location and hint."""
+    if error.validator in ("anyOf", "oneOf") and error.context:
+        return _translate_any_of(source, error, at)
+    path: YamlPath = (*at, *error.absolute_path)
+    value = error.instance
+    v = error.validator
+    if v == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(k for k in value if k not in allowed)
+        key = unknown[0]
+        close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+        if key in VARIANT_ONLY and "variants" in allowed:
+            hint = f"'{key}' is only allowed inside a variant (variants.<name>.{key})"
+        elif close:
+            hint = f"did you mean '{close[0]}'?"
+        elif allowed:
+            hint = "allowed keys here: " + ", ".join(allowed)
+        else:
+            hint = None
+        return source.error((*path, key), f'unknown key "{key}"', hint)
+    if v == "type":
+        hint = None
+        if isinstance(value, str) and "boolean" in error.validator_value:
+            hint = (
+                f"write {value.strip().lower()} without quotes"
+                if value.lower() in ("true", "false")
+                else None
+            )
+        elif error.validator_value == "string" and isinstance(value, bool | int | float):
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            hint = f'quote the value, e.g. "{text}" (YAML reads unquoted yes/no/on/off as booleans)'
+        elif error.validator_value == "array" and isinstance(value, str):
+            hint = f"write a list, e.g. [{value}]"
+        return source.error(
+            path, f"expected {_expected(error.validator_value)}, got {type_name(value)}", hint
+        )
+    if v == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else str(error.validator_value)
+        hint = "add `version: v4` as the first line" if missing == "version" and not at else None
+        return source.error((*path, missing), f'"{missing}" is required', hint)
+    if v in ("minimum", "maximum"):
+        lo, hi = error.schema.get("minimum"), error.schema.get("maximum")
+        hint = "0 would be root; use an unprivileged id" if value == 0 else None
+        return source.error(path, f"{value} is out of range ({lo}..{hi})", hint)
+    if v == "pattern":
+        return source.error(
+            path, f'"{value}" is not a valid HTTP/HTTPS URL', "use an http:// or https:// URL"
+        )
+    if v == "enum":
+        options = ", ".join(str(o) for o in error.validator_value)
+        return source.error(path, f'"{value}" is not one of: {options}')
+    if v in ("minProperties", "maxProperties"):
+        keys = ", ".join(sorted(error.schema.get("properties", {})))
+        return source.error(path, f"must have exactly one key, one of: {keys}")
+    return source.error(path, error.message)
+
+
+def _translate_any_of(source: Source, error: ValidationError, at: YamlPath) -> ConfigError:
+    path: YamlPath = (*at, *error.absolute_path)
+    value = error.instance
+    branch_types = [b.get("type") for b in error.validator_value if "type" in b]
+    refs = [b for b in error.validator_value if "$ref" in b]
+    if branch_types and not refs and all(t == "array" for t in branch_types) and isinstance(value, list):
+        # `copies`: every branch is a list; the items mix strings and objects.
+        return source.error(
+            path,
+            "must be a list of only strings or only mappings, not both",
+            "write `{from: <name>}` for each item",
+        )
+    deepest = best_match(error.context)
+    if deepest is not None and len(deepest.absolute_path) > len(error.absolute_path):
+        return translate(source, deepest, at)
+    expected = []
+    for branch in error.validator_value:
+        if "type" in branch:
+            expected.append(_TYPE_NAMES.get(branch["type"], branch["type"]))
+        elif "$ref" in branch:
+            expected.append("a mapping")
+    names = " or ".join(dict.fromkeys(expected)) or "another form"
+    return source.error(path, f"expected {names}, got {type_name(value)}")
