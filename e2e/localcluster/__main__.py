@@ -7,11 +7,13 @@ selects `existing` unless a provider is named explicitly.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import sys
 from types import ModuleType
 
-from .host import ClusterError
+from . import layout as L
+from .host import ClusterError, say
 
 
 def provider() -> ModuleType:
@@ -27,6 +29,17 @@ def provider() -> ModuleType:
     else:
         raise ClusterError(f"unknown DEPLOYER_CLUSTER_PROVIDER {name!r} (local, kind or existing)")
     return mod
+
+
+def _lock() -> None:
+    """Serialize up/down: several test sessions may ask for the cluster at once. Held until exit."""
+    L.STATE.mkdir(parents=True, exist_ok=True)
+    fd = os.open(L.STATE / ".lock", os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        say("another e2e/cluster up/down is running; waiting for it")
+        fcntl.flock(fd, fcntl.LOCK_EX)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         mod = provider()
+        if args.command in ("up", "down"):
+            _lock()
         if args.command == "up":
             mod.up()
         elif args.command == "down":

@@ -163,6 +163,7 @@ clientConnection: {{kubeconfig: {L.ETC / "kube-proxy.kubeconfig"}}}
 hostnameOverride: {L.NODE_NAME}
 mode: iptables
 clusterCIDR: 10.244.0.0/16
+nodePortAddresses: [primary]
 oomScoreAdj: 0
 healthzBindAddress: 127.0.0.1:10256
 metricsBindAddress: 127.0.0.1:10249

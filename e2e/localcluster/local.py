@@ -69,6 +69,17 @@ def components() -> list[Component]:
                 "--authorization-mode=Node,RBAC",
                 "--enable-admission-plugins=NodeRestriction",
                 "--allow-privileged=true",
+                # The node's hostname is not resolvable (no DNS in the netns): dial kubelet at its IP.
+                "--kubelet-preferred-address-types=InternalIP",
+                # Front-proxy (requestheader) settings: aggregated APIs work, and kcm/scheduler find
+                # the CA bundle they look for in kube-system/extension-apiserver-authentication.
+                f"--requestheader-client-ca-file={pk / 'ca.crt'}",
+                "--requestheader-allowed-names=front-proxy-client",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                f"--proxy-client-cert-file={pk / 'front-proxy-client.crt'}",
+                f"--proxy-client-key-file={pk / 'front-proxy-client.key'}",
                 # Webhooks and aggregated APIs are dialled at pod IPs: the apiserver never needs kube-proxy.
                 "--enable-aggregator-routing=true",
                 "--profiling=false",

@@ -32,6 +32,7 @@ CLIENTS = {
     "scheduler": ("system:kube-scheduler", None),
     "kubelet": (f"system:node:{L.NODE_NAME}", "system:nodes"),
     "kube-proxy": ("system:kube-proxy", None),
+    "front-proxy-client": ("front-proxy-client", None),
 }
 
 
