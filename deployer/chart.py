@@ -1,0 +1,233 @@
+"""Render a per-service Helm chart: the base chart (charts/service) plus values derived from the config.
+
+The values come from two places:
+
+- blubber's runtime data for the deployed variant (`blubber.runtime(config, variant)`): uid/gid →
+  `securityContext.runAsUser/runAsGroup` (and `runAsNonRoot` when uid ≠ 0), workdir → `app.workingDir`,
+  environment → `app.env`, entrypoint → `app.command`;
+- the service's deploy config (`deployer.deploy_config`): port, replicas, probes, resources, extra env
+  (wins over blubber's environment on a name clash), read-only root, Service port, helm test, pull secrets,
+  progress deadline;
+
+plus the image by digest (`image.repository` + `image.digest`; the tag only labels the pods).
+
+Output is deterministic: the same inputs give byte-identical Chart.yaml and values.yaml (sorted keys), so a
+diff between two rendered charts means a change. Nothing here runs a process; linting, packaging and
+pushing go through `deployer.helm`.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+
+from blubber.errors import ConfigError
+from deployer.deploy_config import DeployConfig, DeployPolicy, enforce
+
+__all__ = [
+    "BASE_CHART",
+    "ImageRef",
+    "RenderedChart",
+    "RuntimeInfo",
+    "chart_version",
+    "dump_yaml",
+    "render_values",
+    "write_chart",
+]
+
+BASE_CHART = Path(__file__).resolve().parent.parent / "charts" / "service"
+"""The base chart every service chart is rendered from."""
+
+
+class RuntimeInfo(Protocol):
+    """What chart rendering needs from `blubber.runtime(config, variant)` (a `Runtime`)."""
+
+    variant: str
+    uid: int
+    gid: int
+    workdir: str
+    environment: Mapping[str, str]
+    entrypoint: Sequence[str]
+    insecure: bool
+
+
+_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
+_REPOSITORY = re.compile(
+    r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+$"
+)
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """A pushed image: repository, content digest, and the human tag it was pushed under (may be empty)."""
+
+    repository: str
+    digest: str
+    tag: str = ""
+
+    def __post_init__(self) -> None:
+        if not _REPOSITORY.match(self.repository):
+            raise ValueError(f"not an image repository: {self.repository!r}")
+        if not _DIGEST.match(self.digest):
+            raise ValueError(f"not a sha256 digest: {self.digest!r}")
+        if self.tag and not _TAG.match(self.tag):
+            raise ValueError(f"not an image tag: {self.tag!r}")
+
+    @property
+    def pinned(self) -> str:
+        """`repository@sha256:…`: what the pods run."""
+        return f"{self.repository}@{self.digest}"
+
+    @classmethod
+    def parse(cls, ref: str) -> ImageRef:
+        """Parse `repo[:tag]@sha256:…`; a reference without a digest is refused (we never deploy a tag)."""
+        name, sep, digest = ref.partition("@")
+        if not sep:
+            raise ValueError(f"image reference {ref!r} has no @sha256 digest")
+        repository, tag = name, ""
+        last = name.rsplit("/", 1)[-1]
+        if ":" in last:
+            repository, tag = name.rsplit(":", 1)
+        return cls(repository=repository, digest=digest, tag=tag)
+
+
+@dataclass(frozen=True)
+class RenderedChart:
+    """A per-service chart written to disk."""
+
+    path: Path  # the chart directory
+    name: str
+    version: str
+    values: Mapping[str, Any]
+
+
+def chart_version(when: datetime | None = None) -> str:
+    """A semver chart version from a UTC time: `0.0.<YYYYMMDDHHMMSS>`, ordered like the image timestamps.
+
+    Build metadata (`+…`) would be ignored in semver ordering and becomes `_` in OCI tags, so the time
+    is the patch number instead.
+    """
+    when = (when or datetime.now(UTC)).astimezone(UTC)
+    return f"0.0.{when:%Y%m%d%H%M%S}"
+
+
+def render_values(
+    deploy: DeployConfig,
+    runtime: RuntimeInfo,
+    image: ImageRef,
+    *,
+    policy: DeployPolicy | None = None,
+    blubber_file: str | None = None,
+) -> dict[str, Any]:
+    """The values.yaml content for one service (plain data, JSON-compatible).
+
+    With `policy`, its enforcements are checked first (PolicyViolation on the first broken rule).
+    """
+    if policy is not None:
+        enforce(
+            deploy,
+            policy,
+            uid=runtime.uid,
+            insecure=runtime.insecure,
+            image_repository=image.repository,
+            blubber_file=blubber_file,
+        )
+    if runtime.uid < 0 or runtime.gid < 0:
+        raise ConfigError(
+            f"variant {runtime.variant!r} has no numeric runtime uid/gid ({runtime.uid}/{runtime.gid})",
+            file=blubber_file,
+            path=f"variants.{runtime.variant}.runs",
+            hint="set runs.uid and runs.gid; Kubernetes needs numeric ids to enforce runAsNonRoot",
+        )
+    env = {str(k): str(v) for k, v in runtime.environment.items()}
+    env.update(deploy.env)  # deploy.yaml's env wins over the image's environment
+
+    def probe(p: Any) -> dict[str, Any]:
+        return {
+            "enabled": p.enabled,
+            "path": p.path,
+            "initialDelaySeconds": p.initial_delay_seconds,
+            "periodSeconds": p.period_seconds,
+            "timeoutSeconds": p.timeout_seconds,
+            "failureThreshold": p.failure_threshold,
+        }
+
+    return {
+        "fullnameOverride": deploy.release,
+        "nameOverride": deploy.release,
+        "image": {
+            "repository": image.repository,
+            "digest": image.digest,
+            "tag": image.tag,
+            "pullPolicy": "IfNotPresent",
+        },
+        "imagePullSecrets": list(deploy.image_pull_secrets),
+        "replicaCount": deploy.replicas,
+        "progressDeadlineSeconds": deploy.timeouts.progress_deadline,
+        "app": {
+            "port": deploy.port,
+            "command": [str(a) for a in runtime.entrypoint],
+            "args": [],
+            "workingDir": runtime.workdir or "",
+            "env": dict(sorted(env.items())),
+        },
+        "securityContext": {
+            "runAsNonRoot": runtime.uid != 0,
+            "runAsUser": runtime.uid,
+            "runAsGroup": runtime.gid,
+            "readOnlyRootFilesystem": deploy.read_only_root_filesystem,
+        },
+        "probes": {"readiness": probe(deploy.readiness), "liveness": probe(deploy.liveness)},
+        "resources": {kind: dict(q) for kind, q in deploy.resources.items()},
+        "service": {"type": "ClusterIP", "port": deploy.service_port},
+        "test": {"enabled": deploy.helm_test, "path": deploy.test_path, "image": ""},
+        "podAnnotations": {},
+        "podLabels": {},
+    }
+
+
+def dump_yaml(data: Any) -> str:
+    """YAML text with sorted keys and block style: the one serialisation of generated files."""
+    return yaml.safe_dump(data, sort_keys=True, default_flow_style=False, allow_unicode=True, width=1000)
+
+
+def write_chart(
+    out_dir: str | Path,
+    name: str,
+    version: str,
+    values: Mapping[str, Any],
+    *,
+    app_version: str = "",
+    base: str | Path = BASE_CHART,
+) -> RenderedChart:
+    """Copy the base chart to `<out_dir>/<name>/` and write its Chart.yaml and values.yaml.
+
+    An existing `<out_dir>/<name>/` is replaced, so a re-render never keeps stale templates.
+    """
+    base = Path(base)
+    target = Path(out_dir) / name
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(base, target)
+    chart = yaml.safe_load((base / "Chart.yaml").read_text(encoding="utf-8"))
+    chart["name"] = name
+    chart["version"] = version
+    chart["appVersion"] = app_version or version
+    chart["description"] = f"{name}, rendered by deployer from charts/{base.name}"
+    image = values.get("image", {})
+    chart["annotations"] = {
+        "deployer/base-chart": f"{base.name}-{yaml.safe_load((base / 'Chart.yaml').read_text())['version']}",
+        "deployer/image": f"{image.get('repository', '')}@{image.get('digest', '')}",
+    }
+    (target / "Chart.yaml").write_text(dump_yaml(chart), encoding="utf-8")
+    header = "# Rendered by deployer (deployer/chart.py); do not edit, re-render instead.\n"
+    (target / "values.yaml").write_text(header + dump_yaml(dict(values)), encoding="utf-8")
+    return RenderedChart(path=target, name=name, version=version, values=values)

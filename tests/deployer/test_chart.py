@@ -1,0 +1,139 @@
+"""Per-service chart values from blubber runtime data + deploy.yaml, and the chart written to disk."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from blubber.errors import ConfigError, PolicyViolation
+from deployer.chart import BASE_CHART, ImageRef, chart_version, dump_yaml, render_values, write_chart
+from deployer.deploy_config import DeployPolicy, load, load_policy
+
+DIGEST = "sha256:" + "ab" * 32
+IMAGE = ImageRef("127.0.0.1:5000/staging/node-hello", DIGEST, "2026-11-27-070000-production")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Shaped like blubber.runtime(config, variant)."""
+
+    variant: str = "production"
+    base: str = "127.0.0.1:5000/base/nodejs:12"
+    user: str = "runuser"
+    uid: int = 900
+    gid: int = 900
+    workdir: str = "/srv/app"
+    environment: dict[str, str] = field(
+        default_factory=lambda: {"NODE_ENV": "production", "GREETING": "image"}
+    )
+    entrypoint: tuple[str, ...] = ("node", "server.js")
+    insecure: bool = False
+
+
+def deploy(tmp_path: Path, text: str | None = None, policy: DeployPolicy | None = None):  # type: ignore[no-untyped-def]
+    root = tmp_path / "node-hello"
+    (root / ".pipeline").mkdir(parents=True, exist_ok=True)
+    if text is not None:
+        (root / ".pipeline" / "deploy.yaml").write_text(text)
+    return load(root, policy or load_policy())
+
+
+def test_values_mapping(tmp_path: Path) -> None:
+    config = deploy(tmp_path, 'port: 3000\nreplicas: 2\nenv: {GREETING: deploy, EXTRA: "a\\"b\\nc"}\n')
+    values = render_values(config, Runtime(), IMAGE, policy=load_policy())
+    assert values["image"] == {
+        "repository": "127.0.0.1:5000/staging/node-hello",
+        "digest": DIGEST,
+        "tag": "2026-11-27-070000-production",
+        "pullPolicy": "IfNotPresent",
+    }
+    assert values["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 900,
+        "runAsGroup": 900,
+        "readOnlyRootFilesystem": False,
+    }
+    assert values["app"] == {
+        "port": 3000,
+        "command": ["node", "server.js"],
+        "args": [],
+        "workingDir": "/srv/app",
+        # deploy.yaml's env wins over the image's environment on a clash
+        "env": {"EXTRA": 'a"b\nc', "GREETING": "deploy", "NODE_ENV": "production"},
+    }
+    assert values["replicaCount"] == 2
+    assert values["progressDeadlineSeconds"] == 120
+    assert values["resources"]["limits"] == {"cpu": "500m", "memory": "256Mi"}  # from policies/deploy.yaml
+    assert values["fullnameOverride"] == "node-hello"
+
+
+def test_values_satisfy_the_base_charts_schema(tmp_path: Path) -> None:
+    schema = json.loads((BASE_CHART / "values.schema.json").read_text())
+    values = render_values(deploy(tmp_path, "readOnlyRootFilesystem: true\n"), Runtime(), IMAGE)
+    jsonschema.Draft7Validator(schema).validate(values)
+    # and the base chart's own defaults too
+    jsonschema.Draft7Validator(schema).validate(yaml.safe_load((BASE_CHART / "values.yaml").read_text()))
+
+
+def test_root_runtime_is_refused_by_policy_and_flagged_without(tmp_path: Path) -> None:
+    config = deploy(tmp_path)
+    with pytest.raises(PolicyViolation, match="runs as root"):
+        render_values(config, Runtime(uid=0, gid=0), IMAGE, policy=load_policy(), blubber_file="b.yaml")
+    values = render_values(config, Runtime(uid=0, gid=0), IMAGE)  # no policy: allowed, but not "non-root"
+    assert values["securityContext"]["runAsNonRoot"] is False
+
+
+def test_non_numeric_uid_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="numeric"):
+        render_values(deploy(tmp_path), Runtime(uid=-1), IMAGE)
+
+
+def test_image_ref_parsing_refuses_tags_without_digest() -> None:
+    ref = ImageRef.parse(f"127.0.0.1:5000/staging/node-hello:2026-11-27-production@{DIGEST}")
+    assert (ref.repository, ref.tag, ref.pinned) == (
+        "127.0.0.1:5000/staging/node-hello",
+        "2026-11-27-production",
+        f"127.0.0.1:5000/staging/node-hello@{DIGEST}",
+    )
+    assert ImageRef.parse(f"127.0.0.1:5000/x@{DIGEST}").tag == ""
+    for bad in ("127.0.0.1:5000/x:latest", f"x@sha256:{'0' * 10}", f"UPPER/x@{DIGEST}", f"r/x:a b@{DIGEST}"):
+        with pytest.raises(ValueError):
+            ImageRef.parse(bad)
+
+
+def test_chart_version_is_semver_and_time_ordered() -> None:
+    a = chart_version(datetime(2026, 11, 27, 7, 0, 0, tzinfo=UTC))
+    b = chart_version(datetime(2026, 11, 27, 7, 0, 1, tzinfo=UTC))
+    assert a == "0.0.20261127070000"
+    assert int(b.rsplit(".", 1)[1]) > int(a.rsplit(".", 1)[1])
+
+
+def test_written_chart_is_deterministic(tmp_path: Path) -> None:
+    values = render_values(deploy(tmp_path), Runtime(), IMAGE)
+    one = write_chart(tmp_path / "one", "node-hello", "0.0.1", values, app_version=IMAGE.tag)
+    two = write_chart(
+        tmp_path / "two", "node-hello", "0.0.1", dict(reversed(list(values.items()))), app_version=IMAGE.tag
+    )
+    for name in ("Chart.yaml", "values.yaml"):
+        assert (one.path / name).read_bytes() == (two.path / name).read_bytes()
+    chart = yaml.safe_load((one.path / "Chart.yaml").read_text())
+    assert (chart["name"], chart["version"], chart["appVersion"]) == ("node-hello", "0.0.1", IMAGE.tag)
+    assert chart["annotations"]["deployer/image"] == IMAGE.pinned
+    assert yaml.safe_load((one.path / "values.yaml").read_text()) == values
+    assert (one.path / "templates" / "deployment.yaml").is_file()
+    # re-rendering into the same place replaces, never merges, the old chart
+    (one.path / "templates" / "stale.yaml").write_text("stale")
+    write_chart(tmp_path / "one", "node-hello", "0.0.2", values)
+    assert not (one.path / "templates" / "stale.yaml").exists()
+
+
+def test_dump_yaml_sorts_keys_and_keeps_newlines_safe() -> None:
+    text = dump_yaml({"b": 1, "a": {"d": "x\n- injected: true", "c": "y"}})
+    assert text.index("a:") < text.index("b:") and text.index("c:") < text.index("d:")
+    assert yaml.safe_load(text) == {"b": 1, "a": {"d": "x\n- injected: true", "c": "y"}}

@@ -1,0 +1,184 @@
+"""deploy.yaml loading: defaults, layering over policy, schema errors with file:line:path, enforcements."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from blubber.errors import ConfigError, PolicyViolation
+from deployer import deploy_config
+from deployer.deploy_config import DeployPolicy, enforce, load, load_policy
+
+NO_POLICY = DeployPolicy(defaults={}, enforcements={})
+
+
+def service(tmp_path: Path, deploy_yaml: str | None, name: str = "node-hello") -> Path:
+    root = tmp_path / name
+    (root / ".pipeline").mkdir(parents=True)
+    (root / ".pipeline" / "blubber.yaml").write_text("version: v4\n")
+    if deploy_yaml is not None:
+        (root / ".pipeline" / "deploy.yaml").write_text(deploy_yaml)
+    return root
+
+
+def test_service_without_deploy_yaml_gets_defaults(tmp_path: Path) -> None:
+    config = load(service(tmp_path, None, name="Node_Hello"), NO_POLICY)
+    assert config.file is None
+    assert config.release == "node-hello"
+    assert config.namespace == "node-hello"
+    assert config.variant == "production"
+    assert config.port == 8080
+    assert config.replicas == 1
+    assert config.readiness.enabled and config.readiness.path == "/"
+    assert "limits" not in config.resources  # limits come from the ops policy
+    assert config.helm_test is True
+    assert config.smoke_checks == ()
+    assert config.timeouts.progress_deadline == 120
+
+
+def test_deploy_yaml_overrides_policy_defaults_key_by_key(tmp_path: Path) -> None:
+    policy = DeployPolicy(
+        defaults={"replicas": 3, "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}, enforcements={}
+    )
+    root = service(
+        tmp_path,
+        """
+release: hello
+namespace: staging
+port: 3000
+resources:
+  limits: {memory: 128Mi}
+env: {GREETING: hi, DEBUG: yes, WORKERS: 2}
+probes:
+  readiness: {path: /healthz, periodSeconds: 1}
+smoke:
+  checks:
+    - {name: root, path: /, body: hello}
+    - {path: /missing, status: 404}
+timeouts: {progressDeadline: 30, rollout: 60}
+""",
+    )
+    config = load(root, policy)
+    assert (config.release, config.namespace, config.port, config.replicas) == ("hello", "staging", 3000, 3)
+    assert config.resources["limits"] == {"cpu": "1", "memory": "128Mi"}
+    assert dict(config.env) == {"DEBUG": "true", "GREETING": "hi", "WORKERS": "2"}
+    assert config.readiness.path == "/healthz" and config.readiness.period_seconds == 1
+    assert config.readiness.failure_threshold == 3  # the default under the override
+    assert config.test_path == "/healthz"  # helm test follows the readiness path
+    assert [(c.name, c.path, c.status, c.body) for c in config.smoke_checks] == [
+        ("root", "/", 200, "hello"),
+        ("http-2", "/missing", 404, None),
+    ]
+    assert (config.timeouts.progress_deadline, config.timeouts.rollout) == (30, 60)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "path", "words"),
+    [
+        ("port: 8080\nreplica: 2\n", 2, "replica", "unknown key 'replica'"),
+        ("port: 80800\n", 1, "port", "80800"),
+        ("probes:\n  readiness:\n    path: healthz\n", 3, "probes.readiness.path", "must match"),
+        ("smoke:\n  checks:\n    - path: /\n      status: 2000\n", 4, "smoke.checks[0].status", "2000"),
+        ("release: Node_Hello\n", 1, "release", "not valid"),
+        ("env:\n  A: 1\n  B:\n", 3, "env.B", "None"),
+    ],
+)
+def test_schema_errors_name_file_line_and_path(
+    tmp_path: Path, text: str, line: int, path: str, words: str
+) -> None:
+    root = service(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load(root, NO_POLICY)
+    error = info.value
+    assert error.file == str(root / ".pipeline" / "deploy.yaml")
+    assert (error.line, error.path) == (line, path)
+    assert words in error.message
+
+
+def test_unknown_key_hint_lists_allowed_keys(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(service(tmp_path, "probes:\n  readyness: {}\n"), NO_POLICY)
+    assert info.value.hint == "allowed keys here: liveness, readiness"
+
+
+def test_yaml_syntax_error_and_non_mapping(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="invalid YAML") as info:
+        load(service(tmp_path, "port: [8080\n"), NO_POLICY)
+    assert info.value.line is not None
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load(service(tmp_path / "b", "- port\n"), NO_POLICY)
+
+
+def test_duplicate_smoke_check_names_refused(tmp_path: Path) -> None:
+    root = service(tmp_path, "smoke:\n  checks:\n    - {name: a, path: /}\n    - {name: a, path: /x}\n")
+    with pytest.raises(ConfigError, match="duplicate smoke check name") as info:
+        load(root, NO_POLICY)
+    assert (info.value.line, info.value.path) == (4, "smoke.checks[1].name")
+
+
+def test_rollout_deadline_shorter_than_progress_deadline_refused(tmp_path: Path) -> None:
+    root = service(tmp_path, "timeouts:\n  progressDeadline: 200\n  rollout: 100\n")
+    with pytest.raises(ConfigError, match="shorter than") as info:
+        load(root, NO_POLICY)
+    assert info.value.line == 1
+
+
+def test_repository_policy_loads_and_validates() -> None:
+    policy = load_policy()
+    assert policy.file == str(deploy_config.DEFAULT_POLICY_FILE)
+    assert policy.enforcements["runAsNonRoot"] is True
+    assert policy.defaults["timeouts"]["rollout"] >= policy.defaults["timeouts"]["progressDeadline"]
+
+
+def test_policy_file_errors_point_into_the_policy(tmp_path: Path) -> None:
+    bad = tmp_path / "policy.yaml"
+    bad.write_text("enforcements: []\ndeploy:\n  enforcements:\n    maxReplica: 3\n")
+    with pytest.raises(ConfigError) as info:
+        load_policy(bad)
+    assert (info.value.file, info.value.line, info.value.path) == (
+        str(bad),
+        4,
+        "deploy.enforcements.maxReplica",
+    )
+    bad.write_text("deploy:\n  defaults:\n    namespace: x\n")
+    with pytest.raises(ConfigError, match="cannot have a policy default"):
+        load_policy(bad)
+    bad.write_text("enforcements: []\n")  # a blubber-only policy file: no deploy rules
+    assert load_policy(bad).enforcements == {}
+
+
+def _enforce(config, **kw):  # type: ignore[no-untyped-def]
+    args = {"uid": 900, "insecure": False, "image_repository": "127.0.0.1:5000/staging/x"} | kw
+    enforce(config, load_policy(), **args)
+
+
+def test_enforcements(tmp_path: Path) -> None:
+    config = load(service(tmp_path, None), load_policy())
+    _enforce(config)  # the defaults pass the repository's policy
+    with pytest.raises(PolicyViolation, match="runs as root") as info:
+        _enforce(config, uid=0)
+    assert info.value.path == "variants.production.runs"
+    assert "policies/deploy.yaml" in info.value.message  # names the rule that fired
+    with pytest.raises(PolicyViolation, match="insecurely"):
+        _enforce(config, insecure=True)
+    with pytest.raises(PolicyViolation, match="not in the policy's allowed repositories"):
+        _enforce(config, image_repository="docker.io/library/nginx")
+
+
+def test_enforcements_point_at_deploy_yaml(tmp_path: Path) -> None:
+    root = service(tmp_path, "replicas: 50\n")
+    with pytest.raises(PolicyViolation, match="exceeds the policy maximum") as info:
+        _enforce(load(root, load_policy()))
+    assert (info.value.line, info.value.path) == (1, "replicas")
+    root = service(tmp_path / "b", "probes:\n  readiness:\n    enabled: false\n")
+    with pytest.raises(PolicyViolation, match="readiness probe is disabled") as info:
+        _enforce(load(root, load_policy()))
+    assert info.value.line == 3
+    policy = DeployPolicy(defaults={}, enforcements={"requireLimits": ["cpu", "memory"]})
+    root = service(tmp_path / "c", "resources:\n  limits: {cpu: 100m}\n")
+    with pytest.raises(PolicyViolation, match="no memory limit") as info:
+        enforce(load(root, policy), policy, uid=1, insecure=False, image_repository="r/x")
+    assert (info.value.line, info.value.path) == (2, "resources.limits")
+    root = service(tmp_path / "d", "resources:\n  limits: {cpu: 100m, memory: 1Gi}\n")
+    enforce(load(root, policy), policy, uid=1, insecure=False, image_repository="r/x")

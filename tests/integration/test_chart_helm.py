@@ -1,0 +1,115 @@
+"""The rendered per-service chart through the real helm binary: lint clean, renders what we promise.
+
+helm is a local binary (no daemon, no cluster): these tests need only the pinned helm from e2e/tools.sh.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+from deployer.chart import BASE_CHART, ImageRef, chart_version, render_values, write_chart
+from deployer.deploy_config import load, load_policy
+from deployer.errors import DeployFailed
+from deployer.helm import HELM_BIN, Helm
+from tests.conftest import require
+
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+@dataclass(frozen=True)
+class Runtime:
+    variant: str = "production"
+    base: str = "127.0.0.1:5000/base/nodejs:12"
+    user: str = "runuser"
+    uid: int = 900
+    gid: int = 901
+    workdir: str = "/srv/app"
+    environment: dict[str, str] = field(default_factory=lambda: {"NODE_ENV": "production"})
+    entrypoint: tuple[str, ...] = ("node", "server.js")
+    insecure: bool = False
+
+
+@pytest.fixture
+def helm() -> Helm:
+    require("helm", Path(HELM_BIN).is_file(), "e2e/tools.sh")
+    return Helm()
+
+
+def rendered(tmp_path: Path, deploy_yaml: str = "") -> Path:
+    service = tmp_path / "node-hello"
+    (service / ".pipeline").mkdir(parents=True)
+    (service / ".pipeline" / "deploy.yaml").write_text(deploy_yaml or "{}\n")
+    config = load(service, load_policy())
+    image = ImageRef("127.0.0.1:5000/staging/node-hello", DIGEST, "2026-11-27-071500-production")
+    values = render_values(config, Runtime(), image, policy=load_policy())
+    return write_chart(tmp_path / "out", config.release, chart_version(), values, app_version=image.tag).path
+
+
+def docs(text: str) -> dict[str, dict]:
+    return {d["kind"]: d for d in yaml.safe_load_all(text) if d}
+
+
+def test_base_chart_lints_clean(helm: Helm) -> None:
+    out = helm.lint(BASE_CHART)
+    assert "0 chart(s) failed" in out
+
+
+def test_rendered_chart_lints_clean_and_renders_the_promised_pod(tmp_path: Path, helm: Helm) -> None:
+    chart = rendered(tmp_path, 'readOnlyRootFilesystem: true\nenv: {QUOTE: "a\'b\\"c\\n- x: y"}\n')
+    assert "0 chart(s) failed" in helm.lint(chart)
+    manifests = docs(helm.template("node-hello", "staging", chart, values_file=str(chart / "values.yaml")))
+    deployment = manifests["Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == f"127.0.0.1:5000/staging/node-hello@{DIGEST}"
+    assert container["imagePullPolicy"] == "IfNotPresent"
+    assert container["command"] == ["node", "server.js"]
+    assert container["workingDir"] == "/srv/app"
+    assert container["env"] == [
+        {"name": "NODE_ENV", "value": "production"},
+        {"name": "QUOTE", "value": "a'b\"c\n- x: y"},  # one value, not a second list item
+    ]
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "runAsUser": 900,
+        "runAsGroup": 901,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    assert container["resources"]["limits"] == {"cpu": "500m", "memory": "256Mi"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/", "port": "http"}
+    assert deployment["spec"]["progressDeadlineSeconds"] == 120
+    labels = deployment["metadata"]["labels"]
+    assert labels["app.kubernetes.io/name"] == "node-hello"
+    assert labels["app.kubernetes.io/instance"] == "node-hello"
+    assert labels["app.kubernetes.io/version"] == "2026-11-27-071500-production"
+    assert labels["app.kubernetes.io/managed-by"] == "Helm"
+    assert manifests["Service"]["spec"]["ports"][0]["targetPort"] == "http"
+    test_pod = manifests["Pod"]
+    assert test_pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    assert test_pod["spec"]["containers"][0]["image"] == container["image"]
+
+
+def test_schema_refuses_a_tag_instead_of_a_digest(tmp_path: Path, helm: Helm) -> None:
+    chart = rendered(tmp_path)
+    values = yaml.safe_load((chart / "values.yaml").read_text())
+    values["image"]["digest"] = "latest"
+    (chart / "values.yaml").write_text(yaml.safe_dump(values))
+    with pytest.raises(DeployFailed, match="digest"):
+        helm.lint(chart)
+
+
+def test_package_names_the_chart_like_the_service(tmp_path: Path, helm: Helm) -> None:
+    chart = rendered(tmp_path)
+    tgz = helm.package(chart, tmp_path)
+    version = yaml.safe_load((chart / "Chart.yaml").read_text())["version"]
+    assert tgz == tmp_path / f"node-hello-{version}.tgz"
+    assert tgz.is_file()
