@@ -15,6 +15,7 @@ KUBELET_YAML = L.ETC / "kubelet.yaml"
 KUBE_PROXY_YAML = L.ETC / "kube-proxy.yaml"
 CNI_IPAM_DIR = L.DATA / "cni-ipam"
 POD_LOGS_DIR = L.DATA / "pod-logs"
+CNI_NETWORK = "deployer-e2e"
 
 
 def registry_credentials() -> tuple[str, str] | None:
@@ -75,6 +76,8 @@ oom_score = 0
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
+        # runc's state would otherwise go to /run/containerd/runc, next to docker's containerd.
+        Root = "{L.RUN / "runc"}"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "{CNI_DIR}"
@@ -95,7 +98,7 @@ def cni_conflist() -> str:
     """Debian's bridge + host-local + portmap. No masquerading: there is nowhere to route to."""
     conf = {
         "cniVersion": "1.0.0",
-        "name": "deployer-e2e",
+        "name": CNI_NETWORK,
         "plugins": [
             {
                 "type": "bridge",

@@ -199,3 +199,30 @@ def mounts_under(*prefixes: Path) -> list[str]:
 def unmount_under(*prefixes: Path) -> None:
     for point in mounts_under(*prefixes):
         run(["umount", "-l", point], check=False)
+
+
+# kubelet hard-codes a few host paths (device-plugin socket dir, /var/log/containers) and libcni caches
+# results in /var/lib/cni; these are cleaned entry by entry, only where the entry is ours.
+KUBELET_HOST_DIRS = [Path("/var/lib/kubelet/device-plugins"), Path("/var/lib/kubelet")]
+CONTAINER_LOG_LINKS = Path("/var/log/containers")
+CNI_RESULTS = Path("/var/lib/cni/results")
+
+
+def remove_host_leftovers(pod_logs_dir: Path, cni_network: str) -> None:
+    """Remove what kubelet and libcni wrote outside our state dirs, touching nothing of anyone else."""
+    (Path("/var/lib/kubelet/device-plugins") / "kubelet.sock").unlink(missing_ok=True)
+    if CONTAINER_LOG_LINKS.is_dir():
+        for link in CONTAINER_LOG_LINKS.iterdir():
+            if link.is_symlink() and os.readlink(link).startswith(f"{pod_logs_dir}/"):
+                link.unlink()
+    if CNI_RESULTS.is_dir():
+        ours = [f for f in CNI_RESULTS.iterdir() if f.name.startswith(f"{cni_network}-")]
+        for f in ours:
+            container_id = f.name[len(cni_network) + 1 :].rsplit("-", 1)[0]
+            f.unlink(missing_ok=True)
+            (CNI_RESULTS / f"cni-loopback-{container_id}-lo").unlink(missing_ok=True)
+    # containerd 1.6 puts shim sockets in /run/containerd/s whatever its state dir is.
+    shim_dirs = [Path("/run/containerd/s"), Path("/run/containerd")]
+    for d in [*KUBELET_HOST_DIRS, CONTAINER_LOG_LINKS, CNI_RESULTS, CNI_RESULTS.parent, *shim_dirs]:
+        with contextlib.suppress(OSError):
+            d.rmdir()  # only when empty

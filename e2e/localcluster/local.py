@@ -102,6 +102,7 @@ def components() -> list[Component]:
                 f"--cluster-signing-cert-file={pk / 'ca.crt'}",
                 f"--cluster-signing-key-file={pk / 'ca.key'}",
                 f"--service-cluster-ip-range={L.SERVICE_CIDR}",
+                f"--flex-volume-plugin-dir={L.DATA / 'volume-plugins'}",
                 "--v=1",
             ],
         ),
@@ -148,6 +149,7 @@ def components() -> list[Component]:
                 f"--config={configs.KUBELET_YAML}",
                 f"--kubeconfig={etc / 'kubelet.kubeconfig'}",
                 f"--root-dir={L.KUBELET_DIR}",
+                f"--cert-dir={L.KUBELET_DIR / 'pki'}",
                 f"--hostname-override={L.NODE_NAME}",
                 f"--node-ip={L.NODE_IP}",
                 # Deprecated, but still keeps the locally built sandbox image out of image GC.
@@ -330,6 +332,7 @@ def down(purge: bool = False) -> None:
         procs.kill_pids(leftovers, timeout=5)
     host.unmount_under(L.RUN, L.DATA)
     host.remove_kubepods_cgroups()
+    host.remove_host_leftovers(configs.POD_LOGS_DIR, configs.CNI_NETWORK)
     host.delete_netns()
     for d in (L.RUN, L.DATA, L.PIDS):
         shutil.rmtree(d, ignore_errors=True)

@@ -105,12 +105,16 @@ def ensure_alive(name: str) -> None:
         raise ClusterError(f"{name} is not running; last log lines:\n{tail(L.LOGS / f'{name}.log', 25)}")
 
 
-def stop(name: str, timeout: float = 15.0) -> None:
+# kube-apiserver's graceful shutdown hangs ~15 s after draining requests; its data is throw-away.
+STOP_TIMEOUT = {"kube-apiserver": 3.0}
+
+
+def stop(name: str, timeout: float | None = None) -> None:
     """SIGTERM the recorded process, SIGKILL it after `timeout` seconds, and drop its pid file."""
     pidfile = L.PIDS / f"{name}.pid"
     pid = running_pid(pidfile)
     if pid is not None:
-        kill_pids([pid], timeout)
+        kill_pids([pid], timeout if timeout is not None else STOP_TIMEOUT.get(name, 10.0))
         say(f"{name} stopped (pid {pid})")
     pidfile.unlink(missing_ok=True)
 
