@@ -24,7 +24,10 @@ unit: venv
 stack: venv
 	scripts/stack up
 
+# Pinned helm/etcd/Kubernetes binaries (built once from Go modules into /var/cache/deployer/tools/bin),
+# then the single-node cluster in its own netns; both steps are no-ops when already done.
 cluster: stack
+	e2e/tools.sh
 	e2e/cluster up
 
 demo: cluster
