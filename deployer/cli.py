@@ -142,12 +142,9 @@ def _print_user_error(err: UserError) -> None:
 
 
 def _redact(text: str) -> str:
-    # deployer.redact owns secret masking; imported lazily so the edge still reports errors if that
-    # module itself is broken.
-    try:
-        from deployer.redact import redact
-    except ImportError:  # pragma: no cover - only while the module does not exist yet
-        return text
+    # Imported here, not at the top, so `deployer --help` does not pay for it.
+    from deployer.redact import redact
+
     return redact(text)
 
 
@@ -245,22 +242,39 @@ def ship(
 
 
 @main.command()
-@click.option("--env", "environment", default="staging", show_default=True)
+@click.argument("service", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--env",
+    "environment",
+    default="staging",
+    show_default=True,
+    help="`staging` (the local e2e cluster) or a kubeconfig context name.",
+)
 @click.option("--kubeconfig", type=click.Path(dir_okay=False, path_type=Path), default=None)
-@click.option("--namespace", default="default", show_default=True, help="Namespace to check RBAC for.")
+@click.option(
+    "--namespace",
+    default=None,
+    help="Namespace to check RBAC in (default: SERVICE's namespace from deploy.yaml, else `default`).",
+)
 @ci_option
-def doctor(environment: str, kubeconfig: Path | None, namespace: str, ci_flag: bool) -> None:
-    """Check docker, registry login, helm, cluster reachability and RBAC; print a fix for each finding."""
+def doctor(
+    service: Path | None, environment: str, kubeconfig: Path | None, namespace: str | None, ci_flag: bool
+) -> None:
+    """Check docker, registry login, helm, cluster reachability and RBAC; print a fix for each finding.
+
+    Exits 0 when every check passes, 19 (environment) otherwise.
+    """
     from deployer import doctor as doctor_mod
 
+    if namespace is None and service is not None:
+        from deployer import deploy_config
+
+        namespace = deploy_config.load(service).namespace
     state = effective_state(ci_flag)
-    _fail(
-        doctor_mod.run(
-            doctor_mod.DoctorConfig(
-                environment=environment, kubeconfig=kubeconfig, namespace=namespace, color=state.color
-            )
-        )
+    config = doctor_mod.DoctorConfig(
+        environment=environment, kubeconfig=kubeconfig, namespace=namespace or "default", color=state.color
     )
+    _fail(doctor_mod.run(config))
 
 
 # --- build stack: build, test, push (build-stack helper) ----------------------------------------------

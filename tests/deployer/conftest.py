@@ -36,6 +36,16 @@ def _tool_of(argv: object) -> str | None:
 
 
 @pytest.fixture(autouse=True)
+def forget_registered_secrets() -> Iterator[None]:
+    """Each test starts with no registered secrets (deployer.redact keeps a process-wide set)."""
+    from deployer import redact
+
+    redact.clear()
+    yield
+    redact.clear()
+
+
+@pytest.fixture(autouse=True)
 def no_outside_calls_in_unit_tests(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[list[str]]:

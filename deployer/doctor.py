@@ -1,0 +1,400 @@
+"""`deployer doctor`: is this machine ready to ship? One finding per check, each failure with a fix.
+
+Checks, in the order a ship needs them: the docker engine answers; the registry answers and the
+credentials in `credentials.env` log in; the pinned helm runs; the kubeconfig loads; the cluster answers;
+and the kubeconfig's user may do, in the target namespace, everything a ship does (asked with
+SelfSubjectAccessReview, so the answer is the API server's own RBAC decision).
+
+The outside world is reached only through `Probes` (a process runner, one HTTP GET, a cluster client),
+so unit tests fake that seam and a cluster-marked test runs the real thing. Never prints: `run` renders
+the findings through click at the end.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import stat
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import click
+
+from blubber.errors import ExitCode, UserError
+from deployer import redact
+
+__all__ = [
+    "CREDENTIALS",
+    "REGISTRY",
+    "SHIP_PERMISSIONS",
+    "ClusterProbe",
+    "DoctorConfig",
+    "Finding",
+    "Probes",
+    "check_all",
+    "run",
+]
+
+REGISTRY = os.environ.get("DEPLOYER_REGISTRY", "127.0.0.1:5000")
+CREDENTIALS = Path(
+    os.environ.get("DEPLOYER_REGISTRY_CREDENTIALS", "/var/lib/deployer/registry/credentials.env")
+)
+DOCKER_BIN = "/usr/bin/docker"  # Debian's client: it does BuildKit builds without buildx
+DOCKER_HOST = "unix:///var/run/docker.sock"
+
+# (api group, resource, verbs) a ship needs in its namespace: helm stores releases in Secrets and applies
+# the chart's Deployment/Service, the watcher reads ReplicaSets/Pods/Events and pod logs, smoke checks
+# port-forward and run the helm test pod, and the release lock is a Lease.
+SHIP_PERMISSIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("apps", "deployments", ("get", "list", "watch", "create", "update", "patch", "delete")),
+    ("apps", "replicasets", ("get", "list", "watch")),
+    ("", "services", ("get", "list", "create", "update", "patch", "delete")),
+    ("", "secrets", ("get", "list", "create", "update", "patch", "delete")),
+    ("", "pods", ("get", "list", "watch", "create", "delete")),
+    ("", "pods/log", ("get",)),
+    ("", "pods/portforward", ("create",)),
+    ("", "events", ("list", "watch")),
+    ("coordination.k8s.io", "leases", ("get", "create", "update", "delete")),
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One check's verdict. `fix` says what to run or change when it failed."""
+
+    check: str
+    ok: bool
+    message: str
+    fix: str | None = None
+
+
+@dataclass(frozen=True)
+class DoctorConfig:
+    environment: str = "staging"
+    kubeconfig: Path | None = None
+    namespace: str = "default"
+    color: bool = False
+    registry: str = REGISTRY
+    credentials: Path = CREDENTIALS
+
+    @property
+    def context(self) -> str | None:
+        """`staging` is the local cluster's kubeconfig as it is; any other name is a context in it."""
+        return None if self.environment == "staging" else self.environment
+
+
+class ClusterProbe(Protocol):
+    """What doctor asks a cluster."""
+
+    def server_version(self) -> str: ...
+
+    def namespace_exists(self, namespace: str) -> bool: ...
+
+    def can_i(self, verb: str, group: str, resource: str, namespace: str | None) -> bool: ...
+
+
+# (argv, env, timeout) -> (exit code, combined output)
+RunFn = Callable[[Sequence[str], Mapping[str, str], float], tuple[int, str]]
+# (url, headers, timeout) -> HTTP status; raises OSError when nothing answers
+HttpFn = Callable[[str, Mapping[str, str], float], int]
+# (kubeconfig, context) -> ClusterProbe; raises UserError when the kubeconfig is unusable
+ClusterFn = Callable[[Path | None, str | None], ClusterProbe]
+
+
+def _run(argv: Sequence[str], env: Mapping[str, str], timeout: float) -> tuple[int, str]:
+    try:
+        done = subprocess.run(
+            list(argv), env=dict(env), capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except FileNotFoundError:
+        return 127, f"{argv[0]}: not found"
+    except subprocess.TimeoutExpired:
+        return 124, f"{argv[0]}: no answer within {timeout:.0f}s"
+    return done.returncode, (done.stdout + done.stderr).strip()
+
+
+def _http(url: str, headers: Mapping[str, str], timeout: float) -> int:
+    request = urllib.request.Request(url, headers=dict(headers), method="GET")
+    # No proxies: the registry is on loopback and a proxy from the environment would only get in the way.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as e:
+        return int(e.code)
+    except urllib.error.URLError as e:
+        raise OSError(str(e.reason)) from e
+
+
+class _KubeProbe:
+    """The real cluster probe, on the kubernetes client through deployer.kube."""
+
+    def __init__(self, kubeconfig: Path | None, context: str | None) -> None:
+        from deployer.kube import load_api
+
+        self._api = load_api(kubeconfig, context)
+        self.host = self._api.configuration.host
+
+    def server_version(self) -> str:
+        from kubernetes import client
+
+        from deployer.kube import call
+
+        info = call("read the server version", client.VersionApi(self._api).get_code)
+        return f"Kubernetes {info.git_version} at {self.host}"
+
+    def namespace_exists(self, namespace: str) -> bool:
+        from kubernetes import client
+
+        from deployer.kube import KubeNotFound, call
+
+        try:
+            call(f"read namespace {namespace}", client.CoreV1Api(self._api).read_namespace, namespace)
+        except KubeNotFound:
+            return False
+        return True
+
+    def can_i(self, verb: str, group: str, resource: str, namespace: str | None) -> bool:
+        from kubernetes import client
+
+        from deployer.kube import call
+
+        name, _, sub = resource.partition("/")
+        review = client.V1SelfSubjectAccessReview(
+            spec=client.V1SelfSubjectAccessReviewSpec(
+                resource_attributes=client.V1ResourceAttributes(
+                    verb=verb, group=group, resource=name, subresource=sub or None, namespace=namespace
+                )
+            )
+        )
+        answer = call(
+            f"ask whether the user may {verb} {resource}",
+            client.AuthorizationV1Api(self._api).create_self_subject_access_review,
+            review,
+        )
+        return bool(answer.status.allowed)
+
+
+@dataclass(frozen=True)
+class Probes:
+    """The seam to the outside world (fake it in unit tests)."""
+
+    run: RunFn = _run
+    http: HttpFn = _http
+    cluster: ClusterFn = _KubeProbe
+
+
+# --- the checks -----------------------------------------------------------------------------------------
+
+
+def check_docker(config: DoctorConfig, probes: Probes) -> Finding:
+    env = {"PATH": "/usr/bin:/bin", "DOCKER_HOST": DOCKER_HOST, "HOME": os.environ.get("HOME", "/root")}
+    code, out = probes.run([DOCKER_BIN, "version", "--format", "{{.Server.Version}}"], env, 20.0)
+    if code == 0 and out:
+        return Finding("docker", True, f"engine {out.splitlines()[-1]} answers on {DOCKER_HOST}")
+    if code == 127:
+        return Finding(
+            "docker", False, f"{DOCKER_BIN} is not installed", fix="scripts/stack up (installs docker.io)"
+        )
+    return Finding(
+        "docker",
+        False,
+        f"the docker engine does not answer on {DOCKER_HOST}: {out.splitlines()[-1] if out else 'no output'}",
+        fix="start it with: scripts/stack up",
+    )
+
+
+def _read_credentials(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        key, sep, value = line.strip().partition("=")
+        if sep and not key.startswith("#"):
+            values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def check_registry(config: DoctorConfig, probes: Probes) -> list[Finding]:
+    """Reachable, credentials file present and private, and the credentials log in."""
+    url = f"http://{config.registry}/v2/"
+    try:
+        anonymous = probes.http(url, {}, 10.0)
+    except OSError as e:
+        return [
+            Finding(
+                "registry",
+                False,
+                f"nothing answers at {url}: {e}",
+                fix="start it with: scripts/stack up",
+            )
+        ]
+    findings = [Finding("registry", True, f"{config.registry} answers (anonymous GET /v2/ → {anonymous})")]
+    if anonymous == 200:
+        findings.append(
+            Finding(
+                "registry auth",
+                False,
+                f"{config.registry} accepts anonymous requests; pushes are not authenticated",
+                fix="run the registry with htpasswd auth (scripts/stack up does)",
+            )
+        )
+    path = config.credentials
+    try:
+        mode = path.stat().st_mode
+        creds = _read_credentials(path)
+    except OSError as e:
+        findings.append(
+            Finding(
+                "registry login",
+                False,
+                f"cannot read the registry credentials {path}: {e.strerror or e}",
+                fix="scripts/stack up writes them (REGISTRY_USER=..., REGISTRY_PASSWORD=...)",
+            )
+        )
+        return findings
+    user, password = creds.get("REGISTRY_USER", ""), creds.get("REGISTRY_PASSWORD", "")
+    redact.register(password, user=user)
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        findings.append(
+            Finding(
+                "registry credentials",
+                False,
+                f"{path} is readable by others (mode {stat.S_IMODE(mode):o})",
+                fix=f"chmod 600 {path}",
+            )
+        )
+    if not user or not password:
+        findings.append(
+            Finding(
+                "registry login",
+                False,
+                f"{path} lacks REGISTRY_USER or REGISTRY_PASSWORD",
+                fix="scripts/stack up writes them",
+            )
+        )
+        return findings
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    redact.register(token)
+    try:
+        status = probes.http(url, {"Authorization": f"Basic {token}"}, 10.0)
+    except OSError as e:
+        status, why = 0, str(e)
+    else:
+        why = f"GET /v2/ → {status}"
+    if status == 200:
+        findings.append(Finding("registry login", True, f"user {user!r} logs in to {config.registry}"))
+    else:
+        findings.append(
+            Finding(
+                "registry login",
+                False,
+                f"the credentials in {path} do not log in to {config.registry} ({why})",
+                fix="re-create them with: scripts/stack down && scripts/stack up",
+            )
+        )
+    return findings
+
+
+def check_helm(config: DoctorConfig, probes: Probes) -> Finding:
+    from deployer.helm import HELM_BIN
+
+    code, out = probes.run([HELM_BIN, "version", "--short"], {"PATH": "/usr/bin:/bin", "HOME": "/root"}, 20.0)
+    if code == 0:
+        return Finding("helm", True, f"{HELM_BIN} {out.splitlines()[-1] if out else ''}".rstrip())
+    if code == 127:
+        return Finding("helm", False, f"helm is not installed at {HELM_BIN}", fix="build: e2e/tools.sh")
+    return Finding("helm", False, f"{HELM_BIN} does not run: {out[-300:]}", fix="rebuild: e2e/tools.sh")
+
+
+def check_cluster(config: DoctorConfig, probes: Probes) -> list[Finding]:
+    """kubeconfig loads → API answers → namespace → RBAC for every permission a ship needs."""
+    where = f"context {config.context!r}" if config.context else "the staging kubeconfig"
+    try:
+        cluster = probes.cluster(config.kubeconfig, config.context)
+    except UserError as e:
+        return [Finding("kubeconfig", False, e.message, fix=e.hint)]
+    findings = [Finding("kubeconfig", True, f"{where} loads")]
+    try:
+        findings.append(Finding("cluster", True, cluster.server_version()))
+        ns = config.namespace
+        if cluster.namespace_exists(ns):
+            findings.append(Finding("namespace", True, f"namespace {ns!r} exists"))
+        elif cluster.can_i("create", "", "namespaces", None):
+            message = f"namespace {ns!r} does not exist yet; ship will create it"
+            findings.append(Finding("namespace", True, message))
+        else:
+            findings.append(
+                Finding(
+                    "namespace",
+                    False,
+                    f"namespace {ns!r} does not exist and this user may not create it",
+                    fix=f"kubectl create namespace {ns}  (as a cluster admin)",
+                )
+            )
+        findings += _rbac_findings(cluster, ns)
+    except UserError as e:
+        findings.append(Finding("cluster", False, e.message, fix=e.hint or "check with: e2e/cluster status"))
+    return findings
+
+
+def _rbac_findings(cluster: ClusterProbe, namespace: str) -> list[Finding]:
+    missing: list[str] = []
+    for group, resource, verbs in SHIP_PERMISSIONS:
+        denied = [v for v in verbs if not cluster.can_i(v, group, resource, namespace)]
+        if denied:
+            missing.append(f"{'/'.join(denied)} {resource}{f' ({group})' if group else ''}")
+    if not missing:
+        return [Finding("rbac", True, f"may do everything a ship does in namespace {namespace!r}")]
+    return [
+        Finding(
+            "rbac",
+            False,
+            f"in namespace {namespace!r} this user may not: " + "; ".join(missing),
+            fix=(
+                f"kubectl --namespace {namespace} create rolebinding deployer --clusterrole=admin "
+                "--user=<the kubeconfig's user>  (admin covers leases; edit does not)"
+            ),
+        )
+    ]
+
+
+def check_all(config: DoctorConfig, probes: Probes | None = None) -> list[Finding]:
+    """Every check, in order; a failing check never stops the others."""
+    probes = probes or Probes()
+    return [
+        check_docker(config, probes),
+        *check_registry(config, probes),
+        check_helm(config, probes),
+        *check_cluster(config, probes),
+    ]
+
+
+def render(findings: Sequence[Finding], *, color: bool) -> list[str]:
+    """Plain lines, one per finding, `fix:` under each failure (colour only added by `run`)."""
+    width = max((len(f.check) for f in findings), default=0)
+    lines: list[str] = []
+    for f in findings:
+        lines.append(f"{'ok  ' if f.ok else 'FAIL'}  {f.check:<{width}}  {f.message}")
+        if not f.ok and f.fix:
+            lines.append(f"      {'':<{width}}  fix: {f.fix}")
+    failed = sum(1 for f in findings if not f.ok)
+    lines.append("doctor: all checks passed" if not failed else f"doctor: {failed} problem(s) found")
+    return lines
+
+
+def run(config: DoctorConfig, probes: Probes | None = None, echo: Callable[[str], Any] | None = None) -> int:
+    """Run the checks, print the findings, return 0 or ExitCode.ENVIRONMENT."""
+    findings = check_all(config, probes)
+    out = echo or (lambda line: click.echo(line, color=config.color))
+    for line in render(findings, color=config.color):
+        text = redact.redact(line)
+        if config.color and text.startswith("FAIL"):
+            text = click.style("FAIL", fg="red", bold=True) + text[4:]
+        elif config.color and text.startswith("ok  "):
+            text = click.style("ok", fg="green") + text[2:]
+        out(text)
+    return int(ExitCode.OK) if all(f.ok for f in findings) else int(ExitCode.ENVIRONMENT)
