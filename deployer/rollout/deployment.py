@@ -1,0 +1,152 @@
+"""What a Deployment's rollout state is: pure functions of the Deployment, its ReplicaSets and pods.
+
+`deployment_status` follows the Deployment controller's (and `kubectl rollout status`'s) rules in their
+order: the current generation must be observed first, then the `Progressing` condition (reason
+`ProgressDeadlineExceeded` means failed), then updated, old and available replica counts. Each case has a
+message, which the watcher reuses as progress lines.
+
+`rollout_status` adds what the Deployment's counters cannot say: why the new ReplicaSet's pods are not
+coming up (classified by `pod.pod_status`), whether the ReplicaSet could create pods at all, and whether a
+helm hook or test pod started since tracking began has failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from deployer.rollout._obj import Obj, condition, dig, name, parse_time
+from deployer.rollout.pod import PodStatus, is_hook, pod_status
+from deployer.rollout.reasons import DEFAULT_POLICY, Failure, FailurePolicy, classify
+from deployer.rollout.replicaset import new_replicaset, owned, replicaset_failure, revision
+
+__all__ = ["DeploymentStatus", "RolloutStatus", "deployment_status", "rollout_status"]
+
+
+@dataclass(frozen=True)
+class DeploymentStatus:
+    """The Deployment's own view of its rollout.
+
+    desired is spec.replicas; total is status.replicas (old and new pods); complete means every desired
+    replica is updated and available, no old replica is left, and the controller saw the latest spec.
+    """
+
+    name: str
+    generation: int
+    observed: bool
+    desired: int
+    updated: int
+    ready: int
+    available: int
+    total: int
+    complete: bool
+    failure: Failure | None
+    message: str
+
+
+def deployment_status(deployment: Obj) -> DeploymentStatus:
+    """Classify a Deployment object by the controller's rules (see the module docstring)."""
+    dname = name(deployment)
+    generation = dig(deployment, "metadata", "generation", default=0)
+    observed = dig(deployment, "status", "observedGeneration", default=0) >= generation
+    desired = dig(deployment, "spec", "replicas", default=1)
+    updated = dig(deployment, "status", "updatedReplicas", default=0)
+    ready = dig(deployment, "status", "readyReplicas", default=0)
+    available = dig(deployment, "status", "availableReplicas", default=0)
+    total = dig(deployment, "status", "replicas", default=0)
+
+    def result(complete: bool, message: str, failure: Failure | None = None) -> DeploymentStatus:
+        return DeploymentStatus(
+            dname, generation, observed, desired, updated, ready, available, total, complete, failure, message
+        )
+
+    if not observed:
+        return result(False, f"waiting for the controller to observe generation {generation}")
+    progressing = condition(deployment, "Progressing")
+    if progressing and progressing.get("reason") == "ProgressDeadlineExceeded":
+        rule = classify("ProgressDeadlineExceeded")
+        message = progressing.get("message") or ""
+        failure = Failure(
+            "ProgressDeadlineExceeded", message, rule.hint, rule.kind.value, f"deployment/{dname}"
+        )
+        return result(False, f"deployment {dname} exceeded its progress deadline", failure)
+    if dig(deployment, "spec", "paused"):
+        return result(False, f"deployment {dname} is paused; resume it to continue the rollout")
+    if updated < desired:
+        return result(False, f"{updated} of {desired} new replicas have been updated")
+    if total > updated:
+        return result(False, f"{total - updated} old replicas are pending termination")
+    if available < updated:
+        return result(False, f"{available} of {updated} updated replicas are available")
+    return result(True, f"deployment {dname} successfully rolled out ({available}/{desired} available)")
+
+
+@dataclass(frozen=True)
+class RolloutStatus:
+    """One evaluation of the rollout: healthy, failed (with the most specific `Failure`), or waiting."""
+
+    deployment: DeploymentStatus | None
+    new_replicaset: str | None
+    revision: int
+    pods: tuple[PodStatus, ...]  # the new ReplicaSet's pods, then hook/test pods
+    healthy: bool
+    failure: Failure | None
+    waiting_for: str
+
+
+def _since(obj: Obj, since: datetime | None) -> bool:
+    created = parse_time(dig(obj, "metadata", "creationTimestamp"))
+    # Timestamps have whole seconds: an object made in the second tracking began counts.
+    return since is None or created is None or created >= since.replace(microsecond=0)
+
+
+def rollout_status(
+    deployment: Obj | None,
+    replicasets: Iterable[Obj],
+    pods: Iterable[Obj],
+    *,
+    now: datetime,
+    policy: FailurePolicy = DEFAULT_POLICY,
+    since: datetime | None = None,
+) -> RolloutStatus:
+    """Evaluate a rollout from the objects at time `now` (aware UTC).
+
+    Failures are reported most specific first: a pod's (CrashLoopBackOff beats the progress deadline it
+    causes), then the new ReplicaSet's, then the Deployment's. Hook and test pods count only when created
+    at or after `since`, so a failed test pod of an older release does not fail this one.
+    A complete Deployment is healthy even if one of its pods restarted on the way, unless a hook failed.
+    """
+    pods = list(pods)
+    hooks = [pod_status(p, now=now, policy=policy) for p in pods if is_hook(p) and _since(p, since)]
+    if deployment is None:
+        hook_failure = next((h.failure for h in hooks if h.failure), None)
+        return RolloutStatus(None, None, 0, tuple(hooks), False, hook_failure, "the deployment to exist")
+
+    dstatus = deployment_status(deployment)
+    rs = new_replicaset(deployment, replicasets) if dstatus.observed else None
+    new_pods = sorted(owned(rs, pods), key=name) if rs else []
+    statuses = tuple(pod_status(p, now=now, policy=policy) for p in new_pods) + tuple(hooks)
+    hook_failure = next((h.failure for h in hooks if h.failure), None)
+
+    def result(healthy: bool, failure: Failure | None, waiting_for: str) -> RolloutStatus:
+        return RolloutStatus(
+            dstatus,
+            name(rs) if rs else None,
+            revision(rs) if rs else 0,
+            statuses,
+            healthy,
+            failure,
+            waiting_for,
+        )
+
+    if dstatus.complete and not hook_failure:
+        return result(True, None, "")
+    pod_failure = next((s.failure for s in statuses if s.failure), None)
+    failure = pod_failure or (replicaset_failure(rs) if rs else None) or dstatus.failure
+    if failure:
+        return result(False, failure, "")
+    waiting = [dstatus.message] + [f"pod {s.name}: {s.waiting_for}" for s in statuses if s.waiting_for]
+    if dstatus.observed and rs is None:
+        waiting.append("the new ReplicaSet")
+    return result(False, None, "; ".join(waiting))

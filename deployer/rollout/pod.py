@@ -1,0 +1,288 @@
+"""What a Pod's state means for a rollout: a pure function from the Pod object (and the time) to a status.
+
+Container states are classified by the one table in `reasons.py`; this module only finds the reasons
+(waiting reason, terminated reason or `ExitCode:N`/`Signal:N`, `Init:` for init containers, the
+PodScheduled condition, readiness against the probe-derived grace) and applies the failure budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from deployer.rollout import probes
+from deployer.rollout._obj import Obj, annotations, condition, dig, name, parse_time
+from deployer.rollout.reasons import DEFAULT_POLICY, Failure, FailurePolicy, Kind, classify
+
+__all__ = ["HOOK_ANNOTATION", "ContainerStatus", "PodStatus", "is_hook", "pod_status"]
+
+HOOK_ANNOTATION = "helm.sh/hook"
+"""Set on pods that helm runs as hooks or tests (`helm test` pods carry `helm.sh/hook: test`)."""
+
+# Waiting reasons that are plain progress, not a problem.
+_PROGRESS = {"ContainerCreating", "PodInitializing"}
+
+
+@dataclass(frozen=True)
+class ContainerStatus:
+    """One container's state, reduced to what the rollout cares about.
+
+    `reason` is the waiting reason, the terminated reason (`ExitCode:N`/`Signal:N` when the runtime gave
+    none) or "" while running; `last_reason`/`last_exit_code` describe the previous run after a restart.
+    """
+
+    name: str
+    init: bool
+    state: str  # "waiting" | "running" | "terminated" | "unknown"
+    reason: str
+    message: str
+    ready: bool
+    restarts: int
+    exit_code: int | None = None
+    last_reason: str = ""
+    last_exit_code: int | None = None
+    started_at: datetime | None = None
+
+    @property
+    def label(self) -> str:
+        """The reason as kubectl shows it: `Init:` in front for init containers."""
+        return f"Init:{self.reason}" if self.init and self.reason else self.reason
+
+
+@dataclass(frozen=True)
+class PodStatus:
+    """A pod's meaning for the rollout: ready, failed (and why), or what it is waiting for."""
+
+    name: str
+    phase: str
+    ready: bool
+    summary: str  # like kubectl's STATUS column: Running, Pending, Init:0/1, CrashLoopBackOff, ...
+    containers: tuple[ContainerStatus, ...]
+    failure: Failure | None
+    waiting_for: str  # "" when ready or failed
+    hook: bool = False
+
+
+def is_hook(pod: Obj) -> bool:
+    """Whether helm created this pod as a hook or test."""
+    return HOOK_ANNOTATION in annotations(pod)
+
+
+def _exit_reason(terminated: Obj) -> str:
+    """The reason for a terminated state; exit codes 126/127 win over the runtime's generic `Error`."""
+    code = int(terminated.get("exitCode") or 0)
+    reason = terminated.get("reason") or ""
+    if code in (126, 127) and reason in ("", "Error"):
+        return f"ExitCode:{code}"
+    if reason:
+        return reason
+    if terminated.get("signal"):
+        return f"Signal:{terminated['signal']}"
+    return f"ExitCode:{code}"
+
+
+def _container(raw: Obj, init: bool) -> ContainerStatus:
+    state = raw.get("state") or {}
+    last = dig(raw, "lastState", "terminated")
+    common = {
+        "name": raw.get("name", ""),
+        "init": init,
+        "ready": bool(raw.get("ready")),
+        "restarts": int(raw.get("restartCount") or 0),
+        "last_reason": _exit_reason(last) if last else "",
+        "last_exit_code": int(last.get("exitCode") or 0) if last else None,
+    }
+    if state.get("waiting") is not None:
+        waiting = state["waiting"]
+        return ContainerStatus(
+            state="waiting",
+            reason=waiting.get("reason") or "",
+            message=waiting.get("message") or "",
+            **common,
+        )
+    if state.get("terminated") is not None:
+        term = state["terminated"]
+        return ContainerStatus(
+            state="terminated",
+            reason=_exit_reason(term),
+            message=term.get("message") or "",
+            exit_code=int(term.get("exitCode") or 0),
+            **common,
+        )
+    if state.get("running") is not None:
+        started = parse_time(state["running"].get("startedAt"))
+        return ContainerStatus(state="running", reason="", message="", started_at=started, **common)
+    return ContainerStatus(state="unknown", reason="", message="", **common)
+
+
+def _exit_text(code: int | None, reason: str) -> str:
+    if code is None:
+        return reason
+    return reason if reason == f"ExitCode:{code}" else f"{reason} (exit code {code})"
+
+
+def _container_failure(
+    pod: Obj, c: ContainerStatus, spec: Obj, now: datetime, policy: FailurePolicy
+) -> tuple[Failure | None, str]:
+    """(failure, waiting_for) for one container; both empty when it is fine."""
+    where = {"object": f"pod/{name(pod)}", "pod": name(pod), "container": c.name, "restarted": c.restarts > 0}
+    prefix = "Init:" if c.init else ""
+    if c.state == "waiting" and c.reason and c.reason not in _PROGRESS:
+        rule = classify(prefix + c.reason, c.message)
+        if rule.kind in (Kind.DEFINITIVE, Kind.BACKOFF):
+            message, hint = c.message, rule.hint
+            if c.last_reason:
+                # The previous exit says more than "back-off": exit 127 is a missing command, OOMKilled
+                # is memory. Its hint wins when it is specific.
+                message = f"last exit: {_exit_text(c.last_exit_code, c.last_reason)}" + (
+                    f"; {c.message}" if c.message else ""
+                )
+                last_rule = classify(c.last_reason)
+                if last_rule.kind is Kind.DEFINITIVE or c.last_reason in ("OOMKilled", "Completed"):
+                    hint = last_rule.hint
+            failure = Failure(
+                prefix + c.reason, message, hint, rule.kind.value, exit_code=c.last_exit_code, **where
+            )
+            return failure, ""
+        return None, f"container {c.name}: {prefix}{c.reason}"
+    if c.state == "waiting":
+        return None, f"container {c.name}: {c.reason or 'waiting'}"
+    if c.state == "terminated":
+        if c.exit_code == 0 and c.init:
+            return None, ""
+        exits = c.restarts + 1
+        rule = classify(prefix + c.reason, c.message)
+        if rule.kind is Kind.DEFINITIVE or (rule.kind is Kind.COUNTED and exits >= policy.max_exits):
+            why = (
+                rule.kind.value
+                if rule.kind is Kind.DEFINITIVE
+                else f"{exits} exits, budget {policy.max_exits}"
+            )
+            message = _exit_text(c.exit_code, c.reason) + (f": {c.message}" if c.message else "")
+            return Failure(prefix + c.reason, message, rule.hint, why, exit_code=c.exit_code, **where), ""
+        return (
+            None,
+            f"container {c.name}: exited ({_exit_text(c.exit_code, c.reason)}), "
+            f"{exits} of {policy.max_exits} exits allowed",
+        )
+    if c.state == "running":
+        if c.restarts >= policy.max_exits and c.last_reason:
+            rule = classify(prefix + c.last_reason)
+            message = (
+                f"restarted {c.restarts} times; last exit: {_exit_text(c.last_exit_code, c.last_reason)}"
+            )
+            why = f"{c.restarts} exits, budget {policy.max_exits}"
+            return Failure(
+                prefix + c.last_reason, message, rule.hint, why, exit_code=c.last_exit_code, **where
+            ), ""
+        if c.init or c.ready:
+            return None, ""
+        grace = policy.readiness_grace if policy.readiness_grace is not None else probes.readiness_grace(spec)
+        not_ready_for = (now - c.started_at).total_seconds() if c.started_at else 0.0
+        if not_ready_for > grace:
+            rule = classify("ReadinessProbeFailed")
+            message = f"not ready {not_ready_for:.0f}s after start; its probes allow {grace:.0f}s"
+            return Failure("ReadinessProbeFailed", message, rule.hint, rule.kind.value, **where), ""
+        return (
+            None,
+            f"container {c.name} to become ready ({grace - not_ready_for:.0f}s of {grace:.0f}s grace left)",
+        )
+    return None, f"container {c.name}: state unknown"
+
+
+def _summary(pod: Obj, containers: tuple[ContainerStatus, ...], ready: bool) -> str:
+    """kubectl's STATUS column, roughly: the first init container's problem, else the last container's."""
+    if dig(pod, "metadata", "deletionTimestamp"):
+        return "Terminating"
+    inits = [c for c in containers if c.init]
+    for i, c in enumerate(inits):
+        if c.state == "terminated" and c.exit_code == 0:
+            continue
+        if c.reason and c.reason != "PodInitializing":
+            return c.label
+        return f"Init:{i}/{len(inits)}"
+    summary = dig(pod, "status", "reason") or dig(pod, "status", "phase", default="Pending")
+    for c in containers:
+        if not c.init and c.reason:
+            summary = c.reason
+    return summary
+
+
+def pod_status(pod: Obj, *, now: datetime, policy: FailurePolicy = DEFAULT_POLICY) -> PodStatus:
+    """Classify one pod at time `now` (aware UTC): ready, failed with a `Failure`, or waiting for what.
+
+    The first failing container decides, init containers first. A helm hook or test pod that failed is a
+    failure (`HookFailed`); a Deployment's failed pod (e.g. evicted) is not, its ReplicaSet replaces it.
+    """
+    hook = is_hook(pod)
+    phase = dig(pod, "status", "phase", default="Pending")
+    containers = tuple(
+        _container(raw, True) for raw in dig(pod, "status", "initContainerStatuses", default=[])
+    ) + tuple(_container(raw, False) for raw in dig(pod, "status", "containerStatuses", default=[]))
+    ready_cond = condition(pod, "Ready")
+    ready = bool(ready_cond and ready_cond.get("status") == "True")
+    summary = _summary(pod, containers, ready)
+
+    def result(failure: Failure | None, waiting_for: str) -> PodStatus:
+        return PodStatus(name(pod), phase, ready, summary, containers, failure, waiting_for, hook)
+
+    if dig(pod, "metadata", "deletionTimestamp"):
+        return result(None, "")
+    if hook and phase == "Failed":
+        failed = next((c for c in containers if c.state == "terminated" and c.exit_code), None)
+        rule = classify("HookFailed")
+        message = (
+            _exit_text(failed.exit_code, failed.reason)
+            if failed
+            else dig(pod, "status", "message", default="")
+        )
+        return result(
+            Failure(
+                "HookFailed",
+                message,
+                rule.hint,
+                rule.kind.value,
+                object=f"pod/{name(pod)}",
+                pod=name(pod),
+                container=failed.name if failed else None,
+                exit_code=failed.exit_code if failed else None,
+            ),
+            "",
+        )
+    if phase in ("Succeeded", "Failed"):
+        return result(None, "")
+
+    scheduled = condition(pod, "PodScheduled")
+    if scheduled and scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
+        since = parse_time(scheduled.get("lastTransitionTime"))
+        pending_for = (now - since).total_seconds() if since else 0.0
+        message = scheduled.get("message") or ""
+        if pending_for > policy.unschedulable_grace:
+            rule = classify("Unschedulable")
+            return result(
+                Failure(
+                    "Unschedulable",
+                    message,
+                    rule.hint,
+                    f"unschedulable for {pending_for:.0f}s, grace {policy.unschedulable_grace:.0f}s",
+                    object=f"pod/{name(pod)}",
+                    pod=name(pod),
+                ),
+                "",
+            )
+        return result(None, f"a node: {message}")
+
+    specs = {c.get("name"): c for c in dig(pod, "spec", "initContainers", default=[])}
+    specs.update({c.get("name"): c for c in dig(pod, "spec", "containers", default=[])})
+    waiting: list[str] = []
+    for c in containers:
+        failure, waiting_for = _container_failure(pod, c, specs.get(c.name, {}), now, policy)
+        if failure:
+            return result(failure, "")
+        if waiting_for:
+            waiting.append(waiting_for)
+    if not containers and not ready:
+        waiting.append("containers to be created" if scheduled else "scheduling")
+    if ready:
+        return result(None, "")
+    return result(None, "; ".join(waiting) or "pod to become ready")

@@ -1,0 +1,247 @@
+"""The one table that says what each failure reason means: how soon it fails a rollout, and what to do.
+
+Reasons come from container states (`waiting.reason`, `terminated.reason`, or `ExitCode:N`/`Signal:N` when
+the runtime gave none, with an `Init:` prefix for init containers), pod conditions, ReplicaSet and
+Deployment conditions. `classify(reason, message)` finds the first matching rule; a rule with a message
+pattern is more specific than one without, so it is listed first.
+
+Kinds, i.e. when a reason fails the rollout:
+- DEFINITIVE: at once; retrying cannot help (a malformed or missing image, a bad container config).
+- BACKOFF: at once; the kubelet is already backing off after repeated failures.
+- COUNTED: when the container's exits reach the budget (`FailurePolicy.max_exits`); the first exit may be a
+  blip (a dependency not up yet).
+- GRACE: when the condition has lasted longer than the grace for it (probe-derived, or the policy's).
+- TRANSIENT: never by itself; the rollout's deadline bounds it.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+
+
+class Kind(enum.Enum):
+    DEFINITIVE = "definitive"
+    BACKOFF = "back-off"
+    COUNTED = "counted"
+    GRACE = "grace"
+    TRANSIENT = "transient"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What one reason means. `pattern` (a regex on the API's message) narrows the rule when set."""
+
+    reason: str
+    kind: Kind
+    hint: str
+    pattern: str | None = None
+
+    def matches(self, reason: str, message: str) -> bool:
+        if reason != self.reason and not (self.reason == "ExitCode:*" and reason.startswith("ExitCode:")):
+            return False
+        return self.pattern is None or re.search(self.pattern, message, re.IGNORECASE) is not None
+
+
+_NOT_FOUND = r"not found|manifest unknown|404|no such host"
+_DENIED = r"unauthorized|authentication required|denied|forbidden|401|403"
+
+RULES: tuple[Rule, ...] = (
+    # --- image
+    Rule(
+        "ErrImagePull",
+        Kind.DEFINITIVE,
+        "the image does not exist in the registry the cluster pulls from: check the reference, that the "
+        "tag or digest was pushed, and that the registry host matches",
+        _NOT_FOUND,
+    ),
+    Rule(
+        "ErrImagePull",
+        Kind.DEFINITIVE,
+        "the registry refused the cluster's credentials: check imagePullSecrets or the node's registry "
+        "configuration",
+        _DENIED,
+    ),
+    Rule("ErrImagePull", Kind.TRANSIENT, "pulling the image failed; the kubelet retries"),
+    Rule(
+        "ImagePullBackOff",
+        Kind.DEFINITIVE,
+        "the image does not exist in the registry the cluster pulls from: check the reference, that the "
+        "tag or digest was pushed, and that the registry host matches",
+        _NOT_FOUND,
+    ),
+    Rule(
+        "ImagePullBackOff",
+        Kind.BACKOFF,
+        "the kubelet could not pull the image and is backing off: see the pull error in the events",
+    ),
+    Rule(
+        "ErrImageNeverPull",
+        Kind.DEFINITIVE,
+        "imagePullPolicy is Never and the image is not on the node: use IfNotPresent or load the image",
+    ),
+    Rule("InvalidImageName", Kind.DEFINITIVE, "the image reference is malformed: check image and tag"),
+    # --- creating and starting the container
+    Rule(
+        "CreateContainerConfigError",
+        Kind.DEFINITIVE,
+        "the image's user is not numeric but the pod requires runAsNonRoot: set a numeric uid (runs.uid) "
+        "or runAsUser",
+        r"non-numeric user",
+    ),
+    Rule(
+        "CreateContainerConfigError",
+        Kind.DEFINITIVE,
+        "the container's configuration is invalid (a missing ConfigMap or Secret, or a securityContext the "
+        "image cannot satisfy): see the message",
+    ),
+    Rule(
+        "CreateContainerError",
+        Kind.DEFINITIVE,
+        "the container runtime could not create the container: see the message",
+    ),
+    Rule(
+        "RunContainerError",
+        Kind.DEFINITIVE,
+        "the container could not be started; usually the command is missing from the image or not "
+        "executable: check the entrypoint",
+    ),
+    Rule(
+        "ContainerCannotRun",
+        Kind.DEFINITIVE,
+        "the container could not be started; usually the command is missing from the image or not "
+        "executable: check the entrypoint",
+    ),
+    Rule(
+        "StartError",
+        Kind.DEFINITIVE,
+        "the container could not be started; usually the command is missing from the image or not "
+        "executable: check the entrypoint",
+    ),
+    # --- exits
+    Rule(
+        "CrashLoopBackOff",
+        Kind.BACKOFF,
+        "the container keeps exiting and the kubelet is backing off: see its last log lines and exit code",
+    ),
+    Rule(
+        "OOMKilled",
+        Kind.COUNTED,
+        "the container ran out of memory: raise its memory limit or lower the app's memory use",
+    ),
+    Rule(
+        "ExitCode:127",
+        Kind.DEFINITIVE,
+        "exit code 127: the command was not found; check the entrypoint and that it exists in the image",
+    ),
+    Rule(
+        "ExitCode:126",
+        Kind.DEFINITIVE,
+        "exit code 126: the command is not executable; check its file mode or interpreter line",
+    ),
+    Rule(
+        "Completed",
+        Kind.COUNTED,
+        "the main process exited with code 0; a Deployment's container must keep running",
+    ),
+    Rule("ExitCode:*", Kind.COUNTED, "the container exited with an error: see its last log lines"),
+    Rule("Error", Kind.COUNTED, "the container exited with an error: see its last log lines"),
+    Rule("Signal", Kind.COUNTED, "the container was killed by a signal: see its last log lines"),
+    # --- scheduling, readiness, the Deployment's and ReplicaSet's own conditions
+    Rule(
+        "Unschedulable",
+        Kind.GRACE,
+        "no node can run the pod: see the scheduler's message (resources requested, node selector, taints)",
+    ),
+    Rule(
+        "ReadinessProbeFailed",
+        Kind.GRACE,
+        "the readiness probe still fails after the time its settings allow: check the probe's path and "
+        "port against what the app serves, and the app's log",
+    ),
+    Rule(
+        "ProgressDeadlineExceeded",
+        Kind.DEFINITIVE,
+        "the Deployment made no progress within spec.progressDeadlineSeconds: see the pods' state and events",
+    ),
+    Rule(
+        "FailedCreate",
+        Kind.DEFINITIVE,
+        "the namespace's Pod Security level forbids this pod: fix the securityContext",
+        r"PodSecurity",
+    ),
+    Rule(
+        "FailedCreate",
+        Kind.TRANSIENT,
+        "the ReplicaSet could not create pods (quota, admission): see the message",
+    ),
+    Rule("HookFailed", Kind.DEFINITIVE, "a helm hook or test pod failed: see its log lines"),
+    Rule("PodFailed", Kind.TRANSIENT, "the pod failed (e.g. it was evicted); its ReplicaSet replaces it"),
+    # --- normal progress
+    Rule("ContainerCreating", Kind.TRANSIENT, "the container is being created"),
+    Rule("PodInitializing", Kind.TRANSIENT, "init containers are running"),
+)
+
+_UNKNOWN = Rule("", Kind.TRANSIENT, "see the pod's events")
+
+
+def classify(reason: str, message: str = "") -> Rule:
+    """The rule for `reason` (an `Init:` prefix is ignored), refined by the API's `message`.
+
+    `Signal:N` reasons share the `Signal` rule. Unknown reasons are TRANSIENT: the deadline bounds them,
+    and a new reason never fails a rollout it does not understand.
+    """
+    bare = reason.removeprefix("Init:")
+    if bare.startswith("Signal:"):
+        bare = "Signal"
+    for rule in RULES:
+        if rule.matches(bare, message):
+            return rule
+    return _UNKNOWN
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a rollout failed, as found in one object: which rule fired, where, and what to do.
+
+    `reason` is the API's reason (`CrashLoopBackOff`, `Init:ErrImagePull`, `ExitCode:3`, ...), `message`
+    the API's detail for it, `rule` says in words which rule fired ("back-off", "2 exits ≥ budget 2", ...).
+    `restarted` tells the log collector to read the previous container's log.
+    """
+
+    reason: str
+    message: str
+    hint: str
+    rule: str
+    object: str  # kind/name, e.g. "pod/web-6f7d9-abcde" or "deployment/web"
+    pod: str | None = None
+    container: str | None = None
+    restarted: bool = False
+    exit_code: int | None = None
+
+    def describe(self) -> str:
+        """One line: `pod/x container y: CrashLoopBackOff (back-off): back-off 10s restarting ...`."""
+        where = self.object + (f" container {self.container}" if self.container else "")
+        text = f"{where}: {self.reason} ({self.rule})"
+        return f"{text}: {self.message}" if self.message else text
+
+
+@dataclass(frozen=True)
+class FailurePolicy:
+    """The failure budget: how much to forgive before a rollout counts as failed.
+
+    max_exits: exits of one container (restarts included) that fail the rollout; the first exit is
+    forgiven by default because a dependency may simply not be up yet, the second is not.
+    unschedulable_grace: seconds a pod may stay unschedulable; a rolling update frees room within seconds,
+    and the local cluster has no autoscaler that could add a node.
+    readiness_grace: seconds a running container may stay not-ready; None derives it from the container's
+    probes (`probes.readiness_grace`).
+    """
+
+    max_exits: int = 2
+    unschedulable_grace: float = 20.0
+    readiness_grace: float | None = None
+
+
+DEFAULT_POLICY = FailurePolicy()

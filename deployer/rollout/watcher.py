@@ -1,0 +1,314 @@
+"""Follow one Deployment's rollout to a verdict: watch-based, resumable, under one deadline.
+
+One thread per kind (Deployment, ReplicaSet, Pod, Event) lists once, then watches from that list's
+resourceVersion, resuming from the last seen version when the server ends a watch, and listing again on
+410 Gone. The threads only feed a queue; the loop here keeps the latest objects, re-evaluates the pure
+`rollout_status` after every batch of changes (and every second, so graces expire without an event),
+and yields the typed events from `feed`. Nothing here prints.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from kubernetes import client
+
+from deployer.kube import KubeUnreachable, WatchExpired
+from deployer.rollout import feed
+from deployer.rollout._obj import Obj, dig, name, uid
+from deployer.rollout.deployment import RolloutStatus, rollout_status
+from deployer.rollout.diagnosis import RolloutVerdict, container_log, timeout_failure
+from deployer.rollout.event import event_line, event_time, is_warning
+from deployer.rollout.reasons import DEFAULT_POLICY, Failure, FailurePolicy
+from deployer.rollout.replicaset import owned
+from deployer.rollout.source import KINDS, ApiSource, Source
+
+__all__ = ["RolloutWatch", "watch_rollout"]
+
+_TICK = 1.0  # seconds between re-evaluations when nothing arrives: graces are whole seconds
+_WATCH_SECONDS = 240  # server-side length of one watch request before we resume it
+_RETRY_SECONDS = 1.0  # pause before reconnecting after a dropped connection
+
+
+@dataclass(frozen=True)
+class _Snapshot:  # a (re-)list: replaces everything known of the kind
+    kind: str
+    items: list[Obj]
+
+
+@dataclass(frozen=True)
+class _Change:
+    kind: str
+    type: str
+    obj: Obj
+
+
+@dataclass(frozen=True)
+class _Restarted:  # tracking hiccup, reported as feed.WatchRestarted
+    kind: str
+    cause: str
+
+
+@dataclass(frozen=True)
+class _Crashed:  # a stream cannot go on (403, 404, a bug): the watch fails with this exception
+    kind: str
+    error: BaseException
+
+
+def _key(obj: Obj) -> str:
+    return uid(obj) or name(obj)
+
+
+class RolloutWatch:
+    """One rollout being followed. Iterate `events()`; afterwards `status` and `failure` hold the end state.
+
+    `since` (aware UTC, default: now) is when the deploy began: older Warning events and hook pods are
+    not this rollout's. Call after the new spec was applied (e.g. after `helm upgrade` returned), else the
+    previous, complete rollout would be reported healthy.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        deployment: str,
+        *,
+        timeout: float,
+        since: datetime | None = None,
+        policy: FailurePolicy = DEFAULT_POLICY,
+    ) -> None:
+        self.source = source
+        self.deployment = deployment
+        self.timeout = timeout
+        self.since = since or datetime.now(UTC)
+        self.policy = policy
+        self.status: RolloutStatus | None = None
+        self.failure: Failure | None = None
+        self.healthy = False
+        self.duration = 0.0
+        self._objects: dict[str, dict[str, Obj]] = {kind: {} for kind in KINDS}
+        self._synced: set[str] = set()
+        self._queue: queue.Queue[object] = queue.Queue()
+        self._stop = threading.Event()
+        self._warned: set[tuple[str, str]] = set()
+
+    # --- the streams (threads)
+
+    def _pump(self, kind: str) -> None:
+        version: str | None = None
+        while not self._stop.is_set():
+            try:
+                if version is None:
+                    items, version = self.source.list(kind)
+                    self._queue.put(_Snapshot(kind, items))
+                for type_, obj in self.source.watch(kind, version, _WATCH_SECONDS):
+                    if self._stop.is_set():
+                        return
+                    version = dig(obj, "metadata", "resourceVersion") or version
+                    if type_ != "BOOKMARK":
+                        self._queue.put(_Change(kind, type_, obj))
+                # The server ended the watch (its timeout): resume from the last version seen.
+            except WatchExpired as e:
+                version = None
+                self._queue.put(_Restarted(kind, f"resource version expired, listing again ({e})"))
+            except KubeUnreachable as e:
+                if self._stop.is_set():
+                    return
+                self._queue.put(_Restarted(kind, str(e)))
+                self._stop.wait(_RETRY_SECONDS)
+            except BaseException as e:  # noqa: BLE001 - handed to the main loop, which re-raises it
+                if not self._stop.is_set():
+                    self._queue.put(_Crashed(kind, e))
+                return
+
+    # --- the loop
+
+    def _apply(self, item: object) -> list[feed.RolloutEvent]:
+        elapsed = self._elapsed()
+        if isinstance(item, _Snapshot):
+            self._objects[item.kind] = {_key(o): o for o in item.items}
+            self._synced.add(item.kind)
+        elif isinstance(item, _Change):
+            store = self._objects[item.kind]
+            if item.type == "DELETED":
+                store.pop(_key(item.obj), None)
+            else:
+                store[_key(item.obj)] = item.obj
+        elif isinstance(item, _Restarted):
+            return [feed.WatchRestarted(elapsed, item.kind, item.cause)]
+        elif isinstance(item, _Crashed):
+            raise item.error
+        return []
+
+    def _elapsed(self) -> float:
+        return time.monotonic() - self._started
+
+    def _evaluate(self) -> RolloutStatus:
+        deployments = [d for d in self._objects["deployment"].values() if name(d) == self.deployment]
+        return rollout_status(
+            deployments[0] if deployments else None,
+            self._objects["replicaset"].values(),
+            self._objects["pod"].values(),
+            now=datetime.now(UTC),
+            policy=self.policy,
+            since=self.since,
+        )
+
+    def rollout_objects(self) -> set[str]:
+        """Names of the Deployment, its ReplicaSets and their pods, and hook pods: whose events matter."""
+        names = {self.deployment}
+        deployments = [d for d in self._objects["deployment"].values() if name(d) == self.deployment]
+        pods = list(self._objects["pod"].values())
+        for rs in owned(deployments[0], self._objects["replicaset"].values()) if deployments else []:
+            names.add(name(rs))
+            names.update(name(p) for p in owned(rs, pods))
+        if self.status:
+            names.update(p.name for p in self.status.pods)
+        return names
+
+    def warnings(self) -> list[Obj]:
+        """Warning events about the rollout's objects since `since`, oldest first."""
+        objects = self.rollout_objects()
+        cutoff = self.since.replace(microsecond=0)
+        chosen = []
+        for event in self._objects["event"].values():
+            when = event_time(event)
+            if (
+                is_warning(event)
+                and dig(event, "involvedObject", "name") in objects
+                and (not when or when >= cutoff)
+            ):
+                chosen.append((when.isoformat() if when else "", event))
+        return [event for _, event in sorted(chosen, key=lambda pair: pair[0])]
+
+    def _new_warnings(self) -> list[feed.RolloutEvent]:
+        out: list[feed.RolloutEvent] = []
+        for event in self.warnings():
+            line = event_line(event)
+            if (_key(event), line) not in self._warned:
+                self._warned.add((_key(event), line))
+                out.append(feed.WarningEvent(self._elapsed(), line))
+        return out
+
+    def events(self) -> Iterator[feed.RolloutEvent]:
+        """Follow the rollout; the last event is RolloutSucceeded, RolloutFailed or RolloutTimedOut.
+
+        Raises our errors (from `deployer.kube`) when tracking itself cannot go on: a 403, a missing
+        namespace. Stops the streams on the way out, whatever happens.
+        """
+        self._started = time.monotonic()
+        deadline = self._started + self.timeout
+        threads = [
+            threading.Thread(target=self._pump, args=(k,), name=f"watch-{k}", daemon=True) for k in KINDS
+        ]
+        for t in threads:
+            t.start()
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self.failure = timeout_failure(self.status, self.timeout)
+                    self.duration = self._elapsed()
+                    yield feed.RolloutTimedOut(
+                        self.duration, self.failure.message.removeprefix("still waiting for: ")
+                    )
+                    return
+                items: list[object] = []
+                try:
+                    items.append(self._queue.get(timeout=min(remaining, _TICK)))
+                    while True:  # take the whole batch: one evaluation per burst of changes
+                        items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    pass
+                for item in items:
+                    yield from self._apply(item)
+                if not {"deployment", "replicaset", "pod"} <= self._synced:
+                    continue
+                status = self._evaluate()
+                elapsed = self._elapsed()
+                yield from feed.changes(self.status, status, elapsed)
+                self.status = status
+                yield from self._new_warnings()
+                if status.healthy:
+                    self.healthy = True
+                    self.duration = elapsed
+                    yield feed.RolloutSucceeded(
+                        elapsed, status.deployment.message if status.deployment else ""
+                    )
+                    return
+                if status.failure:
+                    self.failure = status.failure
+                    self.duration = elapsed
+                    yield feed.RolloutFailed(elapsed, status.failure)
+                    return
+        finally:
+            self._stop.set()
+            self.source.stop()
+
+    def verdict(self, *, log_lines: int = 30) -> RolloutVerdict:
+        """The verdict after `events()` ended; on failure, with log lines and Warning events gathered."""
+        status = self.status
+        common = {
+            "duration": self.duration,
+            "replicaset": status.new_replicaset if status else None,
+            "revision": status.revision if status else 0,
+        }
+        if self.healthy:
+            return RolloutVerdict(True, "Available", "", message=status.deployment.message, **common)
+        failure = self.failure or timeout_failure(status, self.timeout)
+        logs = (
+            container_log(
+                self.source, failure.pod, failure.container, restarted=failure.restarted, tail=log_lines
+            )
+            if failure.pod and failure.container
+            else []
+        )
+        return RolloutVerdict(
+            False,
+            failure.reason,
+            failure.hint,
+            message=failure.message,
+            rule=failure.rule,
+            object=failure.object,
+            pod=failure.pod,
+            container=failure.container,
+            exit_code=failure.exit_code,
+            log_tail=logs,
+            warning_events=[event_line(e) for e in self.warnings()],
+            **common,
+        )
+
+
+def watch_rollout(
+    api: client.ApiClient | None,
+    namespace: str,
+    deployment: str,
+    *,
+    timeout: float,
+    since: datetime | None = None,
+    on_event: Callable[[feed.RolloutEvent], None] | None = None,
+    policy: FailurePolicy = DEFAULT_POLICY,
+    pod_selector: str | None = None,
+    log_lines: int = 30,
+    source: Source | None = None,
+) -> RolloutVerdict:
+    """Follow `deployment` in `namespace` until it is fully available, fails, or `timeout` seconds pass.
+
+    Calls `on_event` with each typed event as it happens (state changes, warnings, the end). Success means
+    the new ReplicaSet is fully available: updated == desired == available, no old replicas, current
+    generation observed. Failure is reported as soon as a rule in `reasons.RULES` fires. `source` replaces
+    the client (tests); otherwise `api` is used through `ApiSource`.
+    """
+    if source is None:
+        if api is None:
+            raise ValueError("watch_rollout needs an ApiClient or a Source")
+        source = ApiSource(api, namespace, deployment, pod_selector)
+    watch = RolloutWatch(source, deployment, timeout=timeout, since=since, policy=policy)
+    for event in watch.events():
+        if on_event:
+            on_event(event)
+    return watch.verdict(log_lines=log_lines)
