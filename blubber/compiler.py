@@ -7,11 +7,11 @@ Deterministic: same config, same text.
 
 from __future__ import annotations
 
-from blubber.build.dockerfile import render_stage
-from blubber.build.instructions import Instruction, Label
 from blubber.config._base import StageContext
 from blubber.config.root import Config
 from blubber.config.variant import stage
+from blubber.dockerfile.instructions import Instruction, Label
+from blubber.dockerfile.render import render_stage
 from blubber.expand import Expanded, Expander
 
 VERSION = "0.1.0"

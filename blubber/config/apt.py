@@ -14,9 +14,9 @@ import hashlib
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from blubber.build.instructions import Cmd, Env, Instruction, Run
-from blubber.build.phases import Phase
 from blubber.config._base import Checker, StageContext
+from blubber.dockerfile.instructions import Cmd, Env, Instruction, Run
+from blubber.dockerfile.phases import Phase
 from blubber.source import YamlPath
 
 SOURCES_FILE = "/etc/apt/sources.list.d/99blubber.list"

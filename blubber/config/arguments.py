@@ -6,9 +6,9 @@ end up in image metadata. Merge: key by key, the more specific config wins.
 
 from __future__ import annotations
 
-from blubber.build.instructions import Arg, Instruction
-from blubber.build.phases import Phase
 from blubber.config._base import Checker
+from blubber.dockerfile.instructions import Arg, Instruction
+from blubber.dockerfile.phases import Phase
 from blubber.source import YamlPath
 
 

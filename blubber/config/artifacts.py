@@ -10,9 +10,9 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 
-from blubber.build.instructions import Copy
 from blubber.checks import is_imageref
 from blubber.config._base import LOCAL, SHARED_LIB, Checker, StageContext
+from blubber.dockerfile.instructions import Copy
 from blubber.source import YamlPath
 
 

@@ -18,12 +18,12 @@ import posixpath
 import re
 from dataclasses import dataclass
 
-from blubber.build.instructions import BindMount, CacheMount, Cmd, Instruction, Run
-from blubber.build.phases import Phase
 from blubber.checks import has_control_chars
 from blubber.config import artifacts
 from blubber.config._base import LOCAL, Checker, StageContext, pick
 from blubber.config.artifacts import Artifact
+from blubber.dockerfile.instructions import BindMount, CacheMount, Cmd, Instruction, Run
+from blubber.dockerfile.phases import Phase
 from blubber.source import YamlPath
 
 SCRIPT_FILE = "/tmp/.blubber-builder-script"

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from blubber.build.instructions import Instruction
-from blubber.build.phases import Phase
 from blubber.config._base import Checker, StageContext
 from blubber.config.builder import Builder
 from blubber.config.node import Node
 from blubber.config.php import Php
 from blubber.config.python import Python
+from blubber.dockerfile.instructions import Instruction
+from blubber.dockerfile.phases import Phase
 from blubber.source import YamlPath
 
 KINDS = {"custom": Builder, "node": Node, "php": Php, "python": Python}

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from blubber.build.instructions import Instruction
-from blubber.build.phases import Phase
 from blubber.config import arguments, builders
 from blubber.config._base import Checker, StageContext, pick
 from blubber.config.apt import Apt
@@ -22,6 +20,8 @@ from blubber.config.node import Node
 from blubber.config.php import Php
 from blubber.config.python import Python
 from blubber.config.runs import Runs
+from blubber.dockerfile.instructions import Instruction
+from blubber.dockerfile.phases import Phase
 from blubber.source import YamlPath
 
 COMMON_KEYS = (

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from blubber.build.instructions import Arg, Cmd, Instruction, Run, Workdir
-from blubber.build.phases import Phase
 from blubber.config._base import SHARED_LIB, Checker, StageContext, pick
+from blubber.dockerfile.instructions import Arg, Cmd, Instruction, Run, Workdir
+from blubber.dockerfile.phases import Phase
 from blubber.source import YamlPath
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from blubber.build.instructions import Env, Instruction, Run
-from blubber.build.phases import Phase
 from blubber.config import artifacts
 from blubber.config._base import Checker, StageContext, pick
 from blubber.config.artifacts import Artifact
+from blubber.dockerfile.instructions import Env, Instruction, Run
+from blubber.dockerfile.phases import Phase
 from blubber.source import YamlPath
 
 

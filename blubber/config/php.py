@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from blubber.build.instructions import Instruction, Run
-from blubber.build.phases import Phase
 from blubber.config import artifacts
 from blubber.config._base import Checker, StageContext, pick
 from blubber.config.artifacts import Artifact
+from blubber.dockerfile.instructions import Instruction, Run
+from blubber.dockerfile.phases import Phase
 from blubber.source import YamlPath
 
 

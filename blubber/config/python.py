@@ -14,12 +14,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from blubber.build.instructions import Cmd, Env, Instruction, Run
-from blubber.build.phases import Phase
 from blubber.checks import CHECKS
 from blubber.config import artifacts
 from blubber.config._base import SHARED_LIB, Checker, StageContext, pick
 from blubber.config.artifacts import Artifact
+from blubber.dockerfile.instructions import Cmd, Env, Instruction, Run
+from blubber.dockerfile.phases import Phase
 from blubber.source import YamlPath
 
 DEFAULT_VENV = f"{SHARED_LIB}/venv"

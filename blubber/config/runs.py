@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from blubber.build.instructions import Env, Instruction, Run, Workdir
-from blubber.build.phases import Phase
 from blubber.config._base import Checker, StageContext, pick
 from blubber.config.lives import Lives, create_user_cmds, user_args
+from blubber.dockerfile.instructions import Env, Instruction, Run, Workdir
+from blubber.dockerfile.phases import Phase
 from blubber.source import YamlPath
 
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from blubber.build.instructions import Entrypoint, Env, From, Instruction, User
-from blubber.build.phases import Phase
 from blubber.config import artifacts
 from blubber.config._base import Checker, StageContext
 from blubber.config.artifacts import Artifact
 from blubber.config.common import Common
+from blubber.dockerfile.instructions import Entrypoint, Env, From, Instruction, User
+from blubber.dockerfile.phases import Phase
 from blubber.source import YamlPath
 
 

@@ -152,9 +152,16 @@ def _translate_any_of(source: Source, error: ValidationError, at: YamlPath) -> C
             "must be a list of only strings or only mappings, not both",
             "write `{from: <name>}` for each item",
         )
-    deepest = best_match(error.context)
-    if deepest is not None and len(deepest.absolute_path) > len(error.absolute_path):
-        return translate(source, deepest, at)
+    # Errors from the branch whose type fits the value (anything but a type mismatch at this very node);
+    # the deepest of them is the one the user needs to fix.
+    fitting = [
+        e
+        for e in error.context
+        if not (e.validator == "type" and len(e.absolute_path) == len(error.absolute_path))
+    ]
+    if fitting:
+        deepest = max(fitting, key=lambda e: len(e.absolute_path))
+        return translate(source, best_match([deepest]) or deepest, at)
     expected = []
     for branch in error.validator_value:
         if "type" in branch:

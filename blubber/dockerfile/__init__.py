@@ -1,0 +1,1 @@
+"""Dockerfile model: phases, instruction values, quoting, and the one renderer."""
