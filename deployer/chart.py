@@ -12,8 +12,9 @@ The values come from two places:
 plus the image by digest (`image.repository` + `image.digest`; the tag only labels the pods).
 
 Output is deterministic: the same inputs give byte-identical Chart.yaml and values.yaml (sorted keys), so a
-diff between two rendered charts means a change. Nothing here runs a process; linting, packaging and
-pushing go through `deployer.helm`.
+diff between two rendered charts means a change. Rendering runs no process; `publish` lints, packages and
+pushes the chart through `deployer.helm`, so any release can be reproduced from the registry:
+`helm upgrade --install <release> oci://127.0.0.1:5000/staging/charts/<name> --version <v> --plain-http`.
 """
 
 from __future__ import annotations
@@ -30,20 +31,28 @@ import yaml
 
 from blubber.errors import ConfigError
 from deployer.deploy_config import DeployConfig, DeployPolicy, enforce
+from deployer.helm import Helm
+from deployer.redact import register
 
 __all__ = [
     "BASE_CHART",
+    "CHART_REPOSITORY",
     "ImageRef",
+    "PublishedChart",
     "RenderedChart",
     "RuntimeInfo",
     "chart_version",
     "dump_yaml",
+    "publish",
     "render_values",
     "write_chart",
 ]
 
 BASE_CHART = Path(__file__).resolve().parent.parent / "charts" / "service"
 """The base chart every service chart is rendered from."""
+
+CHART_REPOSITORY = "oci://127.0.0.1:5000/staging/charts"
+"""Where rendered charts are pushed (OCI artifacts in the build stack's registry)."""
 
 
 class RuntimeInfo(Protocol):
@@ -231,3 +240,50 @@ def write_chart(
     header = "# Rendered by deployer (deployer/chart.py); do not edit, re-render instead.\n"
     (target / "values.yaml").write_text(header + dump_yaml(dict(values)), encoding="utf-8")
     return RenderedChart(path=target, name=name, version=version, values=values)
+
+
+@dataclass(frozen=True)
+class PublishedChart:
+    """A rendered chart, linted, packaged and pushed."""
+
+    name: str
+    version: str
+    package: Path  # the .tgz
+    reference: str  # oci://…/<name> (use with --version)
+    digest: str  # the pushed artifact's content digest
+
+    @property
+    def pinned(self) -> str:
+        """`<registry>/<repo>/<name>:<version>@<digest>` for reports."""
+        return f"{self.reference.removeprefix('oci://')}:{self.version}@{self.digest}"
+
+
+def publish(
+    chart: RenderedChart,
+    helm: Helm,
+    *,
+    destination: str | Path,
+    repository: str = CHART_REPOSITORY,
+    username: str | None = None,
+    password: str | None = None,
+    plain_http: bool = True,
+) -> PublishedChart:
+    """`helm lint --strict`, `helm package` into `destination`, log in (if credentials given), `helm push`.
+
+    The password goes to helm on stdin and is registered with the redactor first, so it never shows up in
+    logs, errors or reports. Lint findings raise DeployFailed before anything is pushed.
+    """
+    helm.lint(chart.path)
+    package = helm.package(chart.path, destination)
+    if username is not None and password is not None:
+        register(password, user=username)
+        host = repository.removeprefix("oci://").split("/", 1)[0]
+        helm.registry_login(host, username, password, insecure=plain_http)
+    digest = helm.push(package, repository, plain_http=plain_http)
+    return PublishedChart(
+        name=chart.name,
+        version=chart.version,
+        package=package,
+        reference=f"{repository.rstrip('/')}/{chart.name}",
+        digest=digest,
+    )

@@ -43,8 +43,9 @@ HELM_BIN = os.environ.get("DEPLOYER_HELM", "/var/cache/deployer/tools/bin/helm")
 PENDING = ("pending-install", "pending-upgrade", "pending-rollback")
 GOOD = ("deployed", "superseded")
 
-# A runner: (argv, *, env, timeout, input) -> stdout text; raises deployer.command.ToolFailed.
-Runner = Callable[..., str]
+# A runner: (argv, *, env, timeout, input) -> an object with `stdout` and `stderr` text (deployer.command's
+# `Completed`); raises deployer.command.ToolFailed.
+Runner = Callable[..., Any]
 
 
 @dataclass(frozen=True)
@@ -107,8 +108,8 @@ class ResourceDiff:
     diff: str = field(default="", repr=False)
 
 
-def _default_runner(argv: Sequence[str], **kwargs: Any) -> str:
-    return command.run("helm", list(argv), **kwargs).stdout
+def _default_runner(argv: Sequence[str], **kwargs: Any) -> command.Completed:
+    return command.run("helm", list(argv), **kwargs)
 
 
 def _tool_failed_type() -> type[BaseException]:
@@ -154,6 +155,13 @@ class Helm:
         return argv
 
     def _run(self, what: str, *args: str, timeout: int | None = None, input: str | None = None) -> str:
+        """Run helm; its stdout."""
+        return self._run_both(what, *args, timeout=timeout, input=input)[0]
+
+    def _run_both(
+        self, what: str, *args: str, timeout: int | None = None, input: str | None = None
+    ) -> tuple[str, str]:
+        """Run helm; its (stdout, stderr). Failures become DeployFailed."""
         if not Path(self.binary).exists() and os.sep in self.binary:
             raise EnvironmentMissing(
                 f"helm not found at {self.binary}", hint="build the pinned tools with `e2e/tools.sh`"
@@ -162,9 +170,9 @@ class Helm:
         # cache goes to deployer's cache directory, not the user's home.
         env = {"HELM_CACHE_HOME": os.environ.get("DEPLOYER_HELM_CACHE", "/var/cache/deployer/helm")}
         try:
-            return self._runner(
-                self.argv(*args), env=env, timeout=(timeout or self.timeout) + 30, input=input
-            )
+            deadline = (timeout or self.timeout) + 30  # helm's own --timeout fires first
+            done = self._runner(self.argv(*args), env=env, timeout=deadline, input=input)
+            return str(done.stdout or ""), str(done.stderr or "")
         except _tool_failed_type() as e:
             # lint findings and test pod logs are on stdout even when helm fails: they are the evidence.
             stdout = "\n".join(str(getattr(e, "stdout_tail", "") or "").strip().splitlines()[-30:])
@@ -334,7 +342,8 @@ class Helm:
         args = ["push", str(package), remote]
         if plain_http:
             args.append("--plain-http")
-        out = self._run("push", *args)
+        # helm push reports "Pushed: …" and "Digest: …" on stderr.
+        out = "\n".join(self._run_both("push", *args))
         match = re.search(r"Digest:\s*(sha256:[0-9a-f]{64})", out)
         if not match:
             raise DeployFailed(f"helm push did not report a digest: {out.strip()[-500:]}")

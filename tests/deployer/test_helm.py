@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -30,12 +31,15 @@ class FakeHelm:
         self.calls: list[list[str]] = []
         self.kwargs: list[dict[str, Any]] = []
 
-    def __call__(self, argv: list[str], **kwargs: Any) -> str:
+    def __call__(self, argv: list[str], **kwargs: Any) -> SimpleNamespace:
         self.calls.append(argv)
         self.kwargs.append(kwargs)
         sub = argv[1]
         answer = self.answers.get(sub, "")
-        return answer(argv) if callable(answer) else answer
+        text = answer(argv) if callable(answer) else answer
+        if sub == "push":  # helm push reports on stderr
+            return SimpleNamespace(stdout="", stderr=text)
+        return SimpleNamespace(stdout=text, stderr="")
 
     def subcommands(self) -> list[str]:
         return [c[1] for c in self.calls]

@@ -1,0 +1,69 @@
+"""A rendered chart pushed to the build stack's registry as an OCI artifact, and pulled back identical."""
+
+from __future__ import annotations
+
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+
+from deployer import command
+from deployer.chart import CHART_REPOSITORY, ImageRef, chart_version, publish, render_values, write_chart
+from deployer.deploy_config import load, load_policy
+from deployer.helm import HELM_BIN, Helm
+from deployer.redact import MASK, redact
+from e2e.localcluster.configs import registry_credentials
+from tests.conftest import require
+
+DIGEST = "sha256:" + "fedcba9876543210" * 4
+
+
+@dataclass(frozen=True)
+class Runtime:
+    variant: str = "production"
+    base: str = "127.0.0.1:5000/base/nodejs:12"
+    user: str = "runuser"
+    uid: int = 900
+    gid: int = 900
+    workdir: str = "/srv/app"
+    environment: dict[str, str] = field(default_factory=dict)
+    entrypoint: tuple[str, ...] = ("node", "server.js")
+    insecure: bool = False
+
+
+@pytest.mark.registry
+def test_publish_pushes_a_chart_that_pulls_back_byte_identical(tmp_path: Path) -> None:
+    require("helm", Path(HELM_BIN).is_file(), "e2e/tools.sh")
+    creds = registry_credentials()
+    require("registry credentials", creds is not None, "scripts/stack up")
+    assert creds is not None
+    service = tmp_path / "chart-push-check"
+    (service / ".pipeline").mkdir(parents=True)
+    config = load(service, load_policy())
+    image = ImageRef("127.0.0.1:5000/staging/chart-push-check", DIGEST, "t1")
+    values = render_values(config, Runtime(), image, policy=load_policy())
+    version = chart_version(datetime.now(UTC))
+    chart = write_chart(tmp_path / "out", config.release, version, values)
+    helm = Helm(registry_config=tmp_path / "registry.json")
+
+    published = publish(chart, helm, destination=tmp_path, username=creds[0], password=creds[1])
+
+    assert published.reference == f"{CHART_REPOSITORY}/chart-push-check"
+    assert published.digest.startswith("sha256:")
+    assert redact(f"pw={creds[1]}") == f"pw={MASK}"  # registered for redaction by publish
+    # Pull it back by version: the same bytes, and the values carry the image digest.
+    with tempfile.TemporaryDirectory(dir=tmp_path) as pulled:
+        command.run(
+            "helm",
+            helm.argv("pull", published.reference, "--version", version, "-d", pulled, "--plain-http"),
+        )
+        tgz = Path(pulled) / f"chart-push-check-{version}.tgz"
+        assert tgz.read_bytes() == published.package.read_bytes()
+        with tarfile.open(tgz) as archive:
+            member = archive.extractfile("chart-push-check/values.yaml")
+            assert member is not None
+            assert yaml.safe_load(member.read())["image"]["digest"] == DIGEST
