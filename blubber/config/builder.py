@@ -141,17 +141,22 @@ class Builder:
         workdir = ctx.workdirs.get(ctx.name, "/")
         mounts: list[BindMount | CacheMount] = []
         for m in self.mounts or ():
-            target = posixpath.join(workdir, expand(m.destination or ".", ctx.variables))
+            target = _absolute(workdir, expand(m.destination or ".", ctx.variables))
             source = expand(m.source, ctx.variables) if m.source else None
-            mounts.append(
-                BindMount(posixpath.normpath(target), None if m.from_ == LOCAL else m.from_, source)
-            )
+            mounts.append(BindMount(target, None if m.from_ == LOCAL else m.from_, source))
         for cache in self.caches or ():
-            target = posixpath.normpath(posixpath.join(workdir, expand(cache.destination, ctx.variables)))
+            target = _absolute(workdir, expand(cache.destination, ctx.variables))
             mounts.append(
                 CacheMount(target, cache.id or target, cache.access or "shared", ctx.lives_uid, ctx.lives_gid)
             )
         return tuple(mounts)
+
+
+def _absolute(workdir: str, path: str) -> str:
+    """Resolve a relative mount path against the working directory; a `$VAR/…` path is left to Docker."""
+    if path.startswith("$"):
+        return path
+    return posixpath.normpath(posixpath.join(workdir, path))
 
 
 def expand(text: str, variables: dict[str, str]) -> str:

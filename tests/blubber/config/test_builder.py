@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from blubber.config.artifacts import Artifact
+from blubber.config.builder import Builder, Cache, Mount, expand
+from blubber.dockerfile.phases import Phase
+from blubber.errors import ConfigError
+from tests.blubber.helpers import config, context, phase_lines
+
+CTX_YAML = """
+base: debian:bookworm
+arguments: {MAKE_TARGET: foo}
+runs: {environment: {GOCACHE: /var/cache/go}}
+variants:
+  assets: {base: node:22}
+  app: {builder: {mounts: [assets]}}
+"""
+
+
+def test_parse_all_keys() -> None:
+    b = config(
+        """
+        builder:
+          command: [make, -f, Makefile, foo]
+          requirements: [Makefile, foo, bar/baz]
+          mounts: [local, {from: local, source: ./src, destination: /mnt}]
+          caches: ["/root/.cache", {destination: /var/cache/go, id: go, access: locked}]
+        """
+    ).common.builder
+    assert b == Builder(
+        ("make", "-f", "Makefile", "foo"),
+        None,
+        (Artifact("local", "Makefile"), Artifact("local", "foo"), Artifact("local", "bar/baz")),
+        (Mount("local"), Mount("local", "./src", "/mnt")),
+        (Cache("/root/.cache"), Cache("/var/cache/go", "go", "locked")),
+    )
+
+
+def test_list_command_with_requirements() -> None:
+    b = Builder(("make", "-f", "Makefile", "foo"), requirements=tuple(
+        Artifact("local", f) for f in ("Makefile", "foo", "bar/baz")))  # fmt: skip
+    assert phase_lines(b, Phase.PRE_INSTALL) == [
+        'COPY --chown=$LIVES_UID:$LIVES_GID ["Makefile", "foo", "./"]',
+        'COPY --chown=$LIVES_UID:$LIVES_GID ["bar/baz", "bar/"]',
+        'RUN make "-f" "Makefile" "foo"',
+    ]
+    assert phase_lines(b, Phase.POST_INSTALL) == []
+
+
+def test_string_command_is_verbatim_and_arguments_expand() -> None:
+    assert phase_lines(Builder("make ${MAKE_TARGET}"), Phase.PRE_INSTALL) == ["RUN make ${MAKE_TARGET}"]
+    assert phase_lines(Builder("go build .\n"), Phase.PRE_INSTALL) == ["RUN go build ."]
+    assert phase_lines(Builder("date +%s"), Phase.PRE_INSTALL) == ["RUN date +%s"]
+    assert phase_lines(Builder(("npm", "run-script", "build:vue")), Phase.PRE_INSTALL) == [
+        'RUN npm "run-script" "build:vue"'
+    ]
+    assert phase_lines(Builder(("make", "${MAKE_TARGET}", "$(id)")), Phase.PRE_INSTALL) == [
+        'RUN make "${MAKE_TARGET}" "\\$(id)"'
+    ]
+
+
+def test_requirements_are_copied_without_command() -> None:
+    # Quirk 5: 0.23 ignored them; we follow HEAD.
+    assert phase_lines(Builder(requirements=(Artifact("local", "main.c"),)), Phase.PRE_INSTALL) == [
+        'COPY --chown=$LIVES_UID:$LIVES_GID ["main.c", "./"]'
+    ]
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        'echo "hi $USER" > out\n',
+        "#!/bin/sh\nprintf 'a\\\\b %s\\n' x > out\n",
+        "echo '`backticks` and $(subshell) stay literal' > out",
+    ],
+)
+def test_script_runs_exactly_as_written(tmp_path, script: str) -> None:
+    """Run the generated RUN text with a real /bin/sh and compare with running the script directly."""
+    run = phase_lines(Builder(script=script), Phase.PRE_INSTALL)[0].removeprefix("RUN ")
+    run = run.replace("/tmp/.blubber-builder-script", str(tmp_path / "s"))
+    subprocess.run(["sh", "-c", run], cwd=tmp_path, check=True, env={"USER": "me", "PATH": "/usr/bin:/bin"})
+    generated = (tmp_path / "out").read_text()
+    (tmp_path / "direct.sh").write_text(script)
+    subprocess.run(["sh", "direct.sh"], cwd=tmp_path, check=True, env={"USER": "me", "PATH": "/usr/bin:/bin"})
+    assert generated == (tmp_path / "out").read_text()
+    assert not (tmp_path / "s").exists()  # the script does not stay in the image
+
+
+def test_mounts_and_caches() -> None:
+    b = Builder(
+        "go build",
+        mounts=(Mount("assets", "/src/dist", "./dist"), Mount("local")),
+        caches=(Cache("${GOCACHE}"), Cache("${GOPATH}/pkg"), Cache("/c", "cid", "private")),
+    )
+    (line,) = phase_lines(b, Phase.PRE_INSTALL, context(CTX_YAML))
+    assert line == (
+        "RUN --mount=type=bind,from=assets,source=/src/dist,target=/srv/app/dist,rw "
+        "--mount=type=bind,source=/,target=/srv/app,rw "
+        "--mount=type=cache,id=/var/cache/go,target=/var/cache/go,sharing=shared,uid=65533,gid=65533 "
+        "--mount=type=cache,id=${GOPATH}/pkg,target=${GOPATH}/pkg,sharing=shared,uid=65533,gid=65533 "
+        "--mount=type=cache,id=cid,target=/c,sharing=private,uid=65533,gid=65533 go build"
+    )
+
+
+def test_expand_known_variables_only() -> None:
+    assert expand("${A}/$B/${C}", {"A": "a", "B": "b"}) == "a/b/${C}"
+
+
+def test_merge_replaces_each_key() -> None:
+    a = Builder(("make",), None, (Artifact("local", "x"),), (Mount("local"),), (Cache("/c"),))
+    assert a.merge(Builder(script="echo")) == Builder(("make",), "echo", (Artifact("local", "x"),),
+                                                      (Mount("local"),), (Cache("/c"),))  # fmt: skip
+    assert a.merge(Builder(requirements=(), caches=())) == Builder(("make",), None, (), (Mount("local"),), ())
+
+
+def test_command_and_script_are_exclusive() -> None:
+    with pytest.raises(ConfigError) as e:
+        config("builder: {command: foo, script: bar}")
+    assert [(p.path, p.message) for p in e.value.problems] == [
+        ("builder.command", 'is not allowed if any of field(s) "script" is declared/included'),
+        ("builder.script", 'is not allowed if any of field(s) "command" is declared/included'),
+    ]
+
+
+def test_inherited_command_plus_own_script_fails_after_expansion() -> None:
+    from tests.blubber.helpers import dockerfile
+
+    with pytest.raises(ConfigError) as e:
+        dockerfile(
+            "base: debian:bookworm\nbuilder: {command: make}\nvariants:\n  app: {builder: {script: x}}", "app"
+        )
+    assert e.value.problems[0].message == 'is not allowed if any of field(s) "script" is declared/included'
+    assert "found after merging the top level and includes into 'app'" in e.value.problems[0].hint
+
+
+@pytest.mark.parametrize(
+    ("yaml", "path", "message"),
+    [
+        ("builder: {command: 'make \\\\'}", "builder.command", "must not end with a backslash"),
+        ("builder: {command: \"a\\nb\"}", "builder.command", "must be a single line"),
+        ("builder: {mounts: ['a b']}", "builder.mounts[0].from", '"a b" cannot be used in a mount'),
+        ("builder: {caches: ['/x,uid=0']}", "builder.caches[0].destination", '"/x,uid=0" cannot be used in a mount'),
+        ("builder: {caches: [{destination: /x, access: all}]}", "builder.caches[0].access",
+         '"all" is not one of: shared, locked, private'),
+        ("builder: {caches: [/a, /a]}", "builder.caches", "cannot contain duplicates"),
+        ("builder: {caches: [{id: x}]}", "builder.caches[0].destination", '"destination" is required'),
+    ],
+)  # fmt: skip
+def test_errors(yaml: str, path: str, message: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        config(yaml)
+    assert (e.value.path, e.value.message) == (path, message)
