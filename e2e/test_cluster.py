@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import time
@@ -19,7 +20,14 @@ pytestmark = [pytest.mark.cluster, pytest.mark.registry, pytest.mark.docker]
 HELLO = Path(__file__).parent / "testdata" / "hello"
 
 
-def test_node_ready_at_pinned_version(kube) -> None:
+@pytest.fixture
+def local_cluster() -> None:
+    """Properties of the local cluster only (pinned version, node name, isolated netns)."""
+    if os.environ.get("DEPLOYER_KUBECONFIG"):
+        pytest.skip("checks the local cluster; DEPLOYER_KUBECONFIG selects another one")
+
+
+def test_node_ready_at_pinned_version(kube, local_cluster) -> None:
     from kubernetes import client
 
     assert client.VersionApi(kube).get_code().git_version == layout.KUBE_VERSION
@@ -161,7 +169,7 @@ def test_python_client_port_forward(kube, hello) -> None:
     assert json.loads(body) == {"service": "cluster-hello", "pod": name, "path": "/pf"}
 
 
-def test_pods_have_no_route_out(hello) -> None:
+def test_pods_have_no_route_out(hello, local_cluster) -> None:
     """The cluster netns has no default route: a connection to an outside address fails at once."""
     ns, pods, _ = hello
     kubectl = str(layout.TOOLS_BIN / "kubectl")
@@ -191,3 +199,46 @@ def test_pods_have_no_route_out(hello) -> None:
     assert r.returncode == 0, r.stderr
     # 113 EHOSTUNREACH / 101 ENETUNREACH: rejected in the netns, not a timeout that went anywhere.
     assert r.stdout.split()[-1] in {"113", "101"}, r.stdout
+
+
+def test_cluster_ip_service_from_another_pod(kube, hello) -> None:
+    """kube-proxy works: a pod reaches the Service by its ClusterIP (service-link env, no DNS needed)."""
+    from kubernetes import client
+
+    ns, pods, image = hello
+    core = client.CoreV1Api(kube)
+    # Retries cover the second or so kube-proxy may take to program a fresh Service's endpoints.
+    script = (
+        "import os, time, urllib.request\n"
+        "env = os.environ\n"
+        "url = 'http://%s:%s/via-service' % (env['HELLO_SERVICE_HOST'], env['HELLO_SERVICE_PORT'])\n"
+        "for attempt in range(20):\n"
+        "    try:\n"
+        "        print(urllib.request.urlopen(url, timeout=5).read().decode()); break\n"
+        "    except OSError as e:\n"
+        "        err = e; time.sleep(1)\n"
+        "else:\n"
+        "    raise SystemExit('no answer from %s: %s' % (url, err))\n"
+    )
+    pod = {
+        "metadata": {"name": "service-client"},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "client", "image": image, "command": ["python3", "-c", script]}],
+        },
+    }
+    core.create_namespaced_pod(ns, pod)
+    deadline = time.monotonic() + 120
+    phase = None
+    while time.monotonic() < deadline:
+        phase = core.read_namespaced_pod("service-client", ns).status.phase
+        if phase in ("Succeeded", "Failed"):
+            break
+        time.sleep(1)
+    log = core.read_namespaced_pod_log("service-client", ns)
+    assert phase == "Succeeded", log
+    assert json.loads(log.strip().splitlines()[-1]) == {
+        "service": "cluster-hello",
+        "pod": pods[0].metadata.name,
+        "path": "/via-service",
+    }
