@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from urllib.parse import urlparse
 
 from . import layout as L
 from .configs import registry_credentials
@@ -34,14 +35,19 @@ def _kind(*args: str, **kw) -> subprocess.CompletedProcess[str]:
     return subprocess.run([exe, *args], text=True, **kw)
 
 
-def config_yaml() -> str:
-    """kind cluster config: one node, the containerd patches and the registry host mapping."""
+def config_yaml() -> tuple[str, str]:
+    """(kind cluster config, registry endpoint): one node, containerd patches, registry mapping.
+
+    With `config_path`, containerd looks credentials up by the host it actually dials (the
+    endpoint), not by the image reference's host, so the auth entry is keyed by the endpoint.
+    """
     endpoint = os.environ.get("KIND_REGISTRY_ENDPOINT", "http://kind-registry:5000")
     creds = registry_credentials()
     auth = ""
     if creds:
+        host = urlparse(endpoint).netloc
         auth = (
-            f'\n    [plugins."io.containerd.grpc.v1.cri".registry.configs."{L.REGISTRY}".auth]\n'
+            f'\n    [plugins."io.containerd.grpc.v1.cri".registry.configs."{host}".auth]\n'
             f'      username = "{creds[0]}"\n      password = "{creds[1]}"'
         )
     return (
