@@ -187,7 +187,7 @@ def main(ctx: click.Context, ci_flag: bool) -> None:
 
 
 @main.command()
-@click.argument("service", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("service")
 @click.option(
     "--env",
     "environment",
@@ -209,7 +209,7 @@ def main(ctx: click.Context, ci_flag: bool) -> None:
 @ci_option
 @report_options
 def ship(
-    service: Path,
+    service: str,
     environment: str,
     kubeconfig: Path | None,
     namespace: str | None,
@@ -220,12 +220,16 @@ def ship(
     report_path: Path | None,
     junit_path: Path | None,
 ) -> None:
-    """Test, build, push, deploy, watch and smoke-check SERVICE (a directory with .pipeline/blubber.yaml)."""
+    """Test, build, push, deploy, watch and smoke-check SERVICE.
+
+    SERVICE is a directory with .pipeline/blubber.yaml (and optionally .pipeline/deploy.yaml), or the name
+    of a bundled example (e.g. node-hello).
+    """
     from deployer import ship as ship_mod
 
     state = effective_state(ci_flag)
     config = ship_mod.ShipConfig(
-        service_dir=service,
+        service=service,
         environment=environment,
         kubeconfig=kubeconfig,
         namespace=namespace,

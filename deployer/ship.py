@@ -1,0 +1,560 @@
+"""`deployer ship <service>`: the ship workflow, as a list of small steps over one shared state.
+
+    compile → test → build → push → chart → deploy → watch → smoke        (then: report, JUnit, exit code)
+
+Each step is a short adapter: it takes what earlier steps left in `ShipState`, calls the module that owns
+the work (blubber, deployer.build, deployer.chart, deployer.helm, deployer.rollout, deployer.smoke), puts
+what later steps and the report need back into the state and its `details`, and reports progress through
+`ctx.progress`. Failures are the owning module's `UserError`s; the runner (deployer.workflow) turns them
+into results, and the report, the JUnit file, the summary and the exit code are all read from those.
+
+Ordering that matters:
+- the test variant runs before the production image is built, so a failing test pushes nothing;
+- the release lock (deployer.lock) is taken before `helm upgrade` and held through watch and smoke, and
+  only while holding it is a release stuck in pending-* (an interrupted run) repaired;
+- a failed rollout is rolled back (or a first install uninstalled) inside the watch step, and the old
+  version is watched back to healthy, so "rolled back" in the report means "serves again".
+
+Never prints: all output goes through the display (deployer.output) the caller passes in.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from blubber.errors import ExitCode, PolicyViolation, UserError
+from deployer import errors
+from deployer.workflow import Status, Step, StepContext, StepResult, WorkflowRun
+
+__all__ = ["STAGES", "ShipConfig", "ShipState", "build_steps", "run"]
+
+STAGES = ("compile", "test", "build", "push", "chart", "deploy", "watch", "smoke")
+TITLES = {
+    "compile": "load blubber.yaml and deploy.yaml, apply policy",
+    "test": "build and run the test variant",
+    "build": "build the production image",
+    "push": "push the image to the registry",
+    "chart": "render, lint and push the service chart",
+    "deploy": "helm upgrade --install",
+    "watch": "watch the rollout",
+    "smoke": "smoke checks",
+}
+
+
+@dataclass(frozen=True)
+class ShipConfig:
+    """Everything `ship` was asked to do, decided once from the command line (the steps never see click)."""
+
+    service: str  # a directory with .pipeline/blubber.yaml, or a bundled example's name
+    environment: str = "staging"
+    kubeconfig: Path | None = None
+    namespace: str | None = None
+    release: str | None = None
+    timeout: float = 600.0
+    smoke: bool = True
+    ci: bool = False
+    strict_ci: bool = False
+    color: bool = False
+    report_path: Path | None = None
+    junit_path: Path | None = None
+    test_variant: str = "test"
+
+    @property
+    def context(self) -> str | None:
+        """`staging` is the local cluster's kubeconfig as it is; any other name is a context in it."""
+        return None if self.environment == "staging" else self.environment
+
+
+@dataclass
+class ShipState:
+    """What the steps hand on to each other (filled in as the run goes)."""
+
+    workdir: Path
+    service: Any = None  # deployer.service.Service
+    git_sha: str | None = None
+    git_dirty: bool | None = None
+    config: Any = None  # blubber Config
+    deploy: Any = None  # deployer.deploy_config.DeployConfig
+    variants: tuple[str, ...] = ()
+    image: Any = None  # deployer.chart.ImageRef of the pushed production image
+    built: Any = None  # what deployer.build returned for the production image
+    chart: Any = None  # deployer.chart.PublishedChart
+    helm: Any = None
+    api: Any = None
+    lock: Any = None
+    previous_revision: int | None = None
+    revision: int | None = None
+    deploy_started: datetime | None = None
+    cleanups: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def namespace(self) -> str | None:
+        return self.deploy.namespace if self.deploy is not None else None
+
+    @property
+    def release(self) -> str | None:
+        return self.deploy.release if self.deploy is not None else None
+
+
+Ctx = StepContext[ShipConfig, ShipState]
+
+
+# --- compile ----------------------------------------------------------------------------------------
+
+
+def step_compile(ctx: Ctx) -> dict[str, Any]:
+    import blubber
+    from deployer import deploy_config, git, service
+
+    config, state = ctx.config, ctx.state
+    svc = state.service = service.resolve(config.service)
+    source = git.source(svc.directory)
+    state.git_sha, state.git_dirty = source.sha, (source.is_dirty if source.is_repo else None)
+    changed = list(source.dirty_files)
+    if source.is_dirty and config.strict_ci:
+        more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
+        raise PolicyViolation(
+            f"refusing to ship uncommitted changes in CI mode: {', '.join(changed[:5])}{more}",
+            file=str(svc.directory),
+            hint="commit them (CI ships what git has, so the report's git sha reproduces the image)",
+        )
+    if not source.is_repo:
+        ctx.progress(f"{svc.directory} is not in a git work tree; the report will have no git sha")
+    elif source.is_dirty:
+        ctx.progress(f"{len(changed)} uncommitted paths; the image will not match {source.short_sha}")
+    state.config = blubber.load(svc.config)
+    deploy = deploy_config.load(svc.directory)
+    if config.namespace or config.release:
+        deploy = replace(
+            deploy, namespace=config.namespace or deploy.namespace, release=config.release or deploy.release
+        )
+    state.deploy = deploy
+    variants = [config.test_variant, deploy.variant]
+    for variant in variants:  # compile both now: a config or policy error fails before any build
+        blubber.compile_dockerfile(state.config, variant)
+    state.variants = tuple(variants)
+    return {"summary": f"variants {', '.join(variants)}; release {deploy.release} in {deploy.namespace}"}
+
+
+# --- test, build, push (deployer.build) ----------------------------------------------------------------
+
+
+def step_test(ctx: Ctx) -> dict[str, Any]:
+    from deployer import build
+
+    config, state = ctx.config, ctx.state
+    result = build.test(config.service, state.config, config.test_variant, progress=ctx.progress)
+    return {"tests": _tests_details(config.test_variant, result, passed=True), "summary": "tests passed"}
+
+
+def _tests_details(variant: str, result: Any, *, passed: bool) -> dict[str, Any]:
+    return {
+        "variant": variant,
+        "image": getattr(result, "image", None),
+        "passed": passed,
+        "exit_code": getattr(result, "exit_code", None),
+        "duration_seconds": round(float(getattr(result, "duration", 0.0) or 0.0), 3),
+        "output_tail": [str(line) for line in getattr(result, "tail", []) or []],
+    }
+
+
+def step_build(ctx: Ctx) -> dict[str, Any]:
+    from deployer import build
+
+    config, state = ctx.config, ctx.state
+    variant = state.deploy.variant
+    built = build.build(config.service, state.config, variant, git_sha=state.git_sha, progress=ctx.progress)
+    state.built = built
+    image = {
+        "variant": variant,
+        "repository": str(getattr(built, "repository", "")),
+        "tags": [str(t) for t in getattr(built, "tags", ())],
+        "digest": None,
+        "pushed": False,
+        "image_id": getattr(built, "image_id", None),
+    }
+    return {"images": [image], "summary": ", ".join(image["tags"])}
+
+
+def step_push(ctx: Ctx) -> dict[str, Any]:
+    from deployer import build
+    from deployer.chart import ImageRef
+
+    state = ctx.state
+    pushed = build.push(state.built, progress=ctx.progress)
+    repository, digest = str(pushed.repository), str(pushed.digest)
+    tags = [str(t) for t in getattr(pushed, "tags", ()) or getattr(state.built, "tags", ())]
+    state.image = ImageRef(repository=repository, digest=digest, tag=tags[0] if tags else "")
+    image = {"variant": state.deploy.variant, "repository": repository, "tags": tags, "digest": digest}
+    return {"images": [{**image, "pushed": True}], "summary": state.image.pinned}
+
+
+# --- chart, deploy, watch, smoke ----------------------------------------------------------------------
+
+
+def _registry_credentials() -> tuple[str | None, str | None]:
+    from deployer import doctor, redact
+
+    try:
+        text = doctor.CREDENTIALS.read_text(encoding="utf-8")
+    except OSError:
+        return None, None
+    values = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    user = values.get("REGISTRY_USER", "").strip() or None
+    password = values.get("REGISTRY_PASSWORD", "").strip() or None
+    redact.register(password, user=user)
+    return user, password
+
+
+def _helm(config: ShipConfig, state: ShipState) -> Any:
+    if state.helm is None:
+        from deployer.helm import Helm
+        from deployer.kube import DEFAULT_KUBECONFIG
+
+        state.helm = Helm(
+            kubeconfig=config.kubeconfig or (DEFAULT_KUBECONFIG if config.context is None else None),
+            context=config.context,
+            registry_config=state.workdir / "helm-registry.json",
+            timeout=int(state.deploy.timeouts.helm),
+        )
+    return state.helm
+
+
+def _api(config: ShipConfig, state: ShipState) -> Any:
+    if state.api is None:
+        from deployer.kube import load_api
+
+        state.api = load_api(config.kubeconfig, config.context)
+    return state.api
+
+
+def step_chart(ctx: Ctx) -> dict[str, Any]:
+    import blubber
+    from deployer import chart as chart_mod
+    from deployer import deploy_config
+
+    config, state = ctx.config, ctx.state
+    deploy = state.deploy
+    runtime = blubber.runtime(state.config, deploy.variant)
+    values = chart_mod.render_values(
+        deploy,
+        runtime,
+        state.image,
+        policy=deploy_config.load_policy(),
+        blubber_file=str(state.service.config),
+    )
+    version = chart_mod.chart_version()
+    rendered = chart_mod.write_chart(
+        state.workdir / "chart", deploy.release, version, values, app_version=state.image.tag
+    )
+    ctx.progress(f"rendered {rendered.name} {version}; helm lint, package, push")
+    user, password = _registry_credentials()
+    published = chart_mod.publish(
+        rendered, _helm(config, state), destination=state.workdir, username=user, password=password
+    )
+    state.chart = published
+    return {
+        "chart": {
+            "name": published.name,
+            "version": published.version,
+            "ref": published.reference,
+            "digest": published.digest,
+        },
+        "summary": published.pinned,
+    }
+
+
+def step_deploy(ctx: Ctx) -> dict[str, Any]:
+    from deployer.lock import ReleaseLock
+
+    config, state = ctx.config, ctx.state
+    helm = _helm(config, state)
+    release, namespace = state.release, state.namespace
+    lock = ReleaseLock(_api(config, state), namespace, release, command=f"deployer ship {config.service}")
+    lock.__enter__()  # held through watch and smoke; released by run() whatever happens
+    state.lock = lock
+    state.cleanups.append(lambda: lock.__exit__(None, None, None))
+    recovery = helm.recover_pending(release, namespace)
+    if recovery.action != "none":
+        ctx.progress(recovery.describe())
+    current = helm.status(release, namespace)
+    state.previous_revision = current.revision if current is not None and not current.pending else None
+    state.deploy_started = datetime.now(UTC)
+    ctx.progress(f"helm upgrade --install {release} {state.chart.reference} --version {state.chart.version}")
+    deployed = helm.upgrade_install(
+        release,
+        namespace,
+        state.chart.reference,
+        version=state.chart.version,
+        plain_http=True,
+        timeout=int(state.deploy.timeouts.helm),
+        description=f"deployer ship {state.image.pinned}",
+    )
+    state.revision = deployed.revision
+    details: dict[str, Any] = {"revision": deployed.revision, "summary": f"revision {deployed.revision}"}
+    if recovery.action != "none":
+        details["recovered"] = recovery.describe()
+    return details
+
+
+def _watch_timeout(ctx: Ctx) -> tuple[float, bool]:
+    """(seconds to watch, whether the overall --timeout is what limits it)."""
+    rollout = float(ctx.state.deploy.timeouts.rollout)
+    left = ctx.remaining()
+    if left is not None and left < rollout:
+        return left, True
+    return rollout, False
+
+
+def step_watch(ctx: Ctx) -> dict[str, Any]:
+    from deployer.rollout.watcher import watch_rollout
+
+    config, state = ctx.config, ctx.state
+    timeout, overall = _watch_timeout(ctx)
+    verdict = watch_rollout(
+        _api(config, state),
+        state.namespace,
+        state.release,
+        timeout=timeout,
+        since=state.deploy_started,
+        on_event=lambda event: ctx.progress(event.text()),
+    )
+    if verdict.healthy:
+        return {
+            "rollout": {"verdict": "healthy", "reason": None, "rolled_back": False, "rollback": None},
+            "summary": f"{verdict.replicaset or state.release} available after {verdict.duration:.1f}s",
+        }
+    diagnosis = f"{verdict.reason}: {verdict.message}" if verdict.message else verdict.reason
+    where = verdict.object or f"deployment/{state.release}"
+    if verdict.container:
+        where += f" container {verdict.container}"
+    evidence = [f"log {verdict.pod}/{verdict.container}: {line}" for line in verdict.log_tail]
+    evidence += [f"event {line}" for line in verdict.warning_events]
+    ctx.progress(f"rollout failed: {where}: {diagnosis}; rolling back")
+    rollback = _roll_back(ctx)
+    timed_out = verdict.reason == "Timeout"
+    err_type = errors.Timeout if timed_out and overall else errors.RolloutFailed
+    err = err_type(
+        f"{where}: {diagnosis}; {rollback['detail']}",
+        hint=verdict.hint or None,
+    )
+    err.evidence = evidence  # type: ignore[attr-defined]
+    err.next_command = f"deployer status {config.service}"  # type: ignore[attr-defined]
+    err.details = {  # type: ignore[attr-defined]
+        "rollout": {
+            "verdict": "timeout" if timed_out else "failed",
+            "reason": diagnosis,
+            "rolled_back": rollback["action"] != "none",
+            "rollback": rollback,
+            "evidence": evidence,
+        }
+    }
+    raise err
+
+
+def _roll_back(ctx: Ctx) -> dict[str, Any]:
+    """Return the release to what served before (or remove a first install); verify the old version."""
+    from deployer.rollout.watcher import watch_rollout
+
+    config, state = ctx.config, ctx.state
+    helm = _helm(config, state)
+    release, namespace = state.release, state.namespace
+    try:
+        if state.previous_revision is None:
+            helm.uninstall(release, namespace, wait=True)
+            return {
+                "action": "uninstall",
+                "to_revision": None,
+                "verified": None,
+                "detail": "first install removed",
+            }
+        helm.rollback(release, namespace, state.previous_revision)
+        ctx.progress(f"rolled back to revision {state.previous_revision}; watching the old version")
+        verdict = watch_rollout(
+            _api(config, state),
+            namespace,
+            release,
+            timeout=float(state.deploy.timeouts.rollout),
+            on_event=lambda event: ctx.progress(f"rollback: {event.text()}"),
+        )
+    except UserError as e:
+        return {
+            "action": "none",
+            "to_revision": None,
+            "verified": False,
+            "detail": f"rollback failed: {e.message}",
+        }
+    verified = bool(verdict.healthy)
+    detail = f"rolled back to revision {state.previous_revision}" + (
+        ", which serves again" if verified else f", which is not healthy either: {verdict.reason}"
+    )
+    return {
+        "action": "rollback",
+        "to_revision": state.previous_revision,
+        "verified": verified,
+        "detail": detail,
+    }
+
+
+def _smoke_entries(results: Sequence[Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": r.name,
+            "kind": r.kind,
+            "status": "passed" if r.passed else "failed",
+            "detail": r.message,
+            "duration_seconds": round(float(r.seconds), 3),
+        }
+        for r in results
+    ]
+
+
+def step_smoke(ctx: Ctx) -> StepResult | dict[str, Any]:
+    from deployer import portforward, smoke
+
+    config, state = ctx.config, ctx.state
+    if not config.smoke:
+        return StepResult.skipped("smoke", "skipped (--skip-smoke)")
+    deploy = state.deploy
+    if not deploy.helm_test and not deploy.smoke_checks:
+        return StepResult.skipped("smoke", "no smoke checks configured (deploy.yaml smoke:)")
+    helm, api = _helm(config, state), _api(config, state)
+    selector = f"app.kubernetes.io/instance={deploy.release}"
+
+    def helm_test(release: str, namespace: str, timeout: int) -> str:
+        ctx.progress("helm test --logs")
+        return helm.test(release, namespace, timeout=timeout)
+
+    def http_get(path: str, timeout: float) -> tuple[int, bytes]:
+        pod = portforward.ready_pod(api, deploy.namespace, selector)
+        ctx.progress(f"GET {path} on pod {pod}:{deploy.port}")
+        response = portforward.http_get(api, deploy.namespace, pod, deploy.port, path, timeout=timeout)
+        return response.status, response.body
+
+    try:
+        results = smoke.run_checks(deploy, helm_test=helm_test, http_get=http_get)
+    except smoke.SmokeReport as e:
+        e.details = {"smoke": _smoke_entries(e.results)}
+        raise
+    return {"smoke": _smoke_entries(results), "summary": f"{len(results)} checks passed"}
+
+
+def build_steps() -> list[Step]:
+    """The ship's steps in order (the seam tests replace)."""
+    fns: dict[str, Callable[[Ctx], Any]] = {
+        "compile": step_compile,
+        "test": step_test,
+        "build": step_build,
+        "push": step_push,
+        "chart": step_chart,
+        "deploy": step_deploy,
+        "watch": step_watch,
+        "smoke": step_smoke,
+    }
+    return [Step(name, fns[name], TITLES[name]) for name in STAGES]
+
+
+# --- the run -------------------------------------------------------------------------------------------
+
+_NEXT: dict[str, str] = {
+    "compile": "blubber lint {dir}/.pipeline/blubber.yaml",
+    "test": "deployer test {dir}",
+    "build": "deployer build {dir}",
+    "push": "deployer doctor",
+    "chart": "deployer diff {dir}",
+    "deploy": "deployer status {dir}",
+    "watch": "deployer status {dir}",
+    "smoke": "deployer status {dir}",
+}
+
+
+def _with_next_commands(run: WorkflowRun, config: ShipConfig, state: ShipState) -> WorkflowRun:
+    """Give the failed step a next command when it named none, and say where an interrupt left things."""
+    failed = run.failed
+    if failed is None:
+        return run
+    fixed = failed
+    if failed.exit_code == ExitCode.ENVIRONMENT:
+        fixed = replace(fixed, next_command=fixed.next_command or "deployer doctor")
+    elif not fixed.next_command and failed.name in _NEXT:
+        fixed = replace(fixed, next_command=_NEXT[failed.name].format(dir=config.service))
+    if failed.status is Status.INTERRUPTED and failed.name in ("deploy", "watch", "smoke"):
+        fixed = replace(
+            fixed,
+            hint=(
+                f"release {state.release} in {state.namespace} may be left mid-upgrade "
+                f"(revision {state.revision or '?'}); the next ship recovers a pending release, or run "
+                f"`deployer rollback {config.service}`"
+            ),
+        )
+    return replace(run, results=tuple(fixed if r is failed else r for r in run.results))
+
+
+def _reproduce(config: ShipConfig, state: ShipState) -> list[str]:
+    commands = [f"deployer ship {config.service} --env {config.environment}"]
+    if state.git_sha:
+        commands.insert(0, f"git checkout {state.git_sha}")
+    if state.image is not None:
+        commands.append(f"docker pull {state.image.pinned}")
+    if state.chart is not None and state.deploy is not None:
+        commands.append(
+            f"helm upgrade --install {state.release} {state.chart.reference} --version {state.chart.version} "
+            f"--namespace {state.namespace} --plain-http"
+        )
+    return commands
+
+
+def run(
+    config: ShipConfig,
+    *,
+    steps: Sequence[Step] | None = None,
+    display: Any = None,
+    clock: Callable[[], float] | None = None,
+) -> int:
+    """Ship `config.service`: run the steps, write the reports asked for, return the exit code."""
+    import time
+
+    from deployer import junit, output, report, workflow
+
+    display = display or output.make_display(ci=config.ci, color=config.color)
+    started_at = datetime.now(UTC)
+    with tempfile.TemporaryDirectory(prefix="deployer-ship-") as tmp:
+        state = ShipState(workdir=Path(tmp))
+        ctx: Ctx = StepContext(config, state, deadline=time.monotonic() + config.timeout)
+        display.header(f"ship {config.service} to {config.environment}" + (" [ci]" if config.ci else ""))
+
+        def sink(event: workflow.Event) -> None:
+            # The summary the display prints and the reports must agree: fill in next commands first.
+            if isinstance(event, workflow.WorkflowFinished):
+                event = workflow.WorkflowFinished(_with_next_commands(event.run, config, state))
+            display(event)
+
+        try:
+            outcome = workflow.run(steps or build_steps(), ctx, sink, clock=clock or time.monotonic)
+        finally:
+            for cleanup in reversed(state.cleanups):
+                cleanup()
+        outcome = _with_next_commands(outcome, config, state)
+    info = report.RunInfo(
+        service=state.service.name if state.service else Path(config.service).name,
+        service_dir=str(state.service.directory if state.service else config.service),
+        environment=config.environment,
+        started_at=started_at,
+        finished_at=datetime.now(UTC),
+        git_sha=state.git_sha,
+        git_dirty=state.git_dirty,
+        namespace=state.namespace,
+        release=state.release,
+        kube_context=config.context,
+        reproduce=_reproduce(config, state),
+    )
+    if config.report_path is not None:
+        report.write_report(config.report_path, report.build_report(outcome, info))
+    if config.junit_path is not None:
+        junit.write_junit(config.junit_path, outcome, info.service)
+    return outcome.exit_code

@@ -1,0 +1,253 @@
+"""The `deployer` CLI edge: help, every exit-code path, CI mode, reports, and no secret in any output."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import jsonschema
+import pytest
+from click.testing import CliRunner
+from junitparser import JUnitXml
+
+from blubber.errors import ExitCode
+from deployer import cli, errors, redact
+from deployer import doctor as doctor_mod
+from deployer import ship as ship_mod
+from deployer.report import report_schema
+from deployer.workflow import Step
+from tests.deployer import shipfakes
+
+
+def _invoke(*args: str, env: dict[str, str] | None = None):
+    return CliRunner().invoke(cli.main, list(args), env=env or {}, catch_exceptions=False)
+
+
+def test_help_documents_every_exit_code():
+    result = _invoke("--help")
+    assert result.exit_code == 0
+    assert set(cli.EXIT_CODE_HELP) == set(ExitCode)
+    for code, text in cli.EXIT_CODE_HELP.items():
+        assert f"{int(code):>3}  {text}" in result.output
+    for command in ("ship", "doctor"):
+        assert command in result.output
+
+
+def test_usage_error_is_exit_2():
+    result = _invoke("ship")
+    assert result.exit_code == 2
+    assert "Missing argument 'SERVICE'" in result.output
+
+
+@pytest.fixture
+def fake_ship(monkeypatch):
+    """Replace the ship's steps (the seam) with fakes; returns a setter for the failure kind."""
+    chosen = {"kind": None}
+
+    def build_steps():
+        return shipfakes.steps(chosen["kind"])
+
+    monkeypatch.setattr(ship_mod, "build_steps", build_steps)
+    return chosen
+
+
+EXPECTED_EXIT = {
+    None: 0,
+    "config": 10,
+    "policy": 11,
+    "test_failed": 12,
+    "build": 13,
+    "push": 14,
+    "deploy": 15,
+    "rollout": 16,
+    "smoke": 17,
+    "timeout": 18,
+    "environment": 19,
+    "interrupted": 130,
+    "internal": 1,
+}
+
+
+@pytest.mark.parametrize("kind", list(EXPECTED_EXIT))
+def test_ship_exit_code_for_each_outcome_with_valid_reports(kind, fake_ship, tmp_path):
+    fake_ship["kind"] = kind
+    report, junit = tmp_path / "r" / "report.json", tmp_path / "junit.xml"
+    result = _invoke("ship", "examples/node-hello", "--ci", "--report", str(report), "--junit", str(junit))
+
+    assert result.exit_code == EXPECTED_EXIT[kind], result.output
+    data = json.loads(report.read_text())
+    jsonschema.Draft202012Validator(report_schema()).validate(data)
+    assert data["outcome"]["exit_code"] == EXPECTED_EXIT[kind]
+    suites = {s.name: s for s in JUnitXml.fromfile(str(junit))}
+    assert set(suites) == {"node-hello.test-variant", "node-hello.smoke", "node-hello.ship"}
+    if kind is None:
+        assert "ship succeeded in" in result.output
+    else:
+        assert f"(exit {EXPECTED_EXIT[kind]}:" in result.output
+        assert "  next: " in result.output  # every failure names the next command to run
+
+
+def test_failed_stage_gets_a_default_next_command(fake_ship, tmp_path):
+    fake_ship["kind"] = "deploy"
+    report = tmp_path / "report.json"
+    result = _invoke("ship", "examples/node-hello", "--ci", "--report", str(report))
+    assert result.exit_code == 15
+    assert "  next: deployer status examples/node-hello" in result.output
+    assert json.loads(report.read_text())["outcome"]["next_command"] == "deployer status examples/node-hello"
+
+
+def test_environment_failure_points_at_doctor(fake_ship):
+    fake_ship["kind"] = "environment"
+    result = _invoke("ship", "examples/node-hello", "--ci")
+    assert result.exit_code == 19
+    assert "  next: deployer doctor" in result.output
+    assert "  hint: start it with: scripts/stack up" in result.output
+
+
+def test_interrupted_deploy_says_what_state_the_release_is_in(fake_ship):
+    fake_ship["kind"] = "interrupted"
+    result = _invoke("ship", "examples/node-hello", "--ci")
+    assert result.exit_code == 130
+    assert "may be left mid-upgrade" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [(["--ci", "ship", "x"], {}), (["ship", "x", "--ci"], {}), (["ship", "x"], {"CI": "true"})],
+)
+def test_ci_mode_is_plain_one_line_per_state_change(args, env, fake_ship):
+    seen = {}
+    real_run = ship_mod.run
+
+    def spy(config, **kw):
+        seen["config"] = config
+        return real_run(config, **kw)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ship_mod, "run", spy)
+        result = _invoke(*args, env=env)
+    assert result.exit_code == 0
+    assert seen["config"].ci and seen["config"].strict_ci and not seen["config"].color
+    assert "\x1b[" not in result.output
+    assert "[    " in result.output.splitlines()[0]  # elapsed-time prefix on every progress line
+
+
+def test_no_tty_alone_is_plain_but_not_strict(fake_ship, monkeypatch):
+    seen = {}
+    real_run = ship_mod.run
+
+    def spy(config, **kw):
+        seen["config"] = config
+        return real_run(config, **kw)
+
+    monkeypatch.setattr(ship_mod, "run", spy)
+    result = _invoke("ship", "x", env={"CI": ""})
+    assert result.exit_code == 0
+    assert seen["config"].ci is True  # CliRunner's stdout is not a terminal
+    assert seen["config"].strict_ci is False  # a pipe is not CI: a dirty tree is allowed
+
+
+# --- the edge for errors outside a workflow -----------------------------------------------------------
+
+
+def test_user_error_is_message_and_hint_on_stderr_without_traceback(monkeypatch):
+    def boom(config, probes=None, echo=None):
+        raise errors.ConfigError("bad key 'x'", file="deploy.yaml", line=3, path="smoke", hint="remove it")
+
+    monkeypatch.setattr(doctor_mod, "run", boom)
+    result = CliRunner().invoke(cli.main, ["doctor"])
+    assert result.exit_code == ExitCode.CONFIG
+    assert result.stderr == "error: deploy.yaml:3: smoke: bad key 'x'\n  hint: remove it\n"
+    assert "Traceback" not in result.output
+
+
+def test_ctrl_c_outside_a_workflow_is_130(monkeypatch):
+    def interrupted(config, probes=None, echo=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(doctor_mod, "run", interrupted)
+    result = CliRunner().invoke(cli.main, ["doctor"])
+    assert result.exit_code == 130
+    assert result.stderr == "interrupted\n"
+
+
+def test_internal_error_prints_traceback_and_asks_for_a_report(monkeypatch):
+    def bug(config, probes=None, echo=None):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(doctor_mod, "run", bug)
+    result = CliRunner().invoke(cli.main, ["doctor"])
+    assert result.exit_code == 1
+    assert "Traceback (most recent call last)" in result.stderr
+    assert "ZeroDivisionError: division by zero" in result.stderr
+    assert result.stderr.endswith("internal error, please report this with the traceback above\n")
+
+
+def test_doctor_exit_code_is_passed_through(monkeypatch):
+    monkeypatch.setattr(doctor_mod, "run", lambda config, probes=None, echo=None: int(ExitCode.ENVIRONMENT))
+    assert CliRunner().invoke(cli.main, ["doctor"]).exit_code == 19
+
+
+def test_commands_added_by_other_parts_get_the_same_edge():
+    group = cli.DeployerGroup("g")
+
+    @group.command()
+    def push():
+        raise errors.PushFailed("denied", hint="deployer doctor")
+
+    result = CliRunner().invoke(group, ["push"])
+    assert result.exit_code == ExitCode.PUSH
+    assert result.stderr == "error: denied\n  hint: deployer doctor\n"
+
+
+# --- secrets ------------------------------------------------------------------------------------------
+
+USER, PASSWORD = "deployer", "pw-9f8e7d6c5b4a"
+TOKEN = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+
+
+def _leaky_steps():
+    """A ship-like run whose steps leak the registry password everywhere they can."""
+
+    def login(ctx):
+        redact.register(PASSWORD, user=USER)  # what deployer.registry does when it reads the credentials
+        ctx.progress(f"docker login 127.0.0.1:5000 -u {USER} -p {PASSWORD}")
+        return {"summary": f"logged in with {PASSWORD}", "auth": TOKEN}
+
+    def push(ctx):
+        err = errors.PushFailed(f"push: http://{USER}:{PASSWORD}@127.0.0.1:5000 said no", hint=PASSWORD)
+        err.evidence = [f"Authorization: Basic {TOKEN}", PASSWORD, f"token {TOKEN}"]
+        err.details = {"argv": ["docker", "login", "-p", PASSWORD]}
+        raise err
+
+    return [Step("compile", login), Step("test", shipfakes.HEALTHY["test"]), Step("push", push)]
+
+
+def _leaky_internal_steps():
+    def login(ctx):
+        redact.register(PASSWORD, user=USER)
+        secret = PASSWORD  # noqa: F841 - a local in the traceback's frame
+        raise RuntimeError(f"cannot parse credentials {PASSWORD}")
+
+    return [Step("compile", login)]
+
+
+@pytest.mark.parametrize("steps", [_leaky_steps, _leaky_internal_steps])
+def test_no_secret_reaches_output_or_reports(steps, monkeypatch, tmp_path):
+    monkeypatch.setattr(ship_mod, "build_steps", steps)
+    report, junit = tmp_path / "report.json", tmp_path / "junit.xml"
+    result = CliRunner().invoke(
+        cli.main, ["ship", "x", "--ci", "--report", str(report), "--junit", str(junit)], env={}
+    )
+    assert result.exit_code in (14, 1)
+    everything = {
+        "stdout": result.stdout,
+        "stderr": result.stderr,
+        "report": report.read_text(),
+        "junit": junit.read_text(),
+    }
+    for where, text in everything.items():
+        assert PASSWORD not in text, where
+        assert TOKEN not in text, where
+    assert redact.MASK in everything["stdout"]
+    assert redact.MASK in everything["report"]
