@@ -309,22 +309,16 @@ def down(purge: bool = False) -> None:
     started = time.monotonic()
     for name in ("kubelet", "kube-proxy"):
         procs.stop(name)
-    # Container processes first: their shims would otherwise restart nothing, but keep mounts busy.
+    # Container processes next (they keep rootfs and volume mounts busy). Pods are throw-away, and a
+    # container's pid 1 often ignores SIGTERM, so they get only a short grace before SIGKILL.
     pods = host.pids_in_kubepods()
     if pods:
         say(f"killing {len(pods)} container processes")
-        procs.kill_pids(pods, timeout=5)
-    for name in (
-        "containerd",
-        "kube-proxy",
-        "registry-forward-netns",
-        "registry-forward-host",
-        "kube-scheduler",
-        "kube-controller-manager",
-        "kube-apiserver",
-        "etcd",
-    ):
+        procs.kill_pids(pods, timeout=0.5)
+    for name in ("containerd", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"):
         procs.stop(name)
+    for name in ("registry-forward-netns", "registry-forward-host"):
+        procs.stop(name, children=True)
     # containerd shims outlive containerd by design; they, and anything else left, live in our netns.
     leftovers = host.pids_in_netns()
     if leftovers:

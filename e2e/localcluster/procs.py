@@ -109,12 +109,16 @@ def ensure_alive(name: str) -> None:
 STOP_TIMEOUT = {"kube-apiserver": 3.0}
 
 
-def stop(name: str, timeout: float | None = None) -> None:
-    """SIGTERM the recorded process, SIGKILL it after `timeout` seconds, and drop its pid file."""
+def stop(name: str, timeout: float | None = None, children: bool = False) -> None:
+    """SIGTERM the recorded process, SIGKILL it after `timeout` seconds, and drop its pid file.
+
+    With `children`, its child processes go too (socat forks one per open connection).
+    """
     pidfile = L.PIDS / f"{name}.pid"
     pid = running_pid(pidfile)
     if pid is not None:
-        kill_pids([pid], timeout if timeout is not None else STOP_TIMEOUT.get(name, 10.0))
+        kids = children_of(pid) if children else []
+        kill_pids([pid, *kids], timeout if timeout is not None else STOP_TIMEOUT.get(name, 10.0))
         say(f"{name} stopped (pid {pid})")
     pidfile.unlink(missing_ok=True)
 
@@ -135,6 +139,19 @@ def kill_pids(pids: list[int], timeout: float = 10.0) -> None:
     while alive and time.monotonic() < deadline:
         time.sleep(0.1)
         alive = [p for p in alive if _start_time(p) == starts[p]]
+
+
+def children_of(pid: int) -> list[int]:
+    kids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+                kids.append(int(entry.name))
+    return kids
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:
