@@ -115,7 +115,8 @@ def rollout_status(
     Failures are reported most specific first: a pod's (CrashLoopBackOff beats the progress deadline it
     causes), then the new ReplicaSet's, then the Deployment's. Hook and test pods count only when created
     at or after `since`, so a failed test pod of an older release does not fail this one.
-    A complete Deployment is healthy even if one of its pods restarted on the way, unless a hook failed.
+    Healthy: the Deployment is complete, and each new pod is ready by its own status, and each container
+    without a readiness probe has run for `policy.unprobed_settle` seconds (startedAt has whole seconds).
     """
     pods = list(pods)
     hooks = [pod_status(p, now=now, policy=policy) for p in pods if is_hook(p) and _since(p, since)]
@@ -140,13 +141,20 @@ def rollout_status(
             waiting_for,
         )
 
-    if dstatus.complete and not hook_failure:
-        return result(True, None, "")
     pod_failure = next((s.failure for s in statuses if s.failure), None)
     failure = pod_failure or (replicaset_failure(rs) if rs else None) or dstatus.failure
     if failure:
         return result(False, failure, "")
+    # The Deployment's counters lag its pods by a controller sync: a pod that just exited still counts as
+    # available there. So every new pod must be ready by its own status too, and settled.
+    settling = [s for s in statuses if s.settle_left > 0 and not s.hook]
+    unready = [s for s in statuses if not s.ready and not s.hook and s.summary != "Terminating"]
+    if dstatus.complete and not settling and not unready:
+        return result(True, None, "")
     waiting = [dstatus.message] + [f"pod {s.name}: {s.waiting_for}" for s in statuses if s.waiting_for]
+    waiting += [
+        f"pod {s.name}: running without a readiness probe, {s.settle_left:.0f}s to settle" for s in settling
+    ]
     if dstatus.observed and rs is None:
         waiting.append("the new ReplicaSet")
     return result(False, None, "; ".join(waiting))

@@ -8,6 +8,7 @@ not an error: there is simply no log.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from deployer.errors import UserError
@@ -16,6 +17,9 @@ from deployer.rollout.reasons import Failure
 from deployer.rollout.source import Source
 
 __all__ = ["RolloutVerdict", "container_log", "timeout_failure"]
+
+# The kubelet answers 200 with one of these as the "log" when the run's log file is gone (garbage collected).
+_KUBELET_LOG_ERROR = re.compile(r"^(unable to retrieve container logs|failed to try resolving symlinks)")
 
 
 @dataclass(frozen=True)
@@ -63,14 +67,14 @@ class RolloutVerdict:
 def container_log(source: Source, pod: str, container: str, *, restarted: bool, tail: int) -> list[str]:
     """The container's last `tail` log lines: its previous run first when it restarted, else the current one.
 
-    Empty when no run has a log (never started) or the API refuses it.
+    Empty when no run has a log (never started, or garbage collected) or the API refuses it.
     """
-    for previous in (True, False) if restarted else (False,):
+    for previous in (True, False) if restarted else (False, True):
         try:
             lines = source.logs(pod, container, previous=previous, tail=tail)
         except UserError:
             continue
-        if lines:
+        if lines and not _KUBELET_LOG_ERROR.match(lines[0]):
             return lines
     return []
 

@@ -61,6 +61,7 @@ class PodStatus:
     failure: Failure | None
     waiting_for: str  # "" when ready or failed
     hook: bool = False
+    settle_left: float = 0.0  # seconds until an unprobed running container has proven it stays up
 
 
 def is_hook(pod: Obj) -> bool:
@@ -125,7 +126,10 @@ def _container_failure(
     pod: Obj, c: ContainerStatus, spec: Obj, now: datetime, policy: FailurePolicy
 ) -> tuple[Failure | None, str]:
     """(failure, waiting_for) for one container; both empty when it is fine."""
-    where = {"object": f"pod/{name(pod)}", "pod": name(pod), "container": c.name, "restarted": c.restarts > 0}
+    # Whose log tells the story: while the container waits to restart (or runs again), its last run is
+    # the "previous" one; a container that is terminated right now is its own latest run.
+    restarted = c.restarts > 0 and c.state != "terminated"
+    where = {"object": f"pod/{name(pod)}", "pod": name(pod), "container": c.name, "restarted": restarted}
     prefix = "Init:" if c.init else ""
     if c.state == "waiting" and c.reason and c.reason not in _PROGRESS:
         rule = classify(prefix + c.reason, c.message)
@@ -166,7 +170,8 @@ def _container_failure(
             f"{exits} of {policy.max_exits} exits allowed",
         )
     if c.state == "running":
-        if c.restarts >= policy.max_exits and c.last_reason:
+        # Exits before the container came up and stayed ready are forgiven; a ready container is fine.
+        if c.restarts >= policy.max_exits and c.last_reason and not c.ready:
             rule = classify(prefix + c.last_reason)
             message = (
                 f"restarted {c.restarts} times; last exit: {_exit_text(c.last_exit_code, c.last_reason)}"
@@ -223,8 +228,24 @@ def pod_status(pod: Obj, *, now: datetime, policy: FailurePolicy = DEFAULT_POLIC
     ready = bool(ready_cond and ready_cond.get("status") == "True")
     summary = _summary(pod, containers, ready)
 
+    specs = {c.get("name"): c for c in dig(pod, "spec", "initContainers", default=[])}
+    specs.update({c.get("name"): c for c in dig(pod, "spec", "containers", default=[])})
+    settle_left = max(
+        (
+            policy.unprobed_settle - (now - c.started_at).total_seconds()
+            for c in containers
+            if not c.init
+            and c.state == "running"
+            and c.started_at
+            and not specs.get(c.name, {}).get("readinessProbe")
+        ),
+        default=0.0,
+    )
+
     def result(failure: Failure | None, waiting_for: str) -> PodStatus:
-        return PodStatus(name(pod), phase, ready, summary, containers, failure, waiting_for, hook)
+        return PodStatus(
+            name(pod), phase, ready, summary, containers, failure, waiting_for, hook, max(settle_left, 0.0)
+        )
 
     if dig(pod, "metadata", "deletionTimestamp"):
         return result(None, "")
@@ -272,8 +293,6 @@ def pod_status(pod: Obj, *, now: datetime, policy: FailurePolicy = DEFAULT_POLIC
             )
         return result(None, f"a node: {message}")
 
-    specs = {c.get("name"): c for c in dig(pod, "spec", "initContainers", default=[])}
-    specs.update({c.get("name"): c for c in dig(pod, "spec", "containers", default=[])})
     waiting: list[str] = []
     for c in containers:
         failure, waiting_for = _container_failure(pod, c, specs.get(c.name, {}), now, policy)

@@ -237,11 +237,16 @@ class FailurePolicy:
     and the local cluster has no autoscaler that could add a node.
     readiness_grace: seconds a running container may stay not-ready; None derives it from the container's
     probes (`probes.readiness_grace`).
+    unprobed_settle: seconds a container without a readiness probe must have run before its pod counts as
+    healthy. Such a container is "ready" the moment its process starts, so readiness proves nothing; an app
+    that dies on start-up (bad config, missing module) exits within a second or two. With a readiness
+    probe, passing it is the proof and nothing is added.
     """
 
     max_exits: int = 2
     unschedulable_grace: float = 20.0
     readiness_grace: float | None = None
+    unprobed_settle: float = 3.0
 
 
 DEFAULT_POLICY = FailurePolicy()

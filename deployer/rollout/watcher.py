@@ -94,7 +94,7 @@ class RolloutWatch:
         self._synced: set[str] = set()
         self._queue: queue.Queue[object] = queue.Queue()
         self._stop = threading.Event()
-        self._warned: set[tuple[str, str]] = set()
+        self._warned: set[tuple[str, str, str]] = set()
 
     # --- the streams (threads)
 
@@ -188,10 +188,11 @@ class RolloutWatch:
     def _new_warnings(self) -> list[feed.RolloutEvent]:
         out: list[feed.RolloutEvent] = []
         for event in self.warnings():
-            line = event_line(event)
-            if (_key(event), line) not in self._warned:
-                self._warned.add((_key(event), line))
-                out.append(feed.WarningEvent(self._elapsed(), line))
+            # Once per event and message: a repeat only raises its count.
+            seen = (_key(event), event.get("reason") or "", event.get("message") or "")
+            if seen not in self._warned:
+                self._warned.add(seen)
+                out.append(feed.WarningEvent(self._elapsed(), event_line(event)))
         return out
 
     def events(self) -> Iterator[feed.RolloutEvent]:
