@@ -288,7 +288,13 @@ def up() -> None:
         ["kube-controller-manager"],
     )
     pod_path = f"/api/v1/namespaces/{ns}/pods/{L.SMOKE_POD}"
-    if api.get(pod_path) is None:
+    existing = api.get(pod_path)
+    if existing and existing.get("status", {}).get("phase") in ("Failed", "Succeeded", "Unknown"):
+        # A finished smoke pod (e.g. after a reboot) proves nothing: replace it.
+        api.request("DELETE", f"{pod_path}?gracePeriodSeconds=0")
+        wait_for("old smoke pod deleted", lambda: api.get(pod_path) is None, 60, ["kube-apiserver"])
+        existing = None
+    if existing is None:
         status, text = api.request("POST", f"/api/v1/namespaces/{ns}/pods", _smoke_pod())
         if status not in (201, 409):
             raise ClusterError(f"creating the smoke pod failed: HTTP {status}: {text[:500]}")
