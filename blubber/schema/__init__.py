@@ -77,6 +77,10 @@ def type_name(value: object) -> str:
     return type(value).__name__
 
 
+def _as_list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
 def _expected(types: str | list[str]) -> str:
     names = [_TYPE_NAMES.get(t, t) for t in ([types] if isinstance(types, str) else types)]
     return " or ".join(names)
@@ -111,9 +115,11 @@ def translate(source: Source, error: ValidationError, at: YamlPath = ()) -> Conf
                 if value.lower() in ("true", "false")
                 else None
             )
-        elif error.validator_value == "string" and isinstance(value, bool | int | float):
+        elif "string" in _as_list(error.validator_value) and isinstance(value, bool | int | float):
             text = str(value).lower() if isinstance(value, bool) else str(value)
-            hint = f'quote the value, e.g. "{text}" (YAML reads unquoted yes/no/on/off as booleans)'
+            hint = f'quote the value, e.g. "{text}"'
+            if isinstance(value, bool):
+                hint += " (YAML reads unquoted yes/no/on/off as booleans)"
         elif error.validator_value == "array" and isinstance(value, str):
             hint = f"write a list, e.g. [{value}]"
         return source.error(

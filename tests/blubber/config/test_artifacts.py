@@ -17,13 +17,13 @@ from tests.blubber.helpers import config, context
 
 CHOWN = "$LIVES_UID:$LIVES_GID"
 CTX = context(
-    "base: debian:bookworm\nlives: {in: /app/dir}\nvariants:\n  foo: {}\n  bar: {}\n  app: {copies: [foo, bar]}"
+    "base: debian:bookworm\nlives: {in: /app/dir}\nvariants:\n  foo: {}\n  bar: {}\n  app: {copies: [foo, bar]}"  # noqa: E501
 )
 
 
 def test_shorthands() -> None:
     v = config(
-        "variants:\n  aaa: {copies: [local, bbb], node: {requirements: [x, {from: bbb, source: /y}]}}\n  bbb: {}"
+        "variants:\n  aaa: {copies: [local, bbb], node: {requirements: [x, {from: bbb, source: /y}]}}\n  bbb: {}"  # noqa: E501
     )
     assert v.variants["aaa"].copies == (Artifact("local"), Artifact("bbb"))
     assert v.variants["aaa"].common.node.requirements == (Artifact("local", "x"), Artifact("bbb", "/y"))
@@ -102,7 +102,7 @@ def test_merge_copies() -> None:
     a = (Artifact("local"), Artifact("foo", "/app/dir", "/app"), Artifact("bar"))
     b = (Artifact("foo", "/app/dir", "/app"), Artifact("bar", "/some/dir", "/dir"))
     assert merge_copies(a, b) == (
-        Artifact("local"), Artifact("bar"), Artifact("foo", "/app/dir", "/app"), Artifact("bar", "/some/dir", "/dir")
+        Artifact("local"), Artifact("bar"), Artifact("foo", "/app/dir", "/app"), Artifact("bar", "/some/dir", "/dir")  # noqa: E501
     )  # fmt: skip
     assert merge_copies(a, None) == a
 

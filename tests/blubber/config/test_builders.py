@@ -90,7 +90,7 @@ def test_one_kind_per_item() -> None:
     )
 
 
-@pytest.mark.parametrize("key", ["node: {use-npm-ci: false}", "php: {production: true}", "python: {version: python3}",
+@pytest.mark.parametrize("key", ["node: {use-npm-ci: false}", "php: {production: true}", "python: {version: python3}",  # noqa: E501
                                  "builder: {command: [make]}"])  # fmt: skip
 def test_not_allowed_with_standalone_keys(key: str) -> None:
     with pytest.raises(ConfigError) as e:

@@ -1,0 +1,75 @@
+"""The shipped JSON Schema and the translation of its errors into located, hinted ConfigErrors."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import jsonschema
+import pytest
+
+from blubber.errors import ConfigError
+from blubber.schema import schema
+from tests.blubber.helpers import config
+
+
+def test_schema_is_valid_and_shipped_as_package_data() -> None:
+    text = resources.files("blubber.schema").joinpath("config.schema.json").read_text()
+    assert json.loads(text) == schema()
+    jsonschema.Draft202012Validator.check_schema(schema())
+
+
+def test_schema_accepts_a_full_config() -> None:
+    data = {
+        "version": "v4",
+        "base": "debian:bookworm",
+        "arguments": {"A1": "x"},
+        "apt": {"packages": {"default": ["a1"]}, "sources": [{"url": "https://x", "distribution": "d"}],
+                "proxies": ["http://p", {"url": "http://p", "source": "https://s"}]},
+        "lives": {"in": "/srv/app", "as": "somebody", "uid": 1, "gid": 2},
+        "runs": {"in": "/x", "as": "r", "uid": 3, "gid": 4, "insecurely": False, "environment": {"A": "b"}},
+        "entrypoint": ["a"],
+        "builders": [{"custom": {"command": "x", "mounts": ["local"], "caches": [{"destination": "/c"}]}}],
+        "variants": {"app": {"includes": [], "copies": ["local"], "node": {"requirements": ["p", {"from": "x"}]}}},  # noqa: E501
+    }  # fmt: skip
+    assert list(jsonschema.Draft202012Validator(schema()).iter_errors(data)) == []
+
+
+@pytest.mark.parametrize(
+    ("yaml", "text"),
+    [
+        ("newphone: whodis", 'blubber.yaml:2: newphone: unknown key "newphone"\n  hint: allowed keys here: apt, '  # noqa: E501
+         "arguments, base, builder, builders, entrypoint, lives, node, php, python, runs, variants, version"),
+        ("variants:\n  build:\n    apt: {pakages: [a]}",
+         "blubber.yaml:4: variants.build.apt.pakages: unknown key \"pakages\"\n  hint: did you mean 'packages'?"),  # noqa: E501
+        ("variants:\n  build:\n    entrypont: [a]",
+         "blubber.yaml:4: variants.build.entrypont: unknown key \"entrypont\"\n  hint: did you mean 'entrypoint'?"),  # noqa: E501
+        ("copies: [local]", 'blubber.yaml:2: copies: unknown key "copies"\n'
+         "  hint: 'copies' is only allowed inside a variant (variants.<name>.copies)"),
+        ("entrypoint: npm start", "blubber.yaml:2: entrypoint: expected a list, got a string\n"
+         "  hint: write a list, e.g. [npm start]"),
+        ("variants:\n  app:\n    copies: local", "blubber.yaml:4: variants.app.copies: expected a list, got a string"),  # noqa: E501
+        ("variants:\n  app:\n    copies: [local, {from: x}]", "blubber.yaml:4: variants.app.copies: must be a list "  # noqa: E501
+         "of only strings or only mappings, not both\n  hint: write `{from: <name>}` for each item"),
+        ("apt: {packages: {default: curl}}", "blubber.yaml:2: apt.packages.default: expected a list, got a string\n"  # noqa: E501
+         "  hint: write a list, e.g. [curl]"),
+        ("lives: {uid: 0}", "blubber.yaml:2: lives.uid: 0 is out of range (1..4294967294)\n"
+         "  hint: 0 would be root; use an unprivileged id"),
+        ("runs: {gid: 4294967295}", "blubber.yaml:2: runs.gid: 4294967295 is out of range (1..4294967294)"),
+        ("variants: [a]", "blubber.yaml:2: variants: expected a mapping, got a list"),
+        ("base: 5", "blubber.yaml:2: base: expected a string or null, got an integer\n"
+         '  hint: quote the value, e.g. "5"'),
+    ],
+)  # fmt: skip
+def test_messages(yaml: str, text: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        config(yaml)
+    assert str(e.value) == text
+
+
+def test_all_schema_problems_are_reported_in_line_order() -> None:
+    with pytest.raises(ConfigError) as e:
+        config("runs:\n  environment:\n    FOO: yes\n    BAR: 1\nlives: {uid: -1}")
+    assert [(p.line, p.path) for p in e.value.problems] == [
+        (4, "runs.environment.FOO"), (5, "runs.environment.BAR"), (6, "lives.uid"),
+    ]  # fmt: skip

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from blubber.errors import ConfigError
+from blubber.source import format_path, parse, read_file
+
+
+def test_lines_for_every_key_and_item() -> None:
+    s = parse("version: v4\nvariants:\n  app:\n    copies:\n      - local\n      - {from: x}\n", "f.yaml")
+    assert s.line(("variants", "app", "copies", 1)) == 6
+    assert s.line(("variants", "app", "copies", 1, "from")) == 6
+    assert s.line(("variants", "app", "nothing", "here")) == 3  # nearest ancestor
+    assert s.line(()) == 1
+
+
+def test_format_path() -> None:
+    assert format_path(("variants", "build", "copies", 0, "from")) == "variants.build.copies[0].from"
+    assert format_path(()) == ""
+
+
+def test_yaml_1_1_booleans_and_json() -> None:
+    assert parse("a: yes\nb: off\nc: 010", "f").data == {"a": True, "b": False, "c": 8}
+    assert parse('{"version": "v4"}', "f").data == {"version": "v4"}
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        ("a: b: c", 1, "invalid YAML: mapping values are not allowed here"),
+        (
+            "a:\n  - b\n c: d",
+            3,
+            "invalid YAML: while parsing a block mapping expected <block end>, but found '<block mapping start>'",  # noqa: E501
+        ),
+        (
+            "a: [b",
+            1,
+            "invalid YAML: while parsing a flow sequence expected ',' or ']', but got '<stream end>'",
+        ),
+        ("a: *nothing", 1, "invalid YAML: found undefined alias 'nothing'"),
+    ],
+)
+def test_syntax_errors(text: str, line: int, message: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse(text, "f.yaml")
+    assert (e.value.file, e.value.line, e.value.message) == ("f.yaml", line, message)
+    assert e.value.hint
+
+
+def test_duplicate_keys_are_refused() -> None:
+    with pytest.raises(ConfigError) as e:
+        parse("version: v4\nbase: a\nbase: b\n", "f.yaml")
+    assert str(e.value) == (
+        "f.yaml:3: base: duplicate key 'base'\n  hint: each key may appear once per mapping; merge the two entries"  # noqa: E501
+    )
+
+
+def test_alias_bombs_and_recursion_are_refused() -> None:
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+    for name, prev in zip("bcdefgh", "abcdefg", strict=True):
+        bomb += f"{name}: &{name} [{', '.join(['*' + prev] * 10)}]\n"
+    with pytest.raises(ConfigError) as e:
+        parse(bomb, "f")
+    assert e.value.message.startswith("document too large")
+    with pytest.raises(ConfigError):
+        parse("a: &a [*a]", "f")
+
+
+def test_empty_document() -> None:
+    assert parse("", "f").data is None
+
+
+def test_unreadable_files(tmp_path) -> None:
+    with pytest.raises(ConfigError) as e:
+        read_file(tmp_path / "missing.yaml")
+    assert e.value.message == "file not found"
+    with pytest.raises(ConfigError) as e:
+        read_file(tmp_path)
+    assert e.value.message == "is a directory, not a file"
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(b"version: v4\n\xff\xfe")
+    with pytest.raises(ConfigError) as e:
+        read_file(binary)
+    assert e.value.message == "not UTF-8 text (invalid start byte at byte 12)"
+    if os.geteuid() != 0:  # root reads anything
+        locked = tmp_path / "locked.yaml"
+        locked.write_text("version: v4")
+        locked.chmod(0)
+        with pytest.raises(ConfigError) as e:
+            read_file(locked)
+        assert e.value.message == "permission denied"
