@@ -1,0 +1,321 @@
+"""The ship workflow's own logic: compile/dirty-tree rules, watch → rollback, smoke mapping, run().
+
+Real blubber and real git (cheap local processes); helm, the watcher and the cluster are faked at the
+module seams the steps call.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from blubber.errors import ExitCode
+from deployer import errors, ship
+from deployer.report import report_schema
+from deployer.workflow import Status, StepContext, StepResult, WorkflowRun
+from tests.deployer import shipfakes
+
+BLUBBER = """\
+version: v4
+base: 127.0.0.1:5000/base/python3:12
+lives:
+  in: /srv/app
+runs:
+  uid: 900
+  gid: 900
+variants:
+  test:
+    entrypoint: [python3, -c, "print('ok')"]
+  production:
+    entrypoint: [python3, -m, http.server, "8080"]
+"""
+
+
+def _service(root: Path, *, git: bool) -> Path:
+    svc = root / "hello"
+    (svc / ".pipeline").mkdir(parents=True)
+    (svc / ".pipeline" / "blubber.yaml").write_text(BLUBBER)
+    (svc / "app.py").write_text("print('hi')\n")
+    if git:
+
+        def g(*args):
+            subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True)
+
+        g("init", "-q")
+        g("-c", "user.email=t@t", "-c", "user.name=t", "add", ".")
+        g("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "init")
+    return svc
+
+
+def _ctx(config: ship.ShipConfig, tmp_path: Path, **state) -> tuple[StepContext, list[str]]:
+    ctx = StepContext(config, ship.ShipState(workdir=tmp_path, **state))
+    seen: list[str] = []
+    ctx._enter("step", lambda event: seen.append(event.message))
+    return ctx, seen
+
+
+def test_compile_loads_both_configs_and_records_git(tmp_path):
+    svc = _service(tmp_path, git=True)
+    ctx, _ = _ctx(ship.ShipConfig(service=str(svc), strict_ci=True), tmp_path)
+    details = ship.step_compile(ctx)
+    state = ctx.state
+    assert len(state.git_sha) == 40 and state.git_dirty is False
+    assert state.variants == ("test", "production")
+    assert state.deploy.release == "hello"
+    assert details["summary"] == f"variants test, production; release hello in {state.deploy.namespace}"
+
+
+def test_compile_in_ci_refuses_a_dirty_service_dir(tmp_path):
+    svc = _service(tmp_path, git=True)
+    (svc / "app.py").write_text("print('changed')\n")
+    ctx, _ = _ctx(ship.ShipConfig(service=str(svc), strict_ci=True), tmp_path)
+    with pytest.raises(errors.PolicyViolation) as info:
+        ship.step_compile(ctx)
+    # paths as git prints them: relative to the repository root
+    assert info.value.message == "refusing to ship uncommitted changes in CI mode: hello/app.py"
+    assert info.value.exit_code == ExitCode.POLICY
+
+
+def test_compile_outside_ci_allows_a_dirty_tree_and_says_so(tmp_path):
+    svc = _service(tmp_path, git=True)
+    (svc / "new.txt").write_text("x")
+    ctx, seen = _ctx(ship.ShipConfig(service=str(svc), strict_ci=False), tmp_path)
+    ship.step_compile(ctx)
+    assert ctx.state.git_dirty is True
+    assert seen == [f"1 uncommitted paths; the image will not match {ctx.state.git_sha[:12]}"]
+
+
+def test_compile_outside_git_has_no_sha(tmp_path):
+    svc = _service(tmp_path, git=False)
+    ctx, seen = _ctx(ship.ShipConfig(service=str(svc), strict_ci=True), tmp_path)
+    ship.step_compile(ctx)
+    assert ctx.state.git_sha is None and ctx.state.git_dirty is None
+    assert seen == [f"{svc.resolve()} is not in a git work tree; the report will have no git sha"]
+
+
+def test_compile_overrides_namespace_and_release(tmp_path):
+    svc = _service(tmp_path, git=False)
+    ctx, _ = _ctx(ship.ShipConfig(service=str(svc), namespace="ns1", release="rel1"), tmp_path)
+    ship.step_compile(ctx)
+    assert (ctx.state.deploy.namespace, ctx.state.deploy.release) == ("ns1", "rel1")
+
+
+def test_compile_missing_service_is_a_config_error(tmp_path):
+    ctx, _ = _ctx(ship.ShipConfig(service=str(tmp_path / "nope")), tmp_path)
+    with pytest.raises(errors.ConfigError):
+        ship.step_compile(ctx)
+
+
+# --- watch and rollback -------------------------------------------------------------------------------
+
+
+class FakeHelm:
+    def __init__(self):
+        self.calls = []
+
+    def rollback(self, release, namespace, revision=None, **kw):
+        self.calls.append(("rollback", release, namespace, revision))
+
+    def uninstall(self, release, namespace, **kw):
+        self.calls.append(("uninstall", release, namespace))
+
+
+def _verdict(healthy, **kw):
+    base = dict(
+        healthy=healthy,
+        reason="Available" if healthy else "CrashLoopBackOff",
+        hint="" if healthy else "the process exits at start",
+        message="" if healthy else "back-off 10s restarting failed container",
+        object=None if healthy else "pod/hello-abc",
+        pod=None if healthy else "hello-abc",
+        container=None if healthy else "app",
+        log_tail=[] if healthy else ["Traceback: boom"],
+        warning_events=[] if healthy else ["Warning BackOff pod/hello-abc: Back-off restarting"],
+        duration=3.0,
+        replicaset="hello-7d9",
+        revision=2,
+    )
+    base.update(kw)
+    return SimpleNamespace(**base)
+
+
+@pytest.fixture
+def watch_env(tmp_path, monkeypatch):
+    from deployer.rollout import watcher
+
+    verdicts = []
+    calls = []
+
+    def fake_watch(api, namespace, deployment, *, timeout, since=None, on_event=None, **kw):
+        calls.append((namespace, deployment, timeout))
+        return verdicts.pop(0)
+
+    monkeypatch.setattr(watcher, "watch_rollout", fake_watch)
+    deploy = SimpleNamespace(
+        namespace="hello-ns", release="hello", timeouts=SimpleNamespace(rollout=300, helm=300)
+    )
+    helm = FakeHelm()
+    ctx, seen = _ctx(ship.ShipConfig(service="hello"), tmp_path, deploy=deploy, helm=helm, api=object())
+    return SimpleNamespace(ctx=ctx, seen=seen, helm=helm, verdicts=verdicts, calls=calls)
+
+
+def test_watch_healthy(watch_env):
+    watch_env.verdicts.append(_verdict(True))
+    details = ship.step_watch(watch_env.ctx)
+    healthy = {"verdict": "healthy", "reason": None, "rolled_back": False, "rollback": None}
+    assert details["rollout"] == healthy
+    assert watch_env.helm.calls == []
+    assert watch_env.calls == [("hello-ns", "hello", 300.0)]
+
+
+def test_failed_rollout_rolls_back_to_the_previous_revision_and_verifies_it(watch_env):
+    watch_env.ctx.state.previous_revision = 4
+    watch_env.verdicts += [_verdict(False), _verdict(True)]
+    with pytest.raises(errors.RolloutFailed) as info:
+        ship.step_watch(watch_env.ctx)
+    err = info.value
+    assert watch_env.helm.calls == [("rollback", "hello", "hello-ns", 4)]
+    assert err.message == (
+        "pod/hello-abc container app: CrashLoopBackOff: back-off 10s restarting failed container; "
+        "rolled back to revision 4, which serves again"
+    )
+    assert err.hint == "the process exits at start"
+    assert err.evidence == [
+        "log hello-abc/app: Traceback: boom",
+        "event Warning BackOff pod/hello-abc: Back-off restarting",
+    ]
+    assert err.details["rollout"]["rollback"] == {
+        "action": "rollback",
+        "to_revision": 4,
+        "verified": True,
+        "detail": "rolled back to revision 4, which serves again",
+    }
+    assert err.details["rollout"]["rolled_back"] is True
+    assert err.next_command == "deployer status hello"
+
+
+def test_failed_first_install_is_uninstalled(watch_env):
+    watch_env.verdicts.append(_verdict(False, reason="ImagePullBackOff", message=""))
+    with pytest.raises(errors.RolloutFailed) as info:
+        ship.step_watch(watch_env.ctx)
+    assert watch_env.helm.calls == [("uninstall", "hello", "hello-ns")]
+    assert info.value.details["rollout"]["rollback"]["action"] == "uninstall"
+    assert info.value.message.endswith("ImagePullBackOff; first install removed")
+
+
+def test_rollout_cut_short_by_the_overall_deadline_is_a_timeout(watch_env):
+    import time
+
+    watch_env.ctx.deadline = time.monotonic() + 30  # less than the 300 s rollout timeout
+    watch_env.ctx.state.previous_revision = 1
+    watch_env.verdicts += [_verdict(False, reason="Timeout", message="waited 30s"), _verdict(True)]
+    with pytest.raises(errors.Timeout) as info:
+        ship.step_watch(watch_env.ctx)
+    assert info.value.exit_code == ExitCode.TIMEOUT
+    assert info.value.details["rollout"]["verdict"] == "timeout"
+    assert watch_env.calls[0][2] <= 30
+
+
+# --- smoke --------------------------------------------------------------------------------------------
+
+
+def test_smoke_skipped_on_request(tmp_path):
+    ctx, _ = _ctx(ship.ShipConfig(service="hello", smoke=False), tmp_path)
+    result = ship.step_smoke(ctx)
+    assert isinstance(result, StepResult) and result.status is Status.SKIPPED
+
+
+def test_smoke_failure_details_follow_the_report_shape(tmp_path, monkeypatch):
+    from deployer import smoke
+    from deployer.smoke import CheckResult, SmokeReport
+
+    results = [
+        CheckResult("helm-test", "helm-test", True, 1.0, "helm test passed"),
+        CheckResult("root", "http", False, 0.1, "GET /: status 500, expected 200"),
+    ]
+
+    def fake_run_checks(deploy, *, helm_test, http_get):
+        raise SmokeReport(results, "hello", "hello-ns")
+
+    monkeypatch.setattr(smoke, "run_checks", fake_run_checks)
+    deploy = SimpleNamespace(
+        helm_test=True, smoke_checks=(1,), release="hello", namespace="hello-ns", port=8080
+    )
+    ctx, _ = _ctx(ship.ShipConfig(service="hello"), tmp_path, deploy=deploy, helm=object(), api=object())
+    with pytest.raises(SmokeReport) as info:
+        ship.step_smoke(ctx)
+    assert info.value.details["smoke"] == [
+        {
+            "name": "helm-test",
+            "kind": "helm-test",
+            "status": "passed",
+            "detail": "helm test passed",
+            "duration_seconds": 1.0,
+        },
+        {
+            "name": "root",
+            "kind": "http",
+            "status": "failed",
+            "detail": "GET /: status 500, expected 200",
+            "duration_seconds": 0.1,
+        },
+    ]
+
+
+# --- run() --------------------------------------------------------------------------------------------
+
+
+class ListDisplay:
+    def __init__(self):
+        self.events = []
+        self.headers = []
+
+    def __call__(self, event):
+        self.events.append(event)
+
+    def header(self, text):
+        self.headers.append(text)
+
+
+def test_run_writes_reports_and_releases_what_steps_hold(tmp_path):
+    released = []
+
+    def hold(ctx):
+        ctx.state.cleanups.append(lambda: released.append("lock"))
+
+    steps = shipfakes.steps("rollout")
+    steps[5] = type(steps[5])("deploy", hold)  # the deploy stage takes the lock
+    display = ListDisplay()
+    config = ship.ShipConfig(
+        service="examples/node-hello", report_path=tmp_path / "r.json", junit_path=tmp_path / "j.xml"
+    )
+    code = ship.run(config, steps=steps, display=display)
+    assert code == ExitCode.ROLLOUT
+    assert released == ["lock"]
+    assert display.headers == ["ship examples/node-hello to staging"]
+    report = json.loads((tmp_path / "r.json").read_text())
+    import jsonschema
+
+    jsonschema.Draft202012Validator(report_schema()).validate(report)
+    assert report["service"] == {"name": "node-hello", "dir": "examples/node-hello"}
+    assert report["reproduce"] == ["deployer ship examples/node-hello --env staging"]
+    finished = display.events[-1]
+    assert finished.run.failed.next_command == "deployer status examples/node-hello"
+    assert (tmp_path / "j.xml").read_text().startswith("<?xml")
+
+
+def test_next_commands_do_not_override_the_steps_own(tmp_path):
+    run = shipfakes.ship_run("push")  # the push failure names `deployer doctor` itself
+    fixed = ship._with_next_commands(run, ship.ShipConfig(service="svc"), ship.ShipState(workdir=tmp_path))
+    assert fixed.failed.next_command == "deployer doctor"
+    run = shipfakes.ship_run("build")
+    fixed = ship._with_next_commands(run, ship.ShipConfig(service="svc"), ship.ShipState(workdir=tmp_path))
+    assert fixed.failed.next_command == "deployer build svc"
+    ok = shipfakes.ship_run()
+    state = ship.ShipState(workdir=tmp_path)
+    assert ship._with_next_commands(ok, ship.ShipConfig(service="svc"), state) is ok
+    assert isinstance(ok, WorkflowRun)
