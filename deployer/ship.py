@@ -20,6 +20,7 @@ Never prints: all output goes through the display (deployer.output) the caller p
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -134,8 +135,11 @@ def step_compile(ctx: Ctx) -> dict[str, Any]:
             deploy, namespace=config.namespace or deploy.namespace, release=config.release or deploy.release
         )
     state.deploy = deploy
-    variants = [config.test_variant, deploy.variant]
-    for variant in variants:  # compile both now: a config or policy error fails before any build
+    has_tests = config.test_variant in state.config.names
+    if not has_tests:
+        ctx.progress(f"no {config.test_variant!r} variant in {svc.config.name}: the test stage is skipped")
+    variants = [config.test_variant, deploy.variant] if has_tests else [deploy.variant]
+    for variant in variants:  # compile them all now: a config or policy error fails before any build
         blubber.compile_dockerfile(state.config, variant)
     state.variants = tuple(variants)
     return {"summary": f"variants {', '.join(variants)}; release {deploy.release} in {deploy.namespace}"}
@@ -144,54 +148,110 @@ def step_compile(ctx: Ctx) -> dict[str, Any]:
 # --- test, build, push (deployer.build) ----------------------------------------------------------------
 
 
-def step_test(ctx: Ctx) -> dict[str, Any]:
+_BUILDKIT_LINE = re.compile(r"^#\d+ ")
+_BUILDKIT_STEP = re.compile(r"^#\d+ \[[^\]]+\] ")
+
+
+def _tool_stream(ctx: Ctx) -> Callable[[str], None]:
+    """Pass a tool's output on as progress: BuildKit's step headers only (not each line of every
+    step, which `--report` and a failure's evidence keep), and every line a test run prints."""
+
+    def take(line: str) -> None:
+        if _BUILDKIT_LINE.match(line) and not _BUILDKIT_STEP.match(line):
+            return
+        if line.strip():
+            ctx.progress(line)
+
+    return take
+
+
+def step_test(ctx: Ctx) -> StepResult | dict[str, Any]:
     from deployer import build
 
     config, state = ctx.config, ctx.state
-    result = build.test(config.service, state.config, config.test_variant, progress=ctx.progress)
-    return {"tests": _tests_details(config.test_variant, result, passed=True), "summary": "tests passed"}
-
-
-def _tests_details(variant: str, result: Any, *, passed: bool) -> dict[str, Any]:
-    return {
-        "variant": variant,
-        "image": getattr(result, "image", None),
-        "passed": passed,
-        "exit_code": getattr(result, "exit_code", None),
-        "duration_seconds": round(float(getattr(result, "duration", 0.0) or 0.0), 3),
-        "output_tail": [str(line) for line in getattr(result, "tail", []) or []],
+    if config.test_variant not in state.variants:
+        return StepResult.skipped("test", f"the config has no {config.test_variant!r} variant")
+    try:
+        result = build.test(state.service, stream=_tool_stream(ctx))
+    except errors.TestVariantFailed as e:
+        tail = [str(line) for line in getattr(e, "tail", None) or ()]
+        failed = errors.TestVariantFailed(e.message.splitlines()[0].removesuffix(":"), hint=e.hint)
+        failed.evidence = tail  # type: ignore[attr-defined]
+        failed.next_command = getattr(e, "repro", None) or f"deployer test {config.service}"  # type: ignore[attr-defined]
+        failed.details = {  # type: ignore[attr-defined]
+            "tests": {
+                "variant": config.test_variant,
+                "image": None,
+                "passed": False,
+                "exit_code": getattr(e, "exit_status", None),
+                "duration_seconds": 0.0,
+                "output_tail": tail,
+            }
+        }
+        raise failed from e
+    tests = {
+        "variant": config.test_variant,
+        "image": result.image.tag,
+        "passed": True,
+        "exit_code": result.exit_code,
+        "duration_seconds": 0.0,
+        "output_tail": list(result.tail),
     }
+    return {"tests": tests, "summary": f"tests passed ({result.image.tag})"}
+
+
+def _revision_labels(state: ShipState) -> dict[str, str] | None:
+    # The same labels build.push() puts on the image, so its rebuild is a cache hit of this one.
+    return {"org.opencontainers.image.revision": state.git_sha} if state.git_sha else None
 
 
 def step_build(ctx: Ctx) -> dict[str, Any]:
     from deployer import build
 
-    config, state = ctx.config, ctx.state
+    state = ctx.state
     variant = state.deploy.variant
-    built = build.build(config.service, state.config, variant, git_sha=state.git_sha, progress=ctx.progress)
+    built = build.build(state.service, variant, stream=_tool_stream(ctx), labels=_revision_labels(state))
     state.built = built
     image = {
         "variant": variant,
-        "repository": str(getattr(built, "repository", "")),
-        "tags": [str(t) for t in getattr(built, "tags", ())],
+        "repository": built.tag.rsplit(":", 1)[0],
+        "tags": [],
         "digest": None,
         "pushed": False,
-        "image_id": getattr(built, "image_id", None),
+        "image_id": built.image_id,
     }
-    return {"images": [image], "summary": ", ".join(image["tags"])}
+    return {"images": [image], "summary": f"{built.tag} {built.image_id[:19]} {built.size_mb:.0f} MB"}
 
 
 def step_push(ctx: Ctx) -> dict[str, Any]:
     from deployer import build
     from deployer.chart import ImageRef
 
-    state = ctx.state
-    pushed = build.push(state.built, progress=ctx.progress)
-    repository, digest = str(pushed.repository), str(pushed.digest)
-    tags = [str(t) for t in getattr(pushed, "tags", ()) or getattr(state.built, "tags", ())]
-    state.image = ImageRef(repository=repository, digest=digest, tag=tags[0] if tags else "")
-    image = {"variant": state.deploy.variant, "repository": repository, "tags": tags, "digest": digest}
-    return {"images": [{**image, "pushed": True}], "summary": state.image.pinned}
+    config, state = ctx.config, ctx.state
+    if state.deploy.variant != build.PRODUCTION_VARIANT:
+        raise errors.ConfigError(
+            f"deploy.yaml deploys variant {state.deploy.variant!r}, but images are pushed from "
+            f"{build.PRODUCTION_VARIANT!r}",
+            file=state.deploy.file,
+            path="variant",
+            hint=f"deploy the {build.PRODUCTION_VARIANT} variant",
+        )
+    # push() builds the production variant again: with the same Dockerfile, context and labels that is
+    # a full cache hit, and the image id below proves it is the image the build stage made.
+    pushed = build.push(state.service, ci=config.strict_ci, stream=_tool_stream(ctx))
+    if state.built is not None and pushed.image.image_id != state.built.image_id:
+        ctx.progress(f"note: pushed image {pushed.image.image_id[:19]} differs from the built one")
+    tags = [str(t) for t in pushed.tags]
+    state.image = ImageRef(repository=pushed.repository, digest=pushed.digest, tag=tags[0] if tags else "")
+    image = {
+        "variant": pushed.image.variant,
+        "repository": pushed.repository,
+        "tags": tags,
+        "digest": pushed.digest,
+        "pushed": True,
+        "image_id": pushed.image.image_id,
+    }
+    return {"images": [image], "summary": pushed.reference}
 
 
 # --- chart, deploy, watch, smoke ----------------------------------------------------------------------

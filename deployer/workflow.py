@@ -214,17 +214,32 @@ def final_exit_code(results: Iterable[StepResult]) -> int:
 
 def _from_user_error(name: str, err: UserError) -> StepResult:
     details = getattr(err, "details", None)
-    evidence = getattr(err, "evidence", None) or ()
+    evidence = [str(line) for line in getattr(err, "evidence", None) or ()]
+    # A message of several lines (a tool's output tail after the first line) is a reason plus evidence;
+    # several problems found in one pass (blubber's ConfigErrors) are evidence one per line.
+    first, *rest = err.message.splitlines() or [""]
+    if not evidence:
+        problems = getattr(err, "problems", None) or ()
+        evidence = [str(p) for p in problems] if len(problems) > 1 else [_unquote(line) for line in rest]
+    where = err.location()
     return StepResult(
         name=name,
         status=Status.FAILED,
-        reason=err.message if not err.location() else f"{err.location()}: {err.message}",
+        reason=f"{where}: {first}" if where else first,
         details=dict(details) if isinstance(details, Mapping) else {},
         exit_code=err.exit_code,
         hint=err.hint,
-        evidence=tuple(str(line) for line in evidence),
+        evidence=tuple(evidence),
         next_command=getattr(err, "next_command", None),
     )
+
+
+def _unquote(line: str) -> str:
+    """`  | text` (how tool output is quoted inside a message) → `text`."""
+    stripped = line.lstrip()
+    if stripped == "|":
+        return ""
+    return stripped[2:] if stripped.startswith("| ") else line
 
 
 def _run_one(step: Step, ctx: StepContext[Any, Any], sink: Sink, clock: Callable[[], float]) -> StepResult:

@@ -176,3 +176,30 @@ def test_serialize_is_json_ready_and_ordered():
         "next_command": None,
         "details": {},
     }
+
+
+def test_a_multi_line_message_is_a_reason_plus_evidence():
+    def build(ctx):
+        raise errors.BuildFailed(
+            "docker build failed at [3/5] RUN npm ci: exit code 1\n  | npm ERR! missing script\n  |\n  | done"
+        )
+
+    failed = run([Step("build", build)], _ctx()).failed
+    assert failed.reason == "docker build failed at [3/5] RUN npm ci: exit code 1"
+    assert failed.evidence == ("npm ERR! missing script", "", "done")
+
+
+def test_several_config_problems_are_evidence_one_per_line():
+    from blubber.errors import ConfigErrors
+
+    problems = [
+        errors.ConfigError("unknown field 'a'", file="b.yaml", line=2),
+        errors.ConfigError("unknown field 'c'", file="b.yaml", line=5),
+    ]
+
+    def compile_(ctx):
+        raise ConfigErrors(problems)
+
+    failed = run([Step("compile", compile_)], _ctx()).failed
+    assert failed.reason == "b.yaml:2: unknown field 'a'"
+    assert failed.evidence == ("b.yaml:2: unknown field 'a'", "b.yaml:5: unknown field 'c'")
