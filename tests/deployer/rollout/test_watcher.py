@@ -1,0 +1,144 @@
+"""deployer.rollout.watcher: the loop over a scripted source (resume, re-list on 410, deadline, errors)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from deployer.kube import KubeForbidden, KubeUnreachable, WatchExpired
+from deployer.rollout import feed, watcher
+from deployer.rollout.watcher import watch_rollout
+from tests.deployer.rollout.conftest import recorded
+from tests.deployer.rollout.fakes import ScriptedSource
+
+
+def _creating(pod: dict) -> dict:
+    pod = copy.deepcopy(pod)
+    pod["status"]["containerStatuses"][0].update(
+        ready=False, state={"waiting": {"reason": "ContainerCreating"}}
+    )
+    pod["status"]["conditions"] = [c for c in pod["status"]["conditions"] if c["type"] != "Ready"]
+    return pod
+
+
+def _unobserved(deployment: dict) -> dict:
+    deployment = copy.deepcopy(deployment)
+    deployment["status"]["observedGeneration"] = 0
+    return deployment
+
+
+def _run(source: ScriptedSource, r, timeout: float = 10) -> tuple[object, list[feed.RolloutEvent]]:
+    seen: list[feed.RolloutEvent] = []
+    verdict = watch_rollout(
+        None, "ns", "web", timeout=timeout, since=r.since, on_event=seen.append, source=source
+    )
+    return verdict, seen
+
+
+def test_lists_then_watches_resumes_from_last_version_and_relists_on_410() -> None:
+    r = recorded("healthy")
+    still = _unobserved(r.deployment)
+    still["metadata"]["resourceVersion"] = "7"
+    source = ScriptedSource(
+        lists={
+            "deployment": [[_unobserved(r.deployment)]],
+            "replicaset": [r.replicasets],
+            "pod": [[_creating(r.pod)], r.pods],
+        },
+        watches={
+            # The server ends the first deployment watch after one change: the next one resumes from
+            # version 7 and brings the complete Deployment.
+            "deployment": [[("MODIFIED", still)], [("MODIFIED", r.deployment)]],
+            # The pod watch expires (410): list again, which now shows the pod ready.
+            "pod": [[WatchExpired("too old resource version: 1 (2)")]],
+        },
+    )
+    verdict, seen = _run(source, r)
+    assert verdict.healthy and verdict.reason == "Available"
+    assert verdict.message == "deployment web successfully rolled out (1/1 available)"
+    assert ("list", "pod") in source.calls and source.calls.count(("list", "pod")) == 2
+    deployment_watches = [c for c in source.calls if c[:2] == ("watch", "deployment")]
+    assert deployment_watches[:2] == [
+        ("watch", "deployment", "deployment-list-1"),
+        ("watch", "deployment", "7"),
+    ]
+    restarts = [e for e in seen if isinstance(e, feed.WatchRestarted)]
+    assert [(e.kind, e.cause) for e in restarts] == [
+        ("pod", "resource version expired, listing again (too old resource version: 1 (2))")
+    ]
+    assert isinstance(seen[-1], feed.RolloutSucceeded)
+    assert any(isinstance(e, feed.PodReady) for e in seen)
+    assert ("stop",) in source.calls
+
+
+def test_deadline_gives_a_timeout_verdict_with_what_it_waited_for() -> None:
+    r = recorded("healthy")
+    source = ScriptedSource(
+        lists={"deployment": [[_unobserved(r.deployment)]], "replicaset": [r.replicasets], "pod": [r.pods]}
+    )
+    verdict, seen = _run(source, r, timeout=0.3)
+    assert not verdict.healthy
+    assert (verdict.reason, verdict.rule) == ("Timeout", "deadline")
+    assert verdict.message == "still waiting for: waiting for the controller to observe generation 1"
+    assert isinstance(seen[-1], feed.RolloutTimedOut)
+    assert seen[-1].waiting_for == "waiting for the controller to observe generation 1"
+    assert 0.3 <= verdict.duration < 5
+    assert ("stop",) in source.calls
+
+
+def test_failure_gathers_the_log_of_the_latest_run_and_warning_events() -> None:
+    r = recorded("crashloop")
+    pod = r.pod["metadata"]["name"]
+    source = ScriptedSource(
+        lists={
+            "deployment": [[r.deployment]],
+            "replicaset": [r.replicasets],
+            "pod": [r.pods],
+            "event": [r.events],
+        },
+        logs={(pod, "app", False): ["starting up", "fatal: no config"]},
+    )
+    verdict, seen = _run(source, r)
+    assert (verdict.healthy, verdict.reason, verdict.pod, verdict.container) == (False, "Error", pod, "app")
+    assert verdict.exit_code == 3
+    assert verdict.log_tail == ["starting up", "fatal: no config"]
+    assert ("logs", pod, "app", False) in source.calls  # terminated now: its own log is the latest run
+    assert any(
+        line.startswith(f"pod/{pod}: BackOff: Back-off restarting failed container app")
+        for line in verdict.warning_events
+    )
+    assert isinstance(seen[-1], feed.RolloutFailed)
+    assert seen[-1].failure.reason == "Error"
+    assert verdict.summary()[0] == f"pod/{pod} container app: Error (2 exits, budget 2)"
+
+
+def test_tracking_errors_are_raised_not_reported_as_a_verdict() -> None:
+    r = recorded("healthy")
+    forbidden = KubeForbidden("cannot list events in namespace ns: forbidden (403)", status=403)
+    source = ScriptedSource(
+        lists={
+            "deployment": [[_unobserved(r.deployment)]],
+            "replicaset": [r.replicasets],
+            "pod": [r.pods],
+            "event": [forbidden],
+        }
+    )
+    with pytest.raises(KubeForbidden):
+        _run(source, r)
+    assert ("stop",) in source.calls
+
+
+def test_dropped_connection_resumes_from_the_same_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(watcher, "_RETRY_SECONDS", 0.01)
+    r = recorded("healthy")
+    source = ScriptedSource(
+        lists={"deployment": [[_unobserved(r.deployment)]], "replicaset": [r.replicasets], "pod": [r.pods]},
+        watches={"deployment": [[KubeUnreachable("connection reset")], [("MODIFIED", r.deployment)]]},
+    )
+    verdict, seen = _run(source, r)
+    assert verdict.healthy
+    deployment_watches = [c for c in source.calls if c[:2] == ("watch", "deployment")]
+    assert deployment_watches[:2] == [("watch", "deployment", "deployment-list-1")] * 2
+    assert source.calls.count(("list", "deployment")) == 1
+    assert any(isinstance(e, feed.WatchRestarted) and e.cause == "connection reset" for e in seen)
