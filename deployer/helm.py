@@ -300,19 +300,28 @@ class Helm:
             raise
 
     def template(
-        self, release: str, namespace: str, chart: str | os.PathLike[str], *, values_file: str | None = None
+        self,
+        release: str,
+        namespace: str,
+        chart: str | os.PathLike[str],
+        *,
+        values_file: str | None = None,
+        skip_tests: bool = False,
     ) -> str:
         """The manifests `upgrade --install` would apply (rendered client-side, no cluster needed)."""
         args = ["template", release, str(chart), "--namespace", namespace, "--is-upgrade"]
         if values_file:
             args += ["--values", values_file]
+        if skip_tests:
+            args.append("--skip-tests")
         return self._run("template", *args)
 
     def diff(
         self, release: str, namespace: str, chart: str | os.PathLike[str], *, values_file: str | None = None
     ) -> list[ResourceDiff]:
         """What an upgrade would change: the rendered chart against `helm get manifest` of the release."""
-        new = self.template(release, namespace, chart, values_file=values_file)
+        # `get manifest` leaves hooks (the helm test pod) out, so the rendering must too.
+        new = self.template(release, namespace, chart, values_file=values_file, skip_tests=True)
         old = self.get_manifest(release, namespace)
         return diff_manifests(old, new)
 
