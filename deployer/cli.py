@@ -284,4 +284,75 @@ def doctor(
 # --- build stack: build, test, push (build-stack helper) ----------------------------------------------
 
 
+def _tool_line(line: str) -> None:
+    # Tool output (docker build, the test run) goes to stderr, so stdout carries only the result lines
+    # a script may read (image id, digest). Lines arrive already redacted (deployer.command).
+    click.echo(line, err=True)
+
+
+@main.command("build")
+@click.argument("service")
+@click.option("--variant", default="production", show_default=True, help="The Blubber variant to build.")
+@click.option("--quiet", "-q", is_flag=True, default=False, help="Do not show docker's build output.")
+def build_command(service: str, variant: str, quiet: bool) -> None:
+    """Compile SERVICE's .pipeline/blubber.yaml and build VARIANT; print the image id and size.
+
+    SERVICE is a directory with .pipeline/blubber.yaml, or the name of an example (examples/<name>).
+    """
+    from deployer import build as build_mod
+
+    result = build_mod.build(service, None, variant, progress=None if quiet else _tool_line)
+    click.echo(f"built {result.tag} ({variant}): {result.image_id}")
+    click.echo(f"size: {result.size_mb:.1f} MB in {result.layers} layers; took {result.duration:.1f}s")
+
+
+@main.command("test")
+@click.argument("service")
+@click.option(
+    "--variant", default="test", show_default=True, help="The variant whose entrypoint runs the tests."
+)
+def test_command(service: str, variant: str) -> None:
+    """Build SERVICE's test variant and run its entrypoint, streaming the output.
+
+    Exits 12 when the tests fail, with the last lines, the exit status and a command that reproduces
+    the run; the test container is removed in every case, Ctrl-C included.
+    """
+    from deployer import build as build_mod
+
+    result = build_mod.test(service, None, variant, progress=_tool_line)
+    click.echo(f"{result.service}: {variant} variant passed ({result.duration:.1f}s, image {result.image})")
+
+
+@main.command("push")
+@click.argument("service")
+@click.option(
+    "--namespace",
+    "registry_namespace",
+    default=None,
+    help="Registry namespace: images go to <registry>/<namespace>/<service> [default: $DEPLOYER_NAMESPACE "
+    "or staging].",
+)
+@click.option("--quiet", "-q", is_flag=True, default=False, help="Do not show docker's output.")
+@ci_option
+def push_command(service: str, registry_namespace: str | None, quiet: bool, ci_flag: bool) -> None:
+    """Build SERVICE's production variant, tag it <UTC timestamp>-production and git-<sha>, push it to
+    the registry's staging namespace and print the digest to deploy by.
+
+    With --ci (or CI=true) a service directory with uncommitted changes is refused.
+    """
+    from deployer import build as build_mod
+
+    state = effective_state(ci_flag)
+    result = build_mod.push_service(
+        service,
+        ci=state.strict_ci,
+        namespace=registry_namespace or build_mod.NAMESPACE,
+        progress=None if quiet else _tool_line,
+    )
+    click.echo(f"pushed {result.repository}: tags {', '.join(result.tags)}")
+    click.echo(f"layers: {result.pushed_layers} uploaded, {result.existing_layers} already there")
+    click.echo(f"digest: {result.digest}")
+    click.echo(f"image: {result.reference}")
+
+
 # --- release management: status, rollback, diff (ship helpers) ----------------------------------------

@@ -1,0 +1,380 @@
+"""`deployer build | test | push`: compile a service's Blubber config and drive docker with it.
+
+    build(service, config, variant) → compile → docker build (context: the service directory),
+                                      tagged locally and as <registry>/<namespace>/<service> with
+                                      <UTC timestamp>-<variant> and git-<sha> → BuildResult
+    test(service, config)           → build the `test` variant → run its entrypoint, output streamed
+    push(built)                     → push a BuildResult's tags → PushResult (the digest)
+    push_service(service, ci=...)   → refuse a dirty tree in CI → build `production` → push
+                                      (what `deployer push` runs; `deployer ship` runs the steps itself)
+
+`config` is a loaded blubber Config or None (then it is loaded with the default policy), so the ship
+workflow loads and compiles once and the commands stay one-liners.
+
+Each function returns a result value and raises a `UserError` subclass for what the user can fix:
+`ConfigError`/`PolicyViolation` (from blubber), `BuildFailed`, `TestVariantFailed`, `PushFailed`,
+`EnvironmentMissing` (docker or the registry not running). Containers started for a test run are
+removed on every path, Ctrl-C included (see `deployer.docker.run_container`).
+
+Never prints: output lines go to the `progress` callback the caller passes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+import shlex
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import blubber
+from deployer import docker, git, registry
+from deployer.command import ToolFailed
+from deployer.errors import BuildFailed, ConfigError, EnvironmentMissing, PushFailed, TestVariantFailed
+from deployer.service import Service, resolve
+
+__all__ = [
+    "LOCAL_REPOSITORY",
+    "NAMESPACE",
+    "BuildResult",
+    "PushResult",
+    "TestResult",
+    "build",
+    "local_image",
+    "push",
+    "push_service",
+    "push_tags",
+    "test",
+]
+
+LOCAL_REPOSITORY = "deployer"
+"""Local (never pushed) images are tagged deployer/<service>:<variant>."""
+
+NAMESPACE = os.environ.get("DEPLOYER_NAMESPACE", "staging")
+"""Registry namespace pushes go to: <registry>/<namespace>/<service>."""
+
+TEST_VARIANT = "test"
+PRODUCTION_VARIANT = "production"
+TAIL_LINES = 20
+
+Progress = Callable[[str], None]
+ServiceSpec = str | os.PathLike[str] | Service
+Policy = str | os.PathLike[str] | None
+
+
+def _service(spec: ServiceSpec) -> Service:
+    return spec if isinstance(spec, Service) else resolve(spec)
+
+
+def _config(svc: Service, config: blubber.Config | None, policy: Policy) -> blubber.Config:
+    return config if config is not None else blubber.load(svc.config, policy=policy)
+
+
+def local_image(service: Service, variant: str) -> str:
+    """The local tag of a service's variant image, e.g. deployer/node-hello:test (never pushed)."""
+    return f"{LOCAL_REPOSITORY}/{service.name}:{variant}"
+
+
+def push_tags(variant: str, source: git.Source, now: dt.datetime | None = None) -> tuple[str, ...]:
+    """`<UTC timestamp>-<variant>` and, in a git work tree, `git-<sha12>` (`-dirty` when the service
+    directory has uncommitted changes, so a tag never claims a commit the image does not match)."""
+    stamp = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    tags = [f"{stamp}-{variant}"]
+    if source.sha:
+        tags.append(f"git-{source.sha[:12]}" + ("-dirty" if source.is_dirty else ""))
+    return tuple(tags)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """A built variant image: its id, size, local tag and the registry tags `push` will push."""
+
+    service: str
+    variant: str
+    image_id: str
+    size: int  # bytes, uncompressed
+    tag: str  # local tag, e.g. deployer/node-hello:production
+    layers: int
+    repository: str  # <registry>/<namespace>/<service>
+    tags: tuple[str, ...]  # tags in `repository`, e.g. ("20261127T063513Z-production", "git-37e2a24e616a")
+    git_sha: str | None = None
+    duration: float = 0.0
+
+    @property
+    def size_mb(self) -> float:
+        return self.size / 1e6
+
+    @property
+    def references(self) -> tuple[str, ...]:
+        return tuple(f"{self.repository}:{t}" for t in self.tags)
+
+
+def build(
+    service: ServiceSpec,
+    config: blubber.Config | None = None,
+    variant: str = PRODUCTION_VARIANT,
+    *,
+    git_sha: str | None = None,
+    progress: Progress | None = None,
+    policy: Policy = blubber.DEFAULT_POLICY,
+    namespace: str = NAMESPACE,
+    registry_host: str | None = None,
+    no_cache: bool = False,
+    now: dt.datetime | None = None,
+) -> BuildResult:
+    """Compile `variant` of the service's config and build it (BuildKit, host network).
+
+    The Dockerfile goes to docker on stdin; the build context is the service directory. The registry
+    login comes first because base images are pulled from the authenticated local registry. The image
+    is tagged locally only (`local_image`); its push tags (`push_tags`) in `<registry>/<namespace>/<service>`
+    are decided here and applied by `push`. `git_sha` overrides what git says (callers that already asked).
+    Build output lines go to `progress`. Raises ConfigError/PolicyViolation (blubber), `BuildFailed`
+    (the failing instruction and its output tail), `EnvironmentMissing` (docker/registry not running).
+    """
+    started = time.monotonic()
+    svc = _service(service)
+    cfg = _config(svc, config, policy)
+    dockerfile = blubber.compile_dockerfile(cfg, variant)
+    source = git.source(svc.directory)
+    if git_sha:
+        source = git.Source(sha=git_sha, dirty_files=source.dirty_files)
+    host = registry_host or registry.REGISTRY
+    repository = f"{host}/{namespace}/{svc.name}"
+    tags = push_tags(variant, source, now)
+    docker.ping()
+    registry.login(host)
+    try:
+        image_id = docker.build(
+            svc.directory,
+            dockerfile,
+            tags=[local_image(svc, variant)],
+            labels={"org.opencontainers.image.revision": source.sha} if source.sha else None,
+            stream=progress,
+            no_cache=no_cache,
+        )
+    except BuildFailed as err:
+        err.next_command = f"deployer build {svc.directory} --variant {variant}"  # type: ignore[attr-defined]
+        raise
+    info = docker.image(image_id)
+    return BuildResult(
+        service=svc.name,
+        variant=variant,
+        image_id=image_id,
+        size=info.size,
+        tag=local_image(svc, variant),
+        layers=len(info.layers),
+        repository=repository,
+        tags=tags,
+        git_sha=source.sha,
+        duration=time.monotonic() - started,
+    )
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """A test-variant run that passed (a failed one raises `TestVariantFailed`)."""
+
+    __test__ = False  # not a pytest test class
+
+    service: str
+    variant: str
+    image: str  # local tag of the test image
+    image_id: str
+    exit_code: int
+    duration: float  # seconds, build and run
+    tail: list[str] = field(default_factory=list)
+
+
+def test(
+    service: ServiceSpec,
+    config: blubber.Config | None = None,
+    variant: str = TEST_VARIANT,
+    *,
+    progress: Progress | None = None,
+    policy: Policy = blubber.DEFAULT_POLICY,
+    timeout: float | None = 1800,
+) -> TestResult:
+    """Build the test variant and run its entrypoint on the host network, streaming its output.
+
+    Raises `ConfigError` before building when the variant has no entrypoint, and `TestVariantFailed`
+    (exit 12) when the entrypoint exits non-zero (or runs past `timeout`): the message has the exit
+    status and the last lines, `hint`/`next_command` a one-line command that reproduces the run, and
+    `details["tests"]` the same facts for reports. The container is removed in every case, Ctrl-C
+    included.
+    """
+    started = time.monotonic()
+    svc = _service(service)
+    cfg = _config(svc, config, policy)
+    runtime = blubber.runtime(cfg, variant)
+    if not runtime.entrypoint:
+        raise ConfigError(
+            f"the {variant} variant has no entrypoint, so there is nothing to run",
+            file=str(svc.config),
+            path=f"variants.{variant}.entrypoint",
+            hint="add the command that runs the tests, e.g. `entrypoint: [npm, test]`",
+        )
+    built = build(svc, cfg, variant, progress=progress, policy=policy)
+    name = f"deployer-test-{svc.name}-{secrets.token_hex(4)}"
+    repro = f"{docker.DOCKER_BIN} run --rm --network host {built.tag}"
+    try:
+        run = docker.run_container(built.image_id, name=name, stream=progress, timeout=timeout)
+        exit_code, tail = run.exit_code, run.tail[-TAIL_LINES:]
+    except ToolFailed as err:
+        if not err.timed_out:
+            raise
+        exit_code = None
+        tail = (err.stdout_tail or err.stderr_tail).splitlines()[-TAIL_LINES:]
+    duration = time.monotonic() - started
+    if exit_code == 0:
+        return TestResult(svc.name, variant, built.tag, built.image_id, 0, duration, tail)
+
+    command_text = shlex.join(runtime.entrypoint)
+    what = f"exited with status {exit_code}" if exit_code is not None else f"ran past {timeout:.0f} s"
+    shown = "\n".join(f"  | {line}" for line in tail)
+    error = TestVariantFailed(
+        f"the {variant} variant of {svc.name} failed: `{command_text}` {what}; "
+        f"last {len(tail)} lines of its output:\n{shown}",
+        hint=f"reproduce locally: {repro}",
+    )
+    error.evidence = tuple(tail)  # type: ignore[attr-defined]
+    error.next_command = repro  # type: ignore[attr-defined]
+    error.exit_status = exit_code  # type: ignore[attr-defined]
+    error.details = {  # type: ignore[attr-defined]
+        "tests": {
+            "variant": variant,
+            "image": built.tag,
+            "passed": False,
+            "exit_code": exit_code,
+            "duration_seconds": round(duration, 3),
+            "output_tail": list(tail),
+        }
+    }
+    raise error
+
+
+test.__test__ = False  # type: ignore[attr-defined]  # a function named `test`, not a pytest test
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """An image in the registry, addressed by digest (deploy by `reference`)."""
+
+    service: str
+    repository: str  # <registry>/<namespace>/<service>
+    tags: tuple[str, ...]
+    digest: str
+    image: BuildResult
+    pushed_layers: int  # layers uploaded by the first tag's push
+    existing_layers: int  # layers the registry already had
+
+    @property
+    def reference(self) -> str:
+        """`<repository>@<digest>`: what deploys use, immune to tags moving."""
+        return f"{self.repository}@{self.digest}"
+
+
+def push(built: BuildResult, *, progress: Progress | None = None) -> PushResult:
+    """Push every tag of `built` and return the digest the registry stored.
+
+    A registry that does not answer is retried (bounded, with backoff) and then reported as
+    `EnvironmentMissing`; a refused push is `PushFailed` (exit 14). No tag in the registry points at a
+    partial image (the manifest is the last thing a push writes). The registry-named local tags exist
+    only while pushing, so repeated builds do not pile up tags in the engine.
+    """
+    host = built.repository.split("/", 1)[0]
+    creds = registry.login(host)
+    results: list[docker.PushResult] = []
+    try:
+        for reference in built.references:
+            docker.tag(built.image_id, reference)
+            results.append(
+                registry.DEFAULT_RETRY.call(
+                    lambda ref=reference: docker.push(ref, stream=progress),
+                    lambda err: isinstance(err, ToolFailed) and _registry_unreachable(err),
+                )
+            )
+    except ToolFailed as err:
+        text = f"{err.stderr_tail}\n{err.stdout_tail}"
+        if _registry_unreachable(err):
+            raise EnvironmentMissing(
+                f"push to {host} failed: the registry does not answer ({_last_line(text)})",
+                hint=registry.START_HINT,
+            ) from err
+        if "unauthorized" in text.lower() or "authentication required" in text.lower():
+            raise PushFailed(
+                f"the registry at {host} refused the push of {built.repository} (unauthorized)",
+                hint="check the registry credentials (DEPLOYER_REGISTRY_USER/PASSWORD or credentials.env)",
+            ) from err
+        raise PushFailed(f"push of {built.repository} failed: {_last_line(text)}") from err
+    finally:
+        docker.untag(list(built.references))
+
+    digest = results[0].digest
+    repo_path = built.repository.split("/", 1)[1]
+    stored = registry.digest(repo_path, built.tags[0], registry=host, creds=creds)
+    if stored != digest:
+        raise PushFailed(f"the registry has {stored} for {built.references[0]}, docker pushed {digest}")
+    return PushResult(
+        service=built.service,
+        repository=built.repository,
+        tags=built.tags,
+        digest=digest,
+        image=built,
+        pushed_layers=results[0].pushed_layers,
+        existing_layers=results[0].existing_layers,
+    )
+
+
+def push_service(
+    service: ServiceSpec,
+    *,
+    ci: bool = False,
+    namespace: str = NAMESPACE,
+    registry_host: str | None = None,
+    progress: Progress | None = None,
+    policy: Policy = blubber.DEFAULT_POLICY,
+    now: dt.datetime | None = None,
+) -> PushResult:
+    """`deployer push`: build `production`, tag it `<UTC timestamp>-production` and `git-<sha>`, push to
+    `<registry>/<namespace>/<service>`, and return the digest.
+
+    With `ci=True` a service directory with uncommitted changes, or outside git, is refused before
+    anything is built (`PushFailed`, exit 14).
+    """
+    svc = _service(service)
+    if ci:
+        source = git.source(svc.directory)
+        if not source.is_repo:
+            raise PushFailed(
+                f"{svc.directory} is not in a git work tree; --ci pushes only committed source",
+                hint="push from a clone of the service's repository",
+            )
+        if source.is_dirty:
+            listed = ", ".join(source.dirty_files[:5]) + (" ..." if len(source.dirty_files) > 5 else "")
+            raise PushFailed(
+                f"refusing to push {svc.name} with --ci: uncommitted changes: {listed}",
+                file=str(svc.directory),
+                hint="commit or stash the changes; CI pushes only what a commit contains",
+            )
+    built = build(
+        svc,
+        None,
+        PRODUCTION_VARIANT,
+        progress=progress,
+        policy=policy,
+        namespace=namespace,
+        registry_host=registry_host,
+        now=now,
+    )
+    return push(built, progress=progress)
+
+
+def _registry_unreachable(err: ToolFailed) -> bool:
+    text = f"{err.stderr_tail}\n{err.stdout_tail}".lower()
+    return "connection refused" in text or "no route to host" in text or "i/o timeout" in text
+
+
+def _last_line(text: str) -> str:
+    return next((line.strip() for line in reversed(text.splitlines()) if line.strip()), "no output")
