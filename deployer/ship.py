@@ -119,11 +119,12 @@ def step_compile(ctx: Ctx) -> dict[str, Any]:
     changed = list(source.dirty_files)
     if source.is_dirty and config.strict_ci:
         more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
-        raise PolicyViolation(
+        err = PolicyViolation(
             f"refusing to ship uncommitted changes in CI mode: {', '.join(changed[:5])}{more}",
-            file=str(svc.directory),
             hint="commit them (CI ships what git has, so the report's git sha reproduces the image)",
         )
+        err.next_command = f"git -C {svc.directory} status -- ."  # type: ignore[attr-defined]
+        raise err
     if not source.is_repo:
         ctx.progress(f"{svc.directory} is not in a git work tree; the report will have no git sha")
     elif source.is_dirty:
@@ -150,6 +151,7 @@ def step_compile(ctx: Ctx) -> dict[str, Any]:
 
 _BUILDKIT_LINE = re.compile(r"^#\d+ ")
 _BUILDKIT_STEP = re.compile(r"^#\d+ \[[^\]]+\] ")
+_LAYER_LINE = re.compile(r"^[0-9a-f]{12}: ")
 
 
 def _tool_stream(ctx: Ctx) -> Callable[[str], None]:
@@ -158,6 +160,8 @@ def _tool_stream(ctx: Ctx) -> Callable[[str], None]:
 
     def take(line: str) -> None:
         if _BUILDKIT_LINE.match(line) and not _BUILDKIT_STEP.match(line):
+            return
+        if _LAYER_LINE.match(line):  # docker push: one line per layer and state
             return
         if line.strip():
             ctx.progress(line)
@@ -171,85 +175,52 @@ def step_test(ctx: Ctx) -> StepResult | dict[str, Any]:
     config, state = ctx.config, ctx.state
     if config.test_variant not in state.variants:
         return StepResult.skipped("test", f"the config has no {config.test_variant!r} variant")
-    try:
-        result = build.test(state.service, stream=_tool_stream(ctx))
-    except errors.TestVariantFailed as e:
-        tail = [str(line) for line in getattr(e, "tail", None) or ()]
-        failed = errors.TestVariantFailed(e.message.splitlines()[0].removesuffix(":"), hint=e.hint)
-        failed.evidence = tail  # type: ignore[attr-defined]
-        failed.next_command = getattr(e, "repro", None) or f"deployer test {config.service}"  # type: ignore[attr-defined]
-        failed.details = {  # type: ignore[attr-defined]
-            "tests": {
-                "variant": config.test_variant,
-                "image": None,
-                "passed": False,
-                "exit_code": getattr(e, "exit_status", None),
-                "duration_seconds": 0.0,
-                "output_tail": tail,
-            }
-        }
-        raise failed from e
+    # A failure raises TestVariantFailed with the output tail as evidence, the command that reproduces
+    # the run as next_command, and details["tests"] for the reports (deployer.build).
+    result = build.test(state.service, state.config, config.test_variant, progress=_tool_stream(ctx))
     tests = {
-        "variant": config.test_variant,
-        "image": result.image.tag,
+        "variant": result.variant,
+        "image": result.image,
         "passed": True,
         "exit_code": result.exit_code,
-        "duration_seconds": 0.0,
+        "duration_seconds": round(result.duration, 3),
         "output_tail": list(result.tail),
     }
-    return {"tests": tests, "summary": f"tests passed ({result.image.tag})"}
-
-
-def _revision_labels(state: ShipState) -> dict[str, str] | None:
-    # The same labels build.push() puts on the image, so its rebuild is a cache hit of this one.
-    return {"org.opencontainers.image.revision": state.git_sha} if state.git_sha else None
+    return {"tests": tests, "summary": f"tests passed in {result.image}"}
 
 
 def step_build(ctx: Ctx) -> dict[str, Any]:
     from deployer import build
 
     state = ctx.state
-    variant = state.deploy.variant
-    built = build.build(state.service, variant, stream=_tool_stream(ctx), labels=_revision_labels(state))
+    built = build.build(
+        state.service, state.config, state.deploy.variant, git_sha=state.git_sha, progress=_tool_stream(ctx)
+    )
     state.built = built
     image = {
-        "variant": variant,
-        "repository": built.tag.rsplit(":", 1)[0],
-        "tags": [],
+        "variant": built.variant,
+        "repository": built.repository,
+        "tags": list(built.tags),
         "digest": None,
         "pushed": False,
         "image_id": built.image_id,
     }
-    return {"images": [image], "summary": f"{built.tag} {built.image_id[:19]} {built.size_mb:.0f} MB"}
+    return {"images": [image], "summary": f"{built.references[0]} ({built.size_mb:.0f} MB)"}
 
 
 def step_push(ctx: Ctx) -> dict[str, Any]:
     from deployer import build
     from deployer.chart import ImageRef
 
-    config, state = ctx.config, ctx.state
-    if state.deploy.variant != build.PRODUCTION_VARIANT:
-        raise errors.ConfigError(
-            f"deploy.yaml deploys variant {state.deploy.variant!r}, but images are pushed from "
-            f"{build.PRODUCTION_VARIANT!r}",
-            file=state.deploy.file,
-            path="variant",
-            hint=f"deploy the {build.PRODUCTION_VARIANT} variant",
-        )
-    # push() builds the production variant again: with the same Dockerfile, context and labels that is
-    # a full cache hit, and the image id below proves it is the image the build stage made.
-    pushed = build.push(state.service, ci=config.strict_ci, stream=_tool_stream(ctx))
-    if state.built is not None and pushed.image.image_id != state.built.image_id:
-        ctx.progress(f"note: pushed image {pushed.image.image_id[:19]} differs from the built one")
-    tags = [str(t) for t in pushed.tags]
-    state.image = ImageRef(repository=pushed.repository, digest=pushed.digest, tag=tags[0] if tags else "")
+    state = ctx.state
+    pushed = build.push(state.built, progress=_tool_stream(ctx))
+    state.image = ImageRef(repository=pushed.repository, digest=pushed.digest, tag=pushed.tags[0])
     image = {
         "variant": pushed.image.variant,
         "repository": pushed.repository,
-        "tags": tags,
+        "tags": list(pushed.tags),
         "digest": pushed.digest,
         "pushed": True,
-        "image_id": pushed.image.image_id,
     }
     return {"images": [image], "summary": pushed.reference}
 
@@ -389,7 +360,9 @@ def step_watch(ctx: Ctx) -> dict[str, Any]:
             "rollout": {"verdict": "healthy", "reason": None, "rolled_back": False, "rollback": None},
             "summary": f"{verdict.replicaset or state.release} available after {verdict.duration:.1f}s",
         }
-    diagnosis = f"{verdict.reason}: {verdict.message}" if verdict.message else verdict.reason
+    message = verdict.message or ""
+    # The API's message often starts with the reason already ("Error (exit code 3)").
+    diagnosis = message if message.startswith(verdict.reason) else f"{verdict.reason}: {message}".rstrip(": ")
     where = verdict.object or f"deployment/{state.release}"
     if verdict.container:
         where += f" container {verdict.container}"
@@ -501,7 +474,7 @@ def step_smoke(ctx: Ctx) -> StepResult | dict[str, Any]:
     except smoke.SmokeReport as e:
         e.details = {"smoke": _smoke_entries(e.results)}
         raise
-    return {"smoke": _smoke_entries(results), "summary": f"{len(results)} checks passed"}
+    return {"smoke": _smoke_entries(results), "summary": f"{len(results)} of {len(results)} checks passed"}
 
 
 def build_steps() -> list[Step]:
@@ -522,7 +495,7 @@ def build_steps() -> list[Step]:
 # --- the run -------------------------------------------------------------------------------------------
 
 _NEXT: dict[str, str] = {
-    "compile": "blubber lint {dir}/.pipeline/blubber.yaml",
+    "compile": "blubber lint {blubber}",
     "test": "deployer test {dir}",
     "build": "deployer build {dir}",
     "push": "deployer doctor",
@@ -542,7 +515,9 @@ def _with_next_commands(run: WorkflowRun, config: ShipConfig, state: ShipState) 
     if failed.exit_code == ExitCode.ENVIRONMENT:
         fixed = replace(fixed, next_command=fixed.next_command or "deployer doctor")
     elif not fixed.next_command and failed.name in _NEXT:
-        fixed = replace(fixed, next_command=_NEXT[failed.name].format(dir=config.service))
+        blubber = state.service.config if state.service else Path(config.service, ".pipeline", "blubber.yaml")
+        command = _NEXT[failed.name].format(dir=config.service, blubber=blubber)
+        fixed = replace(fixed, next_command=command)
     if failed.status is Status.INTERRUPTED and failed.name in ("deploy", "watch", "smoke"):
         fixed = replace(
             fixed,
@@ -556,7 +531,10 @@ def _with_next_commands(run: WorkflowRun, config: ShipConfig, state: ShipState) 
 
 
 def _reproduce(config: ShipConfig, state: ShipState) -> list[str]:
-    commands = [f"deployer ship {config.service} --env {config.environment}"]
+    ship = f"deployer ship {config.service} --env {config.environment}"
+    ship += f" --namespace {config.namespace}" if config.namespace else ""
+    ship += f" --release {config.release}" if config.release else ""
+    commands = [ship]
     if state.git_sha:
         commands.insert(0, f"git checkout {state.git_sha}")
     if state.image is not None:
