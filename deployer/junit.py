@@ -64,8 +64,10 @@ def _test_variant_suite(service: str, result: StepResult | None) -> ET.Element:
     elif result.status is Status.SUCCESS:
         _system_out(case, tail)
     elif result.exit_code == ExitCode.TEST_FAILED:
-        evidence = tail or list(result.evidence)
+        # The evidence is the failing tests' own lines; the plain tail often holds only the totals.
+        evidence = list(result.evidence) or tail
         _outcome(case, "failure", result.reason, "TestVariantFailed", "\n".join(evidence))
+        _system_out(case, tail)
     else:  # the tests never got to run: image build failed, interrupted, internal error, ...
         _outcome(case, "error", result.reason, ExitCode(result.exit_code).name, "\n".join(result.evidence))
     return _finish(suite)

@@ -51,7 +51,8 @@ __all__ = [
 
 Clock = Callable[[], float]
 
-EVIDENCE_LINES = 20  # the tail of a log is what explains a crash; the whole log is in the report
+EVIDENCE_LINES = 30  # enough for a failing test's block and a crash's log tail; all of it is in --report
+_EVIDENCE_TAIL = 8  # of a longer evidence, its start (what failed first) and its end (how it ended)
 
 _MARK = {
     Status.SUCCESS: "ok",
@@ -117,15 +118,22 @@ def _failure_lines(failed: StepResult, command: str) -> list[str]:
     if "traceback" in failed.details:
         evidence = str(failed.details["traceback"]).rstrip().splitlines()
     if evidence:
-        shown = evidence[-EVIDENCE_LINES:]
-        skipped = len(evidence) - len(shown)
-        lines.append("  evidence:" + (f" (last {len(shown)} of {len(evidence)} lines)" if skipped else ""))
-        lines += [f"    | {line}" for line in shown]
+        lines.append("  evidence:")
+        lines += [f"    | {line}" for line in _cut(evidence)]
     if failed.hint:
         lines.append(f"  hint: {failed.hint}")
     if failed.next_command:
         lines.append(f"  next: {failed.next_command}")
     return lines
+
+
+def _cut(evidence: list[str]) -> list[str]:
+    if len(evidence) <= EVIDENCE_LINES:
+        return evidence
+    head = EVIDENCE_LINES - _EVIDENCE_TAIL - 1
+    hidden = len(evidence) - head - _EVIDENCE_TAIL
+    gap = f"… {hidden} more lines (all in the --report file)"
+    return [*evidence[:head], gap, *evidence[-_EVIDENCE_TAIL:]]
 
 
 class PlainDisplay:

@@ -169,15 +169,57 @@ def _tool_stream(ctx: Ctx) -> Callable[[str], None]:
     return take
 
 
+# Lines that say which test failed, in the output of common runners: TAP (node --test, prove),
+# pytest/unittest, mocha/jest, and a traceback's last line.
+_TEST_FAILURE = re.compile(
+    r"^\s*(not ok\b|FAIL(ED)?\b|ERROR\b|E\s{2,}\S|Traceback \(most recent call last\)|\d+\) |✕|✗)"
+    r"|\b(Assertion)?Error\b:"
+)
+_EXCERPT_AFTER = 14  # lines shown after each failure line: TAP's YAML block, an assertion's diff
+_EXCERPT_MAX = 40
+
+
+def _failure_excerpt(lines: Sequence[str], tail: Sequence[str]) -> list[str]:
+    """The test output that explains a failure: each failing test's lines, then the run's last lines.
+
+    A plain tail often shows only the runner's totals ("# fail 1"), the failing test is further up.
+    """
+    picked: list[int] = []
+    for i, line in enumerate(lines):
+        if _TEST_FAILURE.search(line):
+            picked += range(i, min(i + _EXCERPT_AFTER + 1, len(lines)))
+    chosen = sorted(set(picked))[:_EXCERPT_MAX]
+    excerpt: list[str] = []
+    for n, i in enumerate(chosen):
+        if n and i != chosen[n - 1] + 1:
+            excerpt.append("…")
+        excerpt.append(lines[i])
+    ending = [line for line in tail[-6:] if line not in excerpt[-6:]]
+    return excerpt + (["…", *ending] if excerpt and ending else ending) if excerpt else list(tail)
+
+
 def step_test(ctx: Ctx) -> StepResult | dict[str, Any]:
     from deployer import build
 
     config, state = ctx.config, ctx.state
     if config.test_variant not in state.variants:
         return StepResult.skipped("test", f"the config has no {config.test_variant!r} variant")
-    # A failure raises TestVariantFailed with the output tail as evidence, the command that reproduces
-    # the run as next_command, and details["tests"] for the reports (deployer.build).
-    result = build.test(state.service, state.config, config.test_variant, progress=_tool_stream(ctx))
+    output: list[str] = []  # what the test run printed (BuildKit lines are the build, not the tests)
+    show = _tool_stream(ctx)
+
+    def take(line: str) -> None:
+        if not _BUILDKIT_LINE.match(line):
+            output.append(line)
+        show(line)
+
+    try:
+        result = build.test(state.service, state.config, config.test_variant, progress=take)
+    except errors.TestVariantFailed as e:
+        # deployer.build gives the output tail as evidence, the command that reproduces the run as
+        # next_command, and details["tests"] for the reports; the evidence shown is the failing tests.
+        e.evidence = _failure_excerpt(output, list(getattr(e, "evidence", None) or ()))  # type: ignore[attr-defined]
+        e.message = e.message.splitlines()[0].split("; last ")[0]
+        raise
     tests = {
         "variant": result.variant,
         "image": result.image,

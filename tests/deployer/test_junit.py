@@ -47,6 +47,7 @@ def test_failing_test_variant_is_a_failure_with_its_output(tmp_path):
     assert failure.message == "the test variant exited with 1"
     assert failure.type == "TestVariantFailed"
     assert failure.text == "not ok 1 - responds with hello\n# fail 1"
+    assert case.system_out == "not ok 1 - responds with hello\n# fail 1"
     # smoke never ran: one skipped case, and every later stage is skipped
     assert [_outcome(c) for c in suites["node-hello.smoke"]] == ["skipped"]
     assert [_outcome(c) for c in suites["node-hello.ship"]] == ["passed", "failure"] + ["skipped"] * 6

@@ -83,7 +83,7 @@ def test_internal_error_summary_shows_the_traceback_tail():
     assert "  hint: this is a bug in deployer; please report it with the traceback" in text
 
 
-def test_long_evidence_is_cut_to_its_tail():
+def test_long_evidence_keeps_its_start_and_its_end():
     from dataclasses import replace
 
     run = shipfakes.ship_run("build")
@@ -91,8 +91,12 @@ def test_long_evidence_is_cut_to_its_tail():
     long = replace(failed, evidence=tuple(f"line {i}" for i in range(50)))
     run = replace(run, results=tuple(long if r is failed else r for r in run.results))
     lines = summary_lines(run)
-    assert "  evidence: (last 20 of 50 lines)" in lines
-    assert "    | line 30" in lines and "    | line 49" in lines and "    | line 29" not in lines
+    at = lines.index("  evidence:")
+    shown = lines[at + 1 : at + 31]
+    assert shown[0] == "    | line 0" and shown[20] == "    | line 20"
+    assert shown[21] == "    | … 21 more lines (all in the --report file)"
+    assert shown[22] == "    | line 42" and shown[29] == "    | line 49"
+    assert len(lines) == at + 31  # the fake build failure has no hint or next command
 
 
 def _live(kind=None, *, no_color: bool) -> str:

@@ -319,3 +319,59 @@ def test_next_commands_do_not_override_the_steps_own(tmp_path):
     state = ship.ShipState(workdir=tmp_path)
     assert ship._with_next_commands(ok, ship.ShipConfig(service="svc"), state) is ok
     assert isinstance(ok, WorkflowRun)
+
+
+# --- the failing tests' lines as evidence -------------------------------------------------------------
+
+TAP = """\
+TAP version 13
+# Subtest: GET / says hello
+not ok 1 - GET / says hello
+  ---
+  expected: 200
+  actual: 'broken'
+  ...
+# Subtest: GET /healthz
+ok 2 - GET /healthz
+1..2
+# pass 1
+# fail 1""".splitlines()
+
+PYTEST = """\
+============================= test session starts ==============================
+collected 2 items
+
+tests/test_app.py .F                                                     [100%]
+
+=================================== FAILURES ===================================
+___________________________________ test_root __________________________________
+
+    def test_root():
+>       assert app.greeting() == "hello"
+E       AssertionError: assert 'hi' == 'hello'
+E         - hello
+E         + hi
+
+tests/test_app.py:5: AssertionError
+=========================== short test summary info ============================
+FAILED tests/test_app.py::test_root - AssertionError: assert 'hi' == 'hello'
+========================= 1 failed, 1 passed in 0.05s ==========================""".splitlines()
+
+
+def test_failure_excerpt_of_tap_output_starts_at_the_failing_test():
+    excerpt = ship._failure_excerpt(TAP, TAP[-4:])
+    assert excerpt[0] == "not ok 1 - GET / says hello"
+    assert "  actual: 'broken'" in excerpt
+    assert excerpt[-1] == "# fail 1"
+
+
+def test_failure_excerpt_of_pytest_output_has_the_assertion():
+    excerpt = ship._failure_excerpt(PYTEST, PYTEST[-3:])
+    assert excerpt[0] == "E       AssertionError: assert 'hi' == 'hello'"
+    assert "FAILED tests/test_app.py::test_root - AssertionError: assert 'hi' == 'hello'" in excerpt
+    assert excerpt[-1].startswith("========================= 1 failed, 1 passed")
+
+
+def test_failure_excerpt_without_a_recognisable_failure_is_the_tail():
+    lines = ["building", "running", "exit 1"]
+    assert ship._failure_excerpt(lines, lines[-2:]) == ["running", "exit 1"]
