@@ -110,3 +110,7 @@ def lint(config: Path, policy: Path | None, no_policy: bool) -> None:
         click.echo(f"{config}: ok ({len(loaded.variants)} variants)")
 
     _run(action)
+
+
+if __name__ == "__main__":
+    main()

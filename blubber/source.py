@@ -16,6 +16,9 @@ from blubber.errors import ConfigError
 
 YamlPath = tuple[str | int, ...]
 
+# libyaml's parser when available (about 10x faster); same YAML 1.1 semantics and marks.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 def format_path(path: YamlPath) -> str:
     """`("variants", "build", "copies", 0, "from")` → `variants.build.copies[0].from`."""
@@ -67,7 +70,7 @@ def read_file(path: str | Path) -> str:
 
 def parse(text: str, file: str) -> Source:
     """Parse YAML text into a Source; syntax errors become a ConfigError with the line of the problem."""
-    loader = yaml.SafeLoader(text)
+    loader = _LOADER(text)
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None

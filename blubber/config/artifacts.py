@@ -10,7 +10,7 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 
-from blubber.checks import is_imageref
+from blubber.checks import has_control_chars, is_imageref
 from blubber.config._base import LOCAL, SHARED_LIB, Checker, StageContext
 from blubber.dockerfile.instructions import Copy
 from blubber.source import YamlPath
@@ -88,7 +88,11 @@ def check(c: Checker, items: tuple[Artifact, ...] | None, at: YamlPath, *, dedup
                 c.add((*path, "source"), 'path must be relative when "from" is "local"')
         c.text(item.destination, (*path, "destination"), "path")
         for j, pattern in enumerate(item.exclude):
-            if not pattern or any(ch.isspace() or ch in ",\"'\\" for ch in pattern):
+            if (
+                not pattern
+                or has_control_chars(pattern)
+                or any(ch.isspace() or ch in ",\"'\\" for ch in pattern)
+            ):
                 c.add(
                     (*path, "exclude", j),
                     f'"{pattern}" cannot be used as an exclude pattern',

@@ -170,8 +170,10 @@ def _escape_percent(template: str) -> str:
 
 
 def _check_command(c: Checker, command: str, path: YamlPath) -> None:
-    if "\n" in command.rstrip("\n") or "\r" in command:
-        c.add(path, "must be a single line", "use `script:` for multi-line commands")
+    if has_control_chars(command.rstrip("\n")):
+        c.add(
+            path, "must be a single line without control characters", "use `script:` for multi-line commands"
+        )
     elif re.search(r"\\[ \t]*$", command):
         c.add(
             path, "must not end with a backslash", "a trailing backslash would continue the Dockerfile line"
