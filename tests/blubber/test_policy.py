@@ -117,7 +117,12 @@ def test_top_level_defaults_are_visible_to_enforcements(tmp_path) -> None:
 def test_policy_defaults_apply_and_can_be_overridden(tmp_path) -> None:
     policy = write(tmp_path, "p.yaml", """\
         defaults:
-          runs: {in: /srv/service, as: runuser, uid: 666, gid: 666, environment: {APP_BASE_PATH: /srv/service}}  # noqa: E501
+          runs:
+            in: /srv/service
+            as: runuser
+            uid: 666
+            gid: 666
+            environment: {APP_BASE_PATH: /srv/service}
         """)  # fmt: skip
     cfg = write(tmp_path, "blubber.yaml", CONFIG + "runs: {gid: 777}\n")
     config = api.load(cfg, policy=policy)
