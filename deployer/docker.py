@@ -130,15 +130,18 @@ def login(registry: str, user: str, password: str) -> None:
 
 # --- build ----------------------------------------------------------------------------------------------
 
-# BuildKit's plain progress prints, for a failed step:
+# BuildKit's plain progress (docker 20.10) numbers each step ("vertex") and prefixes its output:
+#   #8 [5/5] RUN npm ci
+#   #8 0.136 npm ERR! ...
+#   #8 ERROR: executor failed running [/bin/sh -c npm ci]: exit code: 1
 #   ------
-#    > [test 5/8] RUN npm ci:
-#   #12 0.51 npm ERR! ...
+#    > [5/5] RUN npm ci:
 #   ------
-# and a final "error: failed to solve: ..." (or "ERROR: failed to solve: ..." in newer clients).
-_FAILED_STEP = re.compile(r"^ > \[(?P<step>[^\]]+)\] (?P<instruction>.*?):?$")
-_SOLVE_ERROR = re.compile(r"^(?:error|ERROR): (?:failed to solve.*?: )?(?P<reason>.*)$")
-_STEP_PREFIX = re.compile(r"^#\d+ (?:\d+\.\d+ )?")
+# (newer BuildKit repeats the step's last lines inside the ------ block), then the final error line.
+_FAILED_STEP = re.compile(r"^ > \[(?P<step>[^\]]+)\] (?P<instruction>.*?):$")
+_VERTEX = re.compile(r"^#(?P<n>\d+) (?P<rest>.*)$")
+_TIMED = re.compile(r"^\d+\.\d+ (?P<text>.*)$")
+_EXIT_CODE = re.compile(r"(exit code: \d+)\s*$")
 
 
 @dataclass(frozen=True)
@@ -147,34 +150,50 @@ class BuildFailure:
 
     step: str | None  # e.g. "test 5/8"
     instruction: str | None  # e.g. "RUN npm ci"
-    reason: str  # BuildKit's final error line
-    tail: list[str]  # the failing step's last output lines
+    reason: str  # e.g. "exit code: 1", or BuildKit's final error line
+    tail: list[str]  # the failing step's last output lines (or the build's last lines)
 
 
 def parse_build_failure(output: str, tail_lines: int = 20) -> BuildFailure:
-    """Find the failing instruction, its output tail and the final error in BuildKit plain output."""
+    """Find the failing instruction, its output tail and the reason in BuildKit plain output."""
     lines = output.splitlines()
     step = instruction = None
-    block: list[str] = []
-    reason = ""
-    i = 0
-    while i < len(lines):
-        match = _FAILED_STEP.match(lines[i])
+    in_block: list[str] = []
+    for i, line in enumerate(lines):
+        match = _FAILED_STEP.match(line)
         if match and i > 0 and lines[i - 1].strip() == "------":
-            step, instruction = match.group("step"), match.group("instruction").rstrip(":")
-            block = []
-            i += 1
-            while i < len(lines) and lines[i].strip() != "------":
-                block.append(_STEP_PREFIX.sub("", lines[i]))
-                i += 1
-        solve = _SOLVE_ERROR.match(lines[i]) if i < len(lines) else None
-        if solve:
-            reason = solve.group("reason").strip()
-        i += 1
+            step, instruction = match.group("step"), match.group("instruction")
+            in_block = []
+            for inner in lines[i + 1 :]:
+                if inner.strip() == "------":
+                    break
+                in_block.append(inner)
+    block: list[str] = []
+    error_line = ""
+    if step is not None:
+        header = f"[{step}] {instruction}"
+        numbers = [m.group("n") for m in map(_VERTEX.match, lines) if m and m.group("rest") == header]
+        vertex = numbers[-1] if numbers else None
+        for line in lines:
+            match = _VERTEX.match(line)
+            if not match or match.group("n") != vertex:
+                continue
+            timed = _TIMED.match(match.group("rest"))
+            if timed:
+                block.append(timed.group("text"))
+            elif match.group("rest").startswith("ERROR: "):
+                error_line = match.group("rest")[len("ERROR: ") :]
+        if not block:
+            block = [_VERTEX.sub(r"\g<rest>", line) for line in in_block if line.strip()]
+        if not block and error_line:
+            block = [error_line]
+    final = next((line.strip() for line in reversed(lines) if line.strip()), "docker build failed")
+    reason = error_line or final
+    short = _EXIT_CODE.search(reason)
+    if step is not None and short:
+        reason = short.group(1)
     if not block:
-        block = [_STEP_PREFIX.sub("", line) for line in lines if line.strip()]
-    if not reason:
-        reason = next((line.strip() for line in reversed(lines) if line.strip()), "docker build failed")
+        block = [_VERTEX.sub(r"\g<rest>", line) for line in lines if line.strip()]
     return BuildFailure(step, instruction, reason, block[-tail_lines:])
 
 
@@ -208,18 +227,27 @@ def build(
         if no_cache:
             args.append("--no-cache")
         args.append(str(context))
+        output: list[str] = []  # all of it: the failing step's header may be far from the end
+
+        def keep(line: str) -> None:
+            output.append(line)
+            if stream is not None:
+                stream(line)
+
         try:
-            _docker(args, input=dockerfile, stream=stream, timeout=timeout, merge_stderr=True)
+            _docker(args, input=dockerfile, stream=keep, timeout=timeout, merge_stderr=True)
         except ToolFailed as err:
-            failure = parse_build_failure(err.stdout_tail + err.stderr_tail)
+            failure = parse_build_failure("\n".join(output))
             where = f" at [{failure.step}] {failure.instruction}" if failure.instruction else ""
             shown = "\n".join(f"  | {line}" for line in failure.tail)
             what = "timed out" if err.timed_out else "failed"
-            raise BuildFailed(
+            error = BuildFailed(
                 f"docker build {what}{where}: {failure.reason}\n{shown}".rstrip(),
                 hint="fix the failing instruction's cause (its output is above); "
                 "`blubber <config> <variant>` prints the Dockerfile",
-            ) from err
+            )
+            error.evidence = tuple(failure.tail)  # type: ignore[attr-defined]
+            raise error from err
         return iidfile.read_text().strip()
 
 

@@ -1,0 +1,96 @@
+"""deployer.build: what is decided before docker runs (no engine needed; the rest is integration)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from deployer import build as build_mod
+from deployer import git
+from deployer.errors import ConfigError, ExitCode, PushFailed
+
+NO_ENTRYPOINT = """\
+version: v4
+base: 127.0.0.1:5000/base/bookworm:12
+variants:
+  test:
+    copies: [local]
+  production:
+    entrypoint: [./run.sh]
+"""
+
+
+def make_service(root: Path, config: str = NO_ENTRYPOINT) -> Path:
+    (root / ".pipeline").mkdir(parents=True)
+    (root / ".pipeline" / "blubber.yaml").write_text(config)
+    return root
+
+
+def test_a_test_variant_without_entrypoint_is_refused_before_building(tmp_path):
+    svc = make_service(tmp_path / "svc")
+    with pytest.raises(ConfigError) as caught:
+        build_mod.test(svc)  # the autouse guard fails this test if docker were called
+    err = caught.value
+    assert err.exit_code == ExitCode.CONFIG
+    assert err.message == "the test variant has no entrypoint, so there is nothing to run"
+    assert err.path == "variants.test.entrypoint"
+    assert err.file == str(svc.resolve() / ".pipeline" / "blubber.yaml")
+
+
+def test_unknown_variant_is_a_config_error(tmp_path):
+    svc = make_service(tmp_path / "svc")
+    with pytest.raises(ConfigError):
+        build_mod.test(svc, variant="nope")
+
+
+def test_missing_service_directory(tmp_path):
+    with pytest.raises(ConfigError, match="service directory not found"):
+        build_mod.build(tmp_path / "absent")
+
+
+def _git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def test_push_with_ci_refuses_a_dirty_tree_before_building(tmp_path):
+    svc = make_service(tmp_path / "svc")
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "add", ".")
+    _git(tmp_path, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-q", "-m", "init")
+    (svc / "app.js").write_text("changed\n")
+    with pytest.raises(PushFailed) as caught:
+        build_mod.push_service(svc, ci=True)
+    assert caught.value.exit_code == ExitCode.PUSH
+    assert caught.value.message == "refusing to push svc with --ci: uncommitted changes: svc/app.js"
+
+
+def test_push_with_ci_refuses_a_directory_outside_git(tmp_path):
+    svc = make_service(tmp_path / "svc")
+    with pytest.raises(PushFailed, match="not in a git work tree"):
+        build_mod.push_service(svc, ci=True)
+
+
+NOW = dt.datetime(2026, 11, 27, 6, 35, 13, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("source", "tags"),
+    [
+        (git.Source(sha=None), ("20261127T063513Z-production",)),
+        (git.Source(sha="a" * 40), ("20261127T063513Z-production", "git-aaaaaaaaaaaa")),
+        (
+            git.Source(sha="a" * 40, dirty_files=("x",)),
+            ("20261127T063513Z-production", "git-aaaaaaaaaaaa-dirty"),
+        ),
+    ],
+)
+def test_push_tags(source, tags):
+    assert build_mod.push_tags("production", source, NOW) == tags
+
+
+def test_push_tags_are_utc_whatever_the_callers_zone():
+    local = NOW.astimezone(dt.timezone(dt.timedelta(hours=-5)))
+    assert build_mod.push_tags("production", git.Source(sha=None), local) == ("20261127T063513Z-production",)

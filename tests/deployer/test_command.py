@@ -1,0 +1,170 @@
+"""deployer.command.run against real (cheap) processes: `sys.executable -c ...` (STYLE 7.2)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import pytest
+
+from deployer import command, redact
+from deployer.command import ToolFailed
+from deployer.errors import EnvironmentMissing
+
+PY = sys.executable
+
+
+@pytest.fixture(autouse=True)
+def _no_registered_secrets():
+    redact.clear()
+    yield
+    redact.clear()
+
+
+def py(code: str) -> list[str]:
+    return [PY, "-c", code]
+
+
+def test_returns_output_and_exit_code():
+    result = command.run("py", py("import sys; print('out'); print('err', file=sys.stderr)"))
+    assert result.exit_code == 0
+    assert result.ok
+    assert result.stdout == "out\n"
+    assert result.stderr == "err\n"
+    assert result.argv[0] == PY
+
+
+def test_no_output_is_lost_on_quick_exits():
+    # sh 2.x's wait(timeout=...) returned before its output threads were joined; run() must not.
+    outputs = {command.run("py", py("print('hello')")).stdout for _ in range(15)}
+    assert outputs == {"hello\n"}
+
+
+def test_failure_raises_tool_failed_with_stderr_tail():
+    with pytest.raises(ToolFailed) as caught:
+        command.run("py", py("import sys; print('a bad thing', file=sys.stderr); sys.exit(3)"))
+    err = caught.value
+    assert err.tool == "py"
+    assert err.exit_code == 3
+    assert err.stderr_tail == "a bad thing\n"
+    assert not err.timed_out
+    assert str(err).startswith("py exited with status 3: ")
+    assert str(err).endswith(":\na bad thing")
+
+
+def test_success_codes_and_check_false():
+    assert command.run("py", py("import sys; sys.exit(4)"), success_codes=(0, 4)).exit_code == 4
+    assert command.run("py", py("import sys; sys.exit(5)"), check=False).exit_code == 5
+    with pytest.raises(ToolFailed):
+        command.run("py", py("import sys; sys.exit(5)"), success_codes=(0, 4))
+
+
+def test_missing_program_is_environment_missing_with_hint():
+    with pytest.raises(EnvironmentMissing) as caught:
+        command.run("frob", ["frob-does-not-exist-here"], missing_hint="apt-get install frob")
+    assert caught.value.message == "frob not found: frob-does-not-exist-here (not on PATH)"
+    assert caught.value.hint == "apt-get install frob"
+
+
+def test_missing_program_by_path():
+    with pytest.raises(EnvironmentMissing) as caught:
+        command.run("frob", ["/nonexistent/bin/frob"])
+    assert caught.value.message == "frob not found: /nonexistent/bin/frob"
+
+
+def test_environment_is_clean_plus_extra(monkeypatch):
+    monkeypatch.setenv("DEPLOYER_LEAK_CHECK", "leaked")
+    code = "import os, json; print(json.dumps(sorted(os.environ)))"
+    names = set(json.loads(command.run("py", py(code), env={"EXTRA": "1"}).stdout))
+    assert "DEPLOYER_LEAK_CHECK" not in names
+    assert {"PATH", "HOME", "LANG", "EXTRA"} <= names
+
+
+def test_input_goes_to_stdin_and_is_not_logged(caplog):
+    caplog.set_level("INFO", logger="deployer.command")
+    result = command.run("py", py("import sys; print(len(sys.stdin.read()))"), input="hunter2-secret")
+    assert result.stdout == "14\n"
+    assert "hunter2-secret" not in caplog.text
+
+
+def test_argv_and_output_are_redacted(caplog):
+    caplog.set_level("INFO", logger="deployer.command")
+    redact.register("s3cr3t-value")
+    lines: list[str] = []
+    result = command.run("py", py("print('token s3cr3t-value here')") + ["s3cr3t-value"], stream=lines.append)
+    assert "s3cr3t-value" not in caplog.text
+    assert redact.MASK in caplog.text
+    assert result.stdout == f"token {redact.MASK} here\n"
+    assert lines == [f"token {redact.MASK} here"]
+    assert "s3cr3t-value" not in " ".join(result.argv)
+
+
+def test_stream_gets_lines_in_order_with_merged_stderr():
+    code = (
+        "import sys\n"
+        "for i in range(3):\n"
+        " print('out', i, flush=True); print('err', i, file=sys.stderr, flush=True)"
+    )
+    lines: list[str] = []
+    result = command.run("py", [PY, "-u", "-c", code], stream=lines.append, merge_stderr=True)
+    assert lines == ["out 0", "err 0", "out 1", "err 1", "out 2", "err 2"]
+    assert result.stderr == ""
+    assert result.tail == lines
+
+
+def test_tail_keeps_the_last_lines_only():
+    result = command.run("py", py("for i in range(100): print(i)"))
+    assert len(result.tail) == command.TAIL_LINES
+    assert result.tail[-1] == "99"
+
+
+def test_timeout_stops_the_whole_process_group():
+    marker = f"deployer-timeout-{uuid.uuid4().hex}"
+    # A shell with a background child: the child must die too, not only the shell.
+    script = f"sleep 300 & exec -a {marker} sleep 300"
+    started = time.monotonic()
+    with pytest.raises(ToolFailed) as caught:
+        command.run("sh", ["bash", "-c", f"(exec -a {marker} sleep 300) & {script}"], timeout=1)
+    assert caught.value.timed_out
+    assert caught.value.exit_code is None
+    assert time.monotonic() - started < 30
+    assert not _processes_named(marker)
+
+
+def test_ctrl_c_stops_the_child_and_propagates():
+    marker = f"deployer-ctrlc-{uuid.uuid4().hex}"
+    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        command.run("sh", ["bash", "-c", f"(exec -a {marker} sleep 300) & wait"])
+    timer.cancel()
+    assert not _processes_named(marker)
+
+
+def _processes_named(marker: str) -> list[str]:
+    for _ in range(40):  # the group gets SIGKILL after SIGTERM; give the kernel a moment to reap
+        out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+        found = [line for line in out.splitlines() if marker in line]
+        if not found:
+            return []
+        time.sleep(0.05)
+    return found
+
+
+def test_completed_check_returncode():
+    result = command.run("py", py("import sys; print('x', file=sys.stderr); sys.exit(2)"), check=False)
+    with pytest.raises(ToolFailed) as caught:
+        result.check_returncode()
+    assert caught.value.exit_code == 2
+    command.run("py", py("pass")).check_returncode()
+
+
+def test_empty_argv_is_refused():
+    with pytest.raises(ValueError):
+        command.run("nothing", [])
