@@ -1,0 +1,252 @@
+"""Rollout benchmark: how soon our watcher reports a failure or a success, next to `helm upgrade --wait`.
+
+    python bench/rollout.py [--kubeconfig PATH] [--repeat 3] [--helm-timeout 120] [--no-helm]
+
+Needs the local cluster (e2e/cluster up) and the build stack's registry (scripts/stack up). Prints numbers,
+asserts nothing. Everything runs on the same cluster in the same run, one thing at a time, each in a fresh
+namespace that is deleted afterwards.
+
+1. Watcher only: a Deployment from tests/resources/k8s/scenarios.py is created with the client; time from
+   the create call to the watcher's verdict.
+2. Failure detection, side by side, on the same broken release of charts/service: ours = `helm upgrade
+   --install` (no --wait, as `deployer ship` runs it) then the watcher, timed from the helm call to the
+   verdict; helm's = `helm upgrade --install --wait --timeout <T>`, timed to helm's exit.
+3. Success detection: time from the Deployment being complete and Available (seen by a separate watch on
+   its own connection) to our verdict, and to `helm upgrade --wait` returning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from kubernetes import client  # noqa: E402
+
+from deployer.kube import DEFAULT_KUBECONFIG, load_api  # noqa: E402
+from deployer.rollout import deployment_status, watch_rollout  # noqa: E402
+from deployer.rollout.source import ApiSource  # noqa: E402
+from tests.resources.k8s.scenarios import deployment  # noqa: E402
+
+HELM = os.environ.get("DEPLOYER_HELM", "/var/cache/deployer/tools/bin/helm")
+CHART = REPO / "charts" / "service"
+CRASH = ["sh", "-c", "echo starting up; echo 'fatal: no config' >&2; exit 3"]
+SERVE = ["python3", "-m", "http.server", "8080"]
+ABSENT_DIGEST = "sha256:" + "0" * 63 + "1"
+
+
+@contextmanager
+def namespace(api: client.ApiClient, prefix: str) -> Iterator[str]:
+    core = client.CoreV1Api(api)
+    ns = f"bench-{prefix}-{secrets.token_hex(3)}"
+    core.create_namespace({"metadata": {"name": ns}})
+    try:
+        yield ns
+    finally:
+        core.delete_namespace(ns, grace_period_seconds=0)
+
+
+def stats(values: list[float]) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.2f}s"
+    median, low, high = statistics.median(values), min(values), max(values)
+    return f"median {median:.2f}s (min {low:.2f}, max {high:.2f}, n={len(values)})"
+
+
+class AvailableObserver:
+    """Watches one Deployment on its own connection and notes when it first is complete and Available."""
+
+    def __init__(self, api: client.ApiClient, ns: str, name: str) -> None:
+        self.source = ApiSource(api, ns, name)
+        self.at: float | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _seen(self, obj: dict) -> None:
+        if self.at is None and deployment_status(obj).complete:
+            self.at = time.monotonic()
+
+    def _run(self) -> None:
+        items, version = self.source.list("deployment")
+        for obj in items:
+            self._seen(obj)
+        for _, obj in self.source.watch("deployment", version, 300):
+            if obj.get("kind") != "Status":
+                self._seen(obj)
+            if self.at is not None:
+                return
+
+    def __enter__(self) -> AvailableObserver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._thread.join(timeout=5)
+        self.source.stop()
+
+
+def helm(
+    kubeconfig: str, ns: str, values: dict, *, wait_timeout: int | None = None
+) -> tuple[int, float, str]:
+    """`helm upgrade --install web charts/service -f values`: (exit code, seconds, last stderr line)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(values, f)
+    argv = [
+        HELM,
+        "upgrade",
+        "--install",
+        "web",
+        str(CHART),
+        "-n",
+        ns,
+        "--kubeconfig",
+        kubeconfig,
+        "-f",
+        f.name,
+    ]
+    if wait_timeout is not None:
+        argv += ["--wait", "--timeout", f"{wait_timeout}s"]
+    start = time.monotonic()
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=(wait_timeout or 60) + 60)
+    took = time.monotonic() - start
+    os.unlink(f.name)
+    return done.returncode, took, done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
+
+
+def chart_values(image: str, digest: str, command: list[str]) -> dict:
+    return {
+        "fullnameOverride": "web",
+        "image": {"repository": image, "digest": digest, "tag": "12"},
+        "app": {"command": command, "port": 8080},
+        "test": {"enabled": False},
+    }
+
+
+def base_image_digest(api: client.ApiClient) -> tuple[str, str]:
+    """Repository and digest of the python3 base image, as the node pulled it (from a healthy pod)."""
+    with namespace(api, "digest") as ns:
+        client.AppsV1Api(api).create_namespaced_deployment(ns, deployment("web", "healthy"))
+        verdict = watch_rollout(api, ns, "web", timeout=120)
+        if not verdict.healthy:
+            raise SystemExit(f"the healthy scenario did not roll out: {verdict.summary()}")
+        pod = client.CoreV1Api(api).list_namespaced_pod(ns, label_selector="app=web").items[0]
+        image_id = pod.status.container_statuses[0].image_id  # 127.0.0.1:5000/base/python3@sha256:...
+        repo, digest = image_id.split("@", 1)
+        return repo, digest
+
+
+def watcher_only(api: client.ApiClient, scenario: str) -> tuple[str, float]:
+    with namespace(api, scenario) as ns:
+        since = datetime.now(UTC)
+        start = time.monotonic()
+        client.AppsV1Api(api).create_namespaced_deployment(ns, deployment("web", scenario))
+        verdict = watch_rollout(api, ns, "web", timeout=120, since=since)
+        return verdict.reason, time.monotonic() - start
+
+
+def ours_via_helm(api: client.ApiClient, kubeconfig: str, values: dict) -> tuple[str, float, float]:
+    """(verdict reason, seconds from the helm call to the verdict, seconds helm itself took)."""
+    with namespace(api, "ours") as ns:
+        since = datetime.now(UTC)
+        start = time.monotonic()
+        rc, helm_took, err = helm(kubeconfig, ns, values)
+        if rc != 0:
+            raise SystemExit(f"helm upgrade --install failed: {err}")
+        verdict = watch_rollout(api, ns, "web", timeout=180, since=since)
+        return verdict.reason, time.monotonic() - start, helm_took
+
+
+def helm_wait(api: client.ApiClient, kubeconfig: str, values: dict, timeout: int) -> tuple[int, float, str]:
+    with namespace(api, "helm") as ns:
+        return helm(kubeconfig, ns, values, wait_timeout=timeout)
+
+
+def success_latency(
+    api: client.ApiClient, kubeconfig: str, values: dict, run: Callable[[str], None]
+) -> tuple[float | None, str]:
+    with namespace(api, "ok") as ns, AvailableObserver(api, ns, "web") as observer:
+        run(ns)
+        end = time.monotonic()
+        time.sleep(0.2)
+        if observer.at is None:
+            return None, "the observer never saw the Deployment available"
+        return end - observer.at, ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="rollout watcher vs helm --wait")
+    parser.add_argument("--kubeconfig", default=DEFAULT_KUBECONFIG)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--helm-timeout", type=int, default=120)
+    parser.add_argument("--no-helm", action="store_true", help="only the watcher-only numbers")
+    args = parser.parse_args(argv)
+    api = load_api(args.kubeconfig)
+    n = args.repeat
+
+    print("== 1. watcher only: Deployment created with the client -> verdict")
+    for scenario in ("crashloop", "imagepull", "nocommand", "notready", "deadline"):
+        runs = [watcher_only(api, scenario) for _ in range(n)]
+        reasons = sorted({r for r, _ in runs})
+        print(f"  {scenario:10s} {','.join(reasons):26s} {stats([t for _, t in runs])}")
+
+    if args.no_helm or not CHART.is_dir() or not Path(HELM).exists():
+        print("(helm comparison skipped: --no-helm, or charts/service or helm missing)")
+        return 0
+
+    repo, digest = base_image_digest(api)
+    healthy = chart_values(repo, digest, SERVE)
+    broken = {
+        "crashloop (charts/service)": chart_values(repo, digest, CRASH),
+        "imagepull (charts/service)": chart_values(repo, ABSENT_DIGEST, SERVE),
+    }
+    print(
+        f"\n== 2. failure detection, same broken release: ours (helm without --wait + watcher) vs "
+        f"helm --wait --timeout {args.helm_timeout}s"
+    )
+    for label, values in broken.items():
+        ours = [ours_via_helm(api, args.kubeconfig, values) for _ in range(n)]
+        reasons = ",".join(sorted({r for r, _, _ in ours}))
+        ours_t = [t for _, t, _ in ours]
+        print(f"  {label}")
+        applied = stats([h for _, _, h in ours])
+        print(f"    ours:       {reasons} after {stats(ours_t)}  (of which helm apply {applied})")
+        rc, took, err = helm_wait(api, args.kubeconfig, values, args.helm_timeout)
+        print(f"    helm --wait: exit {rc} after {took:.2f}s: {err[:150]}")
+        print(f"    helm --wait / ours (median): {took / statistics.median(ours_t):.1f}x")
+
+    print("\n== 3. success detection: Deployment complete+Available (own watch) -> report")
+    ours_lat, helm_lat = [], []
+    for _ in range(n):
+        lat, note = success_latency(
+            api,
+            args.kubeconfig,
+            healthy,
+            lambda ns: (helm(args.kubeconfig, ns, healthy), watch_rollout(api, ns, "web", timeout=120)),
+        )
+        ours_lat.append(lat) if lat is not None else print(f"  ours: {note}")
+        lat, note = success_latency(
+            api, args.kubeconfig, healthy, lambda ns: helm(args.kubeconfig, ns, healthy, wait_timeout=120)
+        )
+        helm_lat.append(lat) if lat is not None else print(f"  helm: {note}")
+    print(f"  ours:        {stats(ours_lat)}")
+    print(f"  helm --wait: {stats(helm_lat)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
