@@ -84,7 +84,9 @@ class RolloutWatch:
         self.source = source
         self.deployment = deployment
         self.timeout = timeout
-        self.since = since or datetime.now(UTC)
+        since = since or datetime.now(UTC)
+        # A naive time is taken as UTC: the API's timestamps are UTC.
+        self.since = since if since.tzinfo else since.replace(tzinfo=UTC)
         self.policy = policy
         self.status: RolloutStatus | None = None
         self.failure: Failure | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import timedelta
 
 import pytest
@@ -186,3 +187,30 @@ def test_generation_check_comes_before_the_deadline() -> None:
     r.deployment["metadata"]["generation"] = 2
     result = deployment_status(r.deployment)
     assert result.failure is None and result.message == "waiting for the controller to observe generation 2"
+
+
+def _hook_pod(created: str) -> dict:
+    pod = copy.deepcopy(recorded("crashloop").pod)
+    pod["metadata"].update(name="web-test", annotations={"helm.sh/hook": "test"}, creationTimestamp=created)
+    pod["metadata"].pop("ownerReferences", None)
+    pod["status"]["phase"] = "Failed"
+    return pod
+
+
+def test_failed_hook_pod_since_tracking_began_fails_a_complete_rollout() -> None:
+    r = recorded("healthy")
+    after = _hook_pod(r.since.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    status = rollout_status(r.deployment, r.replicasets, [*r.pods, after], now=r.recorded_at, since=r.since)
+    assert status.failure is not None and not status.healthy
+    assert (status.failure.reason, status.failure.object, status.failure.message) == (
+        "HookFailed",
+        "pod/web-test",
+        "Error (exit code 3)",
+    )
+
+
+def test_failed_hook_pod_of_an_earlier_release_is_ignored() -> None:
+    r = recorded("healthy")
+    before = _hook_pod("2020-01-01T00:00:00Z")
+    status = rollout_status(r.deployment, r.replicasets, [*r.pods, before], now=r.recorded_at, since=r.since)
+    assert status.healthy and status.failure is None
