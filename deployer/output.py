@@ -37,6 +37,7 @@ from deployer.workflow import (
     StepStarted,
     WorkflowFinished,
     WorkflowRun,
+    WorkflowStarted,
 )
 
 __all__ = [
@@ -223,7 +224,10 @@ class LiveDisplay:
 
     def __call__(self, event: Event) -> None:
         board = self._board
-        if isinstance(event, StepStarted):
+        if isinstance(event, WorkflowStarted):  # every stage gets its row at once, "waiting"
+            for name, title in event.steps:
+                board.rows.setdefault(name, _Row(name, title))
+        elif isinstance(event, StepStarted):
             row = board.rows.setdefault(event.name, _Row(event.name, event.title))
             row.running, row.started = True, self._clock()
             if self._live is None:
@@ -236,8 +240,10 @@ class LiveDisplay:
             row.running, row.status, row.duration = False, event.result.status, event.result.duration
             row.last = event.result.details.get("summary") or event.result.reason or row.last
         elif isinstance(event, WorkflowFinished):
-            for result in event.run.results:  # stages never started still get a row
-                board.rows.setdefault(result.name, _Row(result.name, result.name, status=result.status))
+            for result in event.run.results:  # stages that never started: "not run"
+                row = board.rows.setdefault(result.name, _Row(result.name, result.name))
+                if row.status is None:
+                    row.status, row.duration, row.running = result.status, result.duration, False
             if self._live is not None:
                 self._live.update(board, refresh=True)
                 self._live.stop()

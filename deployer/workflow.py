@@ -37,6 +37,7 @@ __all__ = [
     "StepStarted",
     "WorkflowFinished",
     "WorkflowRun",
+    "WorkflowStarted",
     "final_exit_code",
     "run",
 ]
@@ -97,6 +98,13 @@ class StepResult:
 
 
 @dataclass(frozen=True)
+class WorkflowStarted:
+    """The stages about to run, in order: (name, title) pairs."""
+
+    steps: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
 class StepStarted:
     name: str
     title: str
@@ -124,7 +132,7 @@ class WorkflowFinished:
     run: WorkflowRun
 
 
-Event = StepStarted | StepProgress | StepFinished | WorkflowFinished
+Event = WorkflowStarted | StepStarted | StepProgress | StepFinished | WorkflowFinished
 Sink = Callable[[Event], None]
 
 
@@ -285,6 +293,7 @@ def run(
     started = clock()
     results: list[StepResult] = []
     stopped = False
+    sink(WorkflowStarted(tuple((step.name, step.label) for step in steps)))
     for index, step in enumerate(steps):
         if stopped:
             results.append(StepResult(step.name, Status.NOT_RUN, reason="an earlier step failed"))

@@ -121,6 +121,7 @@ def test_live_display_failure_and_no_color():
     assert "ship FAILED at stage 'push' (exit 14: push)" in out
     assert "  next: deployer doctor" in out
     assert "not run" in out
+    assert "waiting" not in out.split("ship FAILED")[-1]
     # NO_COLOR: cursor movement for the live redraw is allowed, colour (SGR with a colour) is not
     assert "\x1b[31m" not in out and "\x1b[1;31m" not in out and "\x1b[32m" not in out
 

@@ -17,6 +17,7 @@ from deployer.workflow import (
     StepResult,
     StepStarted,
     WorkflowFinished,
+    WorkflowStarted,
     final_exit_code,
     run,
 )
@@ -133,15 +134,16 @@ def test_events_tell_the_display_every_state_change_in_order():
 
     outcome = run([Step("watch", watch, title="watch rollout")], _ctx(), sink=events.append)
 
-    kinds = [StepStarted, StepProgress, StepProgress, StepFinished, WorkflowFinished]
+    kinds = [WorkflowStarted, StepStarted, StepProgress, StepProgress, StepFinished, WorkflowFinished]
     assert [type(e) for e in events] == kinds
-    assert events[0] == StepStarted("watch", "watch rollout", 0, 1)
+    assert events[0] == WorkflowStarted((("watch", "watch rollout"),))
+    assert events[1] == StepStarted("watch", "watch rollout", 0, 1)
     assert [e.message for e in events if isinstance(e, StepProgress)] == [
         "1/2 pods available",
         "2/2 pods available",
     ]
     assert all(e.name == "watch" for e in events if isinstance(e, StepProgress))
-    assert events[3].result is outcome.results[0]
+    assert events[4].result is outcome.results[0]
     assert events[-1].run is outcome
 
 
