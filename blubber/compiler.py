@@ -10,11 +10,16 @@ from __future__ import annotations
 from blubber.config._base import StageContext
 from blubber.config.root import Config
 from blubber.config.variant import stage
-from blubber.dockerfile.instructions import Instruction, Label
+from blubber.dockerfile.instructions import Copy, Instruction, Label
 from blubber.dockerfile.render import render_stage
 from blubber.expand import Expanded, Expander
 
 VERSION = "0.1.0"
+
+# `COPY --exclude` is not in the Dockerfile frontend built into older engines (Docker 20.10 knows
+# dockerfile 1.2); it is GA since dockerfile 1.19. The syntax line makes BuildKit fetch that frontend image,
+# so a build using `exclude` needs it to be reachable (on an offline engine, use .dockerignore instead).
+EXCLUDE_SYNTAX = "# syntax=docker/dockerfile:1.19\n"
 
 
 def contexts(config: Config, expander: Expander, names: list[str]) -> dict[str, StageContext]:
@@ -52,6 +57,8 @@ def stages(config: Config, variant: str) -> list[tuple[str, list[Instruction]]]:
 
 def render(config: Config, variant: str) -> str:
     """The Dockerfile text for `variant`."""
-    text = "".join(render_stage(instructions) + "\n" for _, instructions in stages(config, variant))
+    all_stages = stages(config, variant)
+    text = "".join(render_stage(instructions) + "\n" for _, instructions in all_stages)
     label = Label((("blubber.variant", variant), ("blubber.version", VERSION)))
-    return text + render_stage([label])
+    uses_exclude = any(isinstance(i, Copy) and i.excludes for _, ins in all_stages for i in ins)
+    return (EXCLUDE_SYNTAX if uses_exclude else "") + text + render_stage([label])
