@@ -251,3 +251,72 @@ def test_no_secret_reaches_output_or_reports(steps, monkeypatch, tmp_path):
         assert TOKEN not in text, where
     assert redact.MASK in everything["stdout"]
     assert redact.MASK in everything["report"]
+
+
+@pytest.mark.docker
+@pytest.mark.registry
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_real_ship_never_prints_the_registry_password(tmp_path):
+    """A real `deployer ship --ci` of the Node example: the registry password (and its base64 form in
+    Basic auth and docker's config.json) appears in no output line, the JSON report or the JUnit file."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from deployer.helm import HELM_BIN, Helm
+    from deployer.kube import DEFAULT_KUBECONFIG
+    from tests.conftest import require
+
+    creds = doctor_mod.CREDENTIALS
+    require("docker", os.path.exists("/var/run/docker.sock"), "scripts/stack up")
+    require("registry credentials", creds.exists(), "scripts/stack up")
+    require("helm", os.path.exists(HELM_BIN), "e2e/tools.sh")
+    require("cluster", os.path.exists(DEFAULT_KUBECONFIG), "e2e/cluster up")
+    values = dict(line.split("=", 1) for line in creds.read_text().splitlines() if "=" in line)
+    user, password = values["REGISTRY_USER"].strip(), values["REGISTRY_PASSWORD"].strip()
+    secrets = {password, base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+    # A clean git work tree (CI mode refuses a dirty one) with the example service.
+    repo = tmp_path / "repo"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "examples" / "node-hello", repo / "node-hello")
+    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "node-hello"]):
+        subprocess.run(
+            ["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t", *args],
+            check=True,
+            capture_output=True,
+        )
+    namespace = f"secrets-{os.getpid()}"
+    report, junit = tmp_path / "report.json", tmp_path / "junit.xml"
+    deployer = str(Path(sys.executable).parent / "deployer")  # the console script of this venv
+    env = {**os.environ, "CI": "true"}
+    try:
+        done = subprocess.run(
+            [deployer, "ship", str(repo / "node-hello"), "--namespace", namespace]
+            + ["--report", str(report), "--junit", str(junit)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=900,
+            check=False,
+        )
+    finally:
+        from kubernetes import client
+
+        from deployer.kube import load_api
+
+        Helm(kubeconfig=DEFAULT_KUBECONFIG).uninstall("node-hello", namespace)
+        client.CoreV1Api(load_api()).delete_namespace(namespace)  # not waited for
+    data = json.loads(report.read_text())
+    assert data["images"] and data["images"][0]["pushed"], done.stdout[-3000:]  # it logged in and pushed
+    assert done.returncode == data["outcome"]["exit_code"]
+    for where, text in {
+        "stdout": done.stdout,
+        "stderr": done.stderr,
+        "report": report.read_text(),
+        "junit": junit.read_text(),
+    }.items():
+        for secret in secrets:
+            assert secret not in text, f"registry secret in {where}"
