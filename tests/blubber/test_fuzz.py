@@ -86,6 +86,7 @@ def compile_all(source: str) -> None:
         except UserError:
             continue
         # Docker splits instructions on \n only (str.splitlines would also split on \x1e, \u2028 …).
+        text = text.removeprefix(compiler.EXCLUDE_SYNTAX)
         for line in text.split("\n"):
             assert line == "" or line.startswith(INSTRUCTIONS), line
 
