@@ -87,12 +87,13 @@ def main() -> None:
                 lambda c=cmd: subprocess.run(c, check=True, capture_output=True), max(3, args.repeat // 6)
             )
             print(f"{name}: {len(config.variants)} variants, {stages} stages for {variant!r}")
-            print(f"  load (read + validate)          median {load_ms[0]:7.2f} ms  min {load_ms[1]:7.2f} ms")
-            print(
-                f"  compile (in-process)            median {compile_ms[0]:7.2f} ms  min {compile_ms[1]:7.2f} ms"
-            )
-            print(f"  load + compile (default policy) median {both_ms[0]:7.2f} ms  min {both_ms[1]:7.2f} ms")
-            print(f"  whole process `blubber`         median {proc_ms[0]:7.2f} ms  min {proc_ms[1]:7.2f} ms")
+            for label, (median, best) in (
+                ("load (read + validate)", load_ms),
+                ("compile (in-process)", compile_ms),
+                ("load + compile (default policy)", both_ms),
+                ("whole process `blubber`", proc_ms),
+            ):
+                print(f"  {label:<32} median {median:7.2f} ms  min {best:7.2f} ms")
 
 
 if __name__ == "__main__":
