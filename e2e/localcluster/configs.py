@@ -28,8 +28,10 @@ def registry_credentials() -> tuple[str, str] | None:
     for line in text.splitlines():
         if "=" in line and not line.lstrip().startswith("#"):
             key, _, value = line.partition("=")
-            parts = shlex.split(value.strip()) or [""]
-            values[key.strip().removeprefix("export ").strip()] = parts[0]
+            value = value.strip()
+            if value[:1] in ("'", '"'):  # shell-quoted
+                value = (shlex.split(value) or [""])[0]
+            values[key.strip().removeprefix("export ").strip()] = value
     user, password = values.get("REGISTRY_USER"), values.get("REGISTRY_PASSWORD")
     return (user, password) if user and password else None
 

@@ -1,0 +1,96 @@
+"""Unit tests of the local cluster's pure parts: generated configs, the pause image, credentials."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from e2e.localcluster import configs, pause
+from e2e.localcluster import layout as L
+
+
+@pytest.fixture
+def creds_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "credentials.env"
+    monkeypatch.setattr(L, "REGISTRY_CREDENTIALS", path)
+    return path
+
+
+def test_registry_credentials_parsed_with_quotes_and_comments(creds_file: Path) -> None:
+    creds_file.write_text("# generated\nREGISTRY_USER=deployer\nREGISTRY_PASSWORD='p a\"ss'\n")
+    assert configs.registry_credentials() == ("deployer", 'p a"ss')
+
+
+def test_registry_credentials_absent_or_incomplete(creds_file: Path) -> None:
+    assert configs.registry_credentials() is None
+    creds_file.write_text("REGISTRY_USER=deployer\n")
+    assert configs.registry_credentials() is None
+
+
+def test_containerd_config_is_valid_toml_with_vm_specific_settings(creds_file: Path) -> None:
+    creds_file.write_text('REGISTRY_USER=u\nREGISTRY_PASSWORD=se"cret\n')
+    cri = tomllib.loads(configs.containerd_toml())["plugins"]["io.containerd.grpc.v1.cri"]
+    assert cri["restrict_oom_score_adj"] is True  # no CAP_SYS_RESOURCE on these VMs
+    assert cri["netns_mounts_under_state_dir"] is True
+    assert cri["sandbox_image"] == L.PAUSE_IMAGE
+    assert cri["containerd"]["runtimes"]["runc"]["options"]["SystemdCgroup"] is False
+    # Auth keyed by the registry host that image references use; the TOML string survives quoting.
+    assert cri["registry"]["configs"][L.REGISTRY]["auth"] == {"username": "u", "password": 'se"cret'}
+
+
+def test_containerd_config_without_credentials_has_no_auth(creds_file: Path) -> None:
+    cri = tomllib.loads(configs.containerd_toml())["plugins"]["io.containerd.grpc.v1.cri"]
+    assert "configs" not in cri["registry"]
+
+
+def test_registry_hosts_toml_is_plain_http_on_loopback() -> None:
+    hosts = tomllib.loads(configs.registry_hosts_toml())
+    assert hosts["server"] == f"http://{L.REGISTRY}"
+    assert hosts["host"][f"http://{L.REGISTRY}"]["capabilities"] == ["pull", "resolve"]
+
+
+def test_kubelet_and_proxy_configs() -> None:
+    kubelet = yaml.safe_load(configs.kubelet_yaml())
+    assert kubelet["cgroupDriver"] == "cgroupfs"
+    assert kubelet["failCgroupV1"] is False
+    assert kubelet["oomScoreAdj"] == 0
+    assert kubelet["resolvConf"] == ""
+    assert kubelet["containerRuntimeEndpoint"] == f"unix://{L.CONTAINERD_SOCK}"
+    proxy = yaml.safe_load(configs.kube_proxy_yaml())
+    assert proxy["mode"] == "iptables"
+    assert proxy["conntrack"]["maxPerCore"] == 0  # read-only sysctl inside a netns
+
+
+def test_cni_conflist_keeps_ipam_state_in_our_dir() -> None:
+    conf = json.loads(configs.cni_conflist())
+    bridge = conf["plugins"][0]
+    assert bridge["ipMasq"] is False
+    assert bridge["ipam"]["dataDir"] == str(configs.CNI_IPAM_DIR)
+    assert bridge["ipam"]["ranges"] == [[{"subnet": L.POD_CIDR}]]
+
+
+def test_pause_archive_is_a_consistent_docker_save(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = tmp_path / "catatonit"
+    fake.write_bytes(b"\x7fELF fake")
+    monkeypatch.setattr(pause, "CATATONIT", fake)
+    with tarfile.open(fileobj=io.BytesIO(pause.docker_archive("example/pause:1"))) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))
+        [entry] = manifest
+        assert entry["RepoTags"] == ["example/pause:1"]
+        config_bytes = tar.extractfile(entry["Config"]).read()
+        layer = tar.extractfile(entry["Layers"][0]).read()
+    assert entry["Config"] == hashlib.sha256(config_bytes).hexdigest() + ".json"
+    config = json.loads(config_bytes)
+    assert config["config"]["Entrypoint"] == ["/pause", "-P"]
+    assert config["rootfs"]["diff_ids"] == ["sha256:" + hashlib.sha256(layer).hexdigest()]
+    with tarfile.open(fileobj=io.BytesIO(layer)) as inner:
+        member = inner.getmember("pause")
+        assert member.mode == 0o755
+        assert inner.extractfile(member).read() == b"\x7fELF fake"
