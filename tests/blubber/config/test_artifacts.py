@@ -75,6 +75,17 @@ def test_twelve_entry_regression_list() -> None:
     ]
 
 
+def test_directory_without_trailing_slash_is_flattened() -> None:
+    # Quirk 20, replicated (Docker semantics): `vendor` is grouped with files into ./, so its *contents* land in  # noqa: E501
+    # the working directory; `vendor/` keeps the directory.
+    assert requirement_copies((Artifact("local", "Makefile"), Artifact("local", "vendor")), CTX) == [
+        Copy(("Makefile", "vendor"), "./", chown=CHOWN)
+    ]
+    assert requirement_copies((Artifact("local", "vendor/"),), CTX) == [
+        Copy(("vendor/",), "vendor/", chown=CHOWN)
+    ]
+
+
 def test_requirement_exclude_and_whole_context() -> None:
     assert requirement_copies((Artifact("local", exclude=("*.md",)),), CTX) == [
         Copy(("./",), "./", chown=CHOWN, excludes=("*.md",))

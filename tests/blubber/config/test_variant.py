@@ -19,7 +19,13 @@ PRIVILEGED = [
 def test_defaults_only() -> None:
     lines = stage_lines(HELLO, "hello")
     assert lines[:6] == PRIVILEGED
-    assert lines[7:11] == ['ARG RUNS_AS="runuser"', "ARG RUNS_UID=900", "ARG RUNS_GID=900", lines[10]]
+    assert lines[7:11] == [
+        'ARG RUNS_AS="runuser"',
+        "ARG RUNS_UID=900",
+        "ARG RUNS_GID=900",
+        'RUN (getent group "$RUNS_GID" || groupadd -o -g "$RUNS_GID" -r "$RUNS_AS") && (getent passwd "$RUNS_UID" || '  # noqa: E501
+        'useradd -l -o -m -d "/home/$RUNS_AS" -r -g "$RUNS_GID" -u "$RUNS_UID" "$RUNS_AS")',
+    ]
     assert lines[11:] == [
         "USER $LIVES_UID",
         'ENV HOME="/home/somebody"',
