@@ -94,3 +94,25 @@ def test_push_tags(source, tags):
 def test_push_tags_are_utc_whatever_the_callers_zone():
     local = NOW.astimezone(dt.timezone(dt.timedelta(hours=-5)))
     assert build_mod.push_tags("production", git.Source(sha=None), local) == ("20261127T063513Z-production",)
+
+
+def test_cli_missing_service_exits_10_with_the_examples(tmp_path):
+    from click.testing import CliRunner
+
+    from deployer.cli import main
+
+    result = CliRunner().invoke(main, ["build", str(tmp_path / "absent")])
+    assert result.exit_code == ExitCode.CONFIG
+    assert result.output.startswith(f"error: service directory not found: {tmp_path / 'absent'}\n")
+    assert "node-hello" in result.output
+
+
+def test_cli_test_without_entrypoint_exits_10(tmp_path):
+    from click.testing import CliRunner
+
+    from deployer.cli import main
+
+    svc = make_service(tmp_path / "svc")
+    result = CliRunner().invoke(main, ["test", str(svc)])
+    assert result.exit_code == ExitCode.CONFIG
+    assert "variants.test.entrypoint: the test variant has no entrypoint" in result.output
