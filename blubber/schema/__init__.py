@@ -58,6 +58,15 @@ _TYPE_NAMES = {
 }
 
 
+_EXAMPLES = {
+    "string": 'write text, quoted if it looks like a number or yes/no, e.g. "1.0"',
+    "integer": "write a whole number, e.g. 900",
+    "boolean": "write true or false (no quotes)",
+    "array": "write a list, e.g. [a, b]",
+    "object": "write a mapping, e.g. {key: value}",
+}
+
+
 def type_name(value: object) -> str:
     """How a YAML value reads to a user: `a string`, `a list`, …"""
     if isinstance(value, bool):
@@ -122,6 +131,8 @@ def translate(source: Source, error: ValidationError, at: YamlPath = ()) -> Conf
                 hint += " (YAML reads unquoted yes/no/on/off as booleans)"
         elif error.validator_value == "array" and isinstance(value, str):
             hint = f"write a list, e.g. [{value}]"
+        else:
+            hint = _EXAMPLES.get(_as_list(error.validator_value)[0])
         return source.error(
             path, f"expected {_expected(error.validator_value)}, got {type_name(value)}", hint
         )
@@ -131,7 +142,7 @@ def translate(source: Source, error: ValidationError, at: YamlPath = ()) -> Conf
         return source.error((*path, missing), f'"{missing}" is required', hint)
     if v in ("minimum", "maximum"):
         lo, hi = error.schema.get("minimum"), error.schema.get("maximum")
-        hint = "0 would be root; use an unprivileged id" if value == 0 else None
+        hint = "0 would be root; use an unprivileged id" if value == 0 else "user and group ids are positive"
         return source.error(path, f"{value} is out of range ({lo}..{hi})", hint)
     if v == "pattern":
         return source.error(

@@ -99,6 +99,7 @@ def test_bad_input(write, text: str, message: str, exit_code: ExitCode) -> None:
     assert out == ""
     assert err.startswith(f"error: {Path(path).parent}/{message}")
     assert "Traceback" not in err
+    assert "\n  hint: " in err
 
 
 def test_unreadable_file(tmp_path) -> None:

@@ -55,8 +55,10 @@ def test_schema_accepts_a_full_config() -> None:
          "  hint: write a list, e.g. [curl]"),
         ("lives: {uid: 0}", "blubber.yaml:2: lives.uid: 0 is out of range (1..4294967294)\n"
          "  hint: 0 would be root; use an unprivileged id"),
-        ("runs: {gid: 4294967295}", "blubber.yaml:2: runs.gid: 4294967295 is out of range (1..4294967294)"),
-        ("variants: [a]", "blubber.yaml:2: variants: expected a mapping, got a list"),
+        ("runs: {gid: 4294967295}", "blubber.yaml:2: runs.gid: 4294967295 is out of range (1..4294967294)\n"
+         "  hint: user and group ids are positive"),
+        ("variants: [a]", "blubber.yaml:2: variants: expected a mapping, got a list\n"
+         "  hint: write a mapping, e.g. {key: value}"),
         ("base: 5", "blubber.yaml:2: base: expected a string or null, got an integer\n"
          '  hint: quote the value, e.g. "5"'),
     ],
