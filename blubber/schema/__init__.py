@@ -142,7 +142,11 @@ def translate(source: Source, error: ValidationError, at: YamlPath = ()) -> Conf
         return source.error((*path, missing), f'"{missing}" is required', hint)
     if v in ("minimum", "maximum"):
         lo, hi = error.schema.get("minimum"), error.schema.get("maximum")
-        hint = "0 would be root; use an unprivileged id" if value == 0 else "user and group ids are positive"
+        hint = (
+            "0 would be root; use an unprivileged id"
+            if value == 0
+            else "ids go from 1 to 4294967294 (0 would be root)"
+        )
         return source.error(path, f"{value} is out of range ({lo}..{hi})", hint)
     if v == "pattern":
         return source.error(

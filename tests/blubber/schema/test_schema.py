@@ -56,7 +56,7 @@ def test_schema_accepts_a_full_config() -> None:
         ("lives: {uid: 0}", "blubber.yaml:2: lives.uid: 0 is out of range (1..4294967294)\n"
          "  hint: 0 would be root; use an unprivileged id"),
         ("runs: {gid: 4294967295}", "blubber.yaml:2: runs.gid: 4294967295 is out of range (1..4294967294)\n"
-         "  hint: user and group ids are positive"),
+         "  hint: ids go from 1 to 4294967294 (0 would be root)"),
         ("variants: [a]", "blubber.yaml:2: variants: expected a mapping, got a list\n"
          "  hint: write a mapping, e.g. {key: value}"),
         ("base: 5", "blubber.yaml:2: base: expected a string or null, got an integer\n"
