@@ -291,3 +291,29 @@ def test_push_records_the_digest_and_a_second_push_uploads_nothing(stack, servic
     finally:
         registry.delete_manifest(f"{namespace}/{svc.name}", first.digest, creds=creds)
     assert registry.digest(f"{namespace}/{svc.name}", first.tags[0], creds=creds) is None
+
+
+def test_cli_push_prints_tags_and_digest(stack, service_copy):
+    svc = service_copy("node-hello")
+    sha = git_commit_all(svc)
+    namespace = f"itest{uuid.uuid4().hex[:6]}"
+    result = deployer("push", str(svc), "--ci", "--namespace", namespace, "-q")
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(": ", 1) for line in result.stdout.splitlines())
+    digest = lines["digest"]
+    creds = registry.credentials()
+    try:
+        assert lines["pushed 127.0.0.1:5000/" + f"{namespace}/{svc.name}"].endswith(f"git-{sha[:12]}")
+        assert lines["image"] == f"{registry.REGISTRY}/{namespace}/{svc.name}@{digest}"
+        assert registry.digest(f"{namespace}/{svc.name}", f"git-{sha[:12]}", creds=creds) == digest
+    finally:
+        registry.delete_manifest(f"{namespace}/{svc.name}", digest, creds=creds)
+
+
+def test_cli_push_in_ci_refuses_uncommitted_changes(stack, service_copy):
+    svc = service_copy("node-hello")
+    git_commit_all(svc)
+    (svc / "app.js").write_text("// uncommitted\n")
+    result = deployer("push", str(svc), env={"CI": "true"})
+    assert result.returncode == ExitCode.PUSH, result.stderr
+    assert f"refusing to push {svc.name} with --ci: uncommitted changes: app.js" in result.stderr
