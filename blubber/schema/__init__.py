@@ -104,8 +104,9 @@ def translate(source: Source, error: ValidationError, at: YamlPath = ()) -> Conf
     v = error.validator
     if v == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
-        unknown = sorted(k for k in value if k not in allowed)
-        key = unknown[0]
+        # YAML keys need not be strings (`? `, `1:`, `yes:`); name them as written.
+        unknown = sorted((k for k in value if k not in allowed), key=str)
+        key = "null" if unknown[0] is None else str(unknown[0])
         close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
         if key in VARIANT_ONLY and "variants" in allowed:
             hint = f"'{key}' is only allowed inside a variant (variants.<name>.{key})"

@@ -97,10 +97,15 @@ def test_random_config_structures(doc: dict) -> None:
     compile_all(yaml.safe_dump(doc, allow_unicode=True))
 
 
-@settings(max_examples=500, deadline=None)
-@given(
-    st.text(alphabet=st.sampled_from(list("version: v4\n -[]{},&*!|>'\"#%@`?abcdefgpqrs0123\t")), max_size=80)
+YAML_CHARS = st.text(
+    alphabet=st.sampled_from(list("version: v4\n -[]{},&*!|>'\"#%@`?abcdefgpqrs0123\t")), max_size=80
 )
+# Half the documents start like a real config, so the noise reaches the variant level too.
+PREFIX = "version: v4\nbase: 127.0.0.1:5000/base/bookworm:12\nvariants:\n  build:\n    "
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.one_of(YAML_CHARS, YAML_CHARS.map(lambda t: PREFIX + t)))
 def test_random_yaml_text(source: str) -> None:
     compile_all(source)
 

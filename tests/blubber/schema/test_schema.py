@@ -57,6 +57,9 @@ def test_schema_accepts_a_full_config() -> None:
          "  hint: 0 would be root; use an unprivileged id"),
         ("runs: {gid: 4294967295}", "blubber.yaml:2: runs.gid: 4294967295 is out of range (1..4294967294)\n"
          "  hint: ids go from 1 to 4294967294 (0 would be root)"),
+        ("variants:\n  build:\n    1: x", 'blubber.yaml:4: variants.build.1: unknown key "1"\n'
+         "  hint: allowed keys here: apt, arguments, base, builder, builders, copies, entrypoint, includes, lives, "  # noqa: E501
+         "node, php, python, runs"),
         ("variants: [a]", "blubber.yaml:2: variants: expected a mapping, got a list\n"
          "  hint: write a mapping, e.g. {key: value}"),
         ("base: 5", "blubber.yaml:2: base: expected a string or null, got an integer\n"
