@@ -217,7 +217,7 @@ def test(
         )
     built = build(svc, cfg, variant, progress=progress, policy=policy)
     name = f"deployer-test-{svc.name}-{secrets.token_hex(4)}"
-    repro = f"{docker.DOCKER_BIN} run --rm --network host {built.tag}"
+    repro = shlex.join([docker.DOCKER_BIN, "run", "--rm", "--network", "host", built.tag])
     try:
         run = docker.run_container(built.image_id, name=name, stream=progress, timeout=timeout)
         exit_code, tail = run.exit_code, run.tail[-TAIL_LINES:]
