@@ -1,7 +1,8 @@
 """Check and time the local cluster's lifecycle: down, up (from nothing), up again, down, up.
 
-Not a pytest test (it tears down a cluster other sessions may use); run it by hand or in CI:
-    python3 -m e2e.lifecycle_check
+Not a pytest test (it tears down a cluster other sessions may use); run it by hand, preferably on a
+second instance so the default cluster stays up for others:
+    DEPLOYER_CLUSTER_INSTANCE=b python3 -m e2e.lifecycle_check
 It exits non-zero when `down` leaves anything behind or an `up` fails, and prints durations and the
 peak summed RSS of the cluster's processes (components, shims, containers) during each `up`.
 """
@@ -18,7 +19,8 @@ from e2e.localcluster import host, procs
 from e2e.localcluster import layout as L
 
 CLUSTER = Path(__file__).parent / "cluster"
-OUR_PATHS = (str(L.STATE), str(L.RUN), str(L.TOOLS_BIN), f"bind={L.HOST_VETH_IP}")
+# Every component's command line names a file under STATE or RUN; the socats name the veth address.
+OUR_MARKS = (f"{L.STATE}/", f"{L.RUN}/", f"bind={L.HOST_VETH_IP},", f"TCP:{L.HOST_VETH_IP}:")
 
 
 def our_processes() -> list[str]:
@@ -30,17 +32,17 @@ def our_processes() -> list[str]:
                 cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue
-            if any(p in cmd for p in OUR_PATHS) and "lifecycle_check" not in cmd:
+            if any(m in cmd for m in OUR_MARKS) and "lifecycle_check" not in cmd:
                 found.append(f"{entry.name}: {cmd[:120]}")
     return found
 
 
 def leftovers() -> list[str]:
     left = [f"process {p}" for p in our_processes()]
-    # /run/netns itself is a bind mount `ip netns add` makes once per boot; its entries are ours.
-    mounts = host.mounts_under(L.RUN, L.DATA, Path("/run/netns"))
-    left += [f"mount {m}" for m in mounts if m != "/run/netns"]
-    left += [f"cgroup {c}" for c in Path("/sys/fs/cgroup").glob("*/kubepods")]
+    left += [f"mount {m}" for m in host.mounts_under(L.RUN, L.DATA, L.NETNS_PATH)]
+    left += [f"cgroup {c}" for c in host.kubepods_cgroups()]
+    if L.CGROUP_ROOT != "/":
+        left += [f"cgroup {c}" for c in Path("/sys/fs/cgroup").glob(f"*/{L.CGROUP_ROOT.strip('/')}")]
     if host.netns_exists():
         left.append(f"netns {L.NETNS}")
     if host.run(["ip", "link", "show", L.VETH_HOST], check=False, quiet=True).returncode == 0:

@@ -15,7 +15,7 @@ KUBELET_YAML = L.ETC / "kubelet.yaml"
 KUBE_PROXY_YAML = L.ETC / "kube-proxy.yaml"
 CNI_IPAM_DIR = L.DATA / "cni-ipam"
 POD_LOGS_DIR = L.DATA / "pod-logs"
-CNI_NETWORK = "deployer-e2e"
+CNI_NETWORK = L.CNI_NETWORK
 
 
 def registry_credentials() -> tuple[str, str] | None:
@@ -123,6 +123,7 @@ def cni_conflist() -> str:
 
 def kubelet_yaml() -> str:
     """kubelet for cgroup v1 with the cgroupfs driver (no systemd here); eviction/GC as in kind."""
+    cgroup_root = f"\ncgroupRoot: {L.CGROUP_ROOT}" if L.INSTANCE else ""
     return f"""apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 address: 0.0.0.0
@@ -131,7 +132,7 @@ readOnlyPort: 0
 healthzBindAddress: 127.0.0.1
 healthzPort: 10248
 containerRuntimeEndpoint: unix://{L.CONTAINERD_SOCK}
-cgroupDriver: cgroupfs
+cgroupDriver: cgroupfs{cgroup_root}
 failCgroupV1: false
 cgroupsPerQOS: true
 enforceNodeAllocatable: [pods]

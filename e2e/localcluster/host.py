@@ -165,10 +165,15 @@ def pids_in_netns() -> list[int]:
     return found
 
 
+def kubepods_cgroups() -> list[Path]:
+    """The pod cgroup trees of this cluster, one per cgroup v1 controller hierarchy."""
+    return sorted(Path("/sys/fs/cgroup").glob(f"*{L.CGROUP_ROOT.rstrip('/')}/kubepods"))
+
+
 def pids_in_kubepods() -> list[int]:
-    """Container processes: kubelet (cgroupfs driver) puts every pod under <controller>/kubepods."""
+    """Container processes: kubelet (cgroupfs driver) puts every pod under <controller>/<root>/kubepods."""
     found: set[int] = set()
-    for root in Path("/sys/fs/cgroup").glob("*/kubepods"):
+    for root in kubepods_cgroups():
         for procs in root.rglob("cgroup.procs"):
             try:
                 found.update(int(p) for p in procs.read_text().split())
@@ -177,13 +182,37 @@ def pids_in_kubepods() -> list[int]:
     return sorted(found)
 
 
+def _v1_hierarchies() -> list[Path]:
+    return [
+        d for d in Path("/sys/fs/cgroup").iterdir() if d.name != "unified" and (d / "cgroup.procs").exists()
+    ]
+
+
+def ensure_cgroup_root() -> None:
+    """kubelet needs its cgroupRoot to exist in every hierarchy (only for a non-default instance)."""
+    if L.CGROUP_ROOT == "/":
+        return
+    for hierarchy in _v1_hierarchies():
+        d = hierarchy / L.CGROUP_ROOT.strip("/")
+        d.mkdir(exist_ok=True)
+        if hierarchy.name == "cpuset":  # a new cpuset cgroup starts with no cpus and no memory nodes
+            for f in ("cpuset.cpus", "cpuset.mems"):
+                if not (d / f).read_text().strip():
+                    (d / f).write_text((hierarchy / f).read_text())
+
+
 def remove_kubepods_cgroups() -> None:
     """Remove the empty pod cgroups kubelet created (deepest first; rmdir fails on busy ones)."""
-    for root in Path("/sys/fs/cgroup").glob("*/kubepods"):
+    for root in kubepods_cgroups():
         dirs = sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True)
         for d in [*dirs, root]:
             with contextlib.suppress(OSError):
                 d.rmdir()
+    if L.CGROUP_ROOT != "/":
+        # Including the cgroup2 "unified" tree, where runc creates the same paths on this hybrid setup.
+        for hierarchy in Path("/sys/fs/cgroup").iterdir():
+            with contextlib.suppress(OSError):
+                (hierarchy / L.CGROUP_ROOT.strip("/")).rmdir()
 
 
 def mounts_under(*prefixes: Path) -> list[str]:
@@ -210,7 +239,11 @@ CNI_RESULTS = Path("/var/lib/cni/results")
 
 def remove_host_leftovers(pod_logs_dir: Path, cni_network: str) -> None:
     """Remove what kubelet and libcni wrote outside our state dirs, touching nothing of anyone else."""
-    (Path("/var/lib/kubelet/device-plugins") / "kubelet.sock").unlink(missing_ok=True)
+    # The device-plugin socket path is the same for every kubelet on the host (no device plugins are
+    # used here); leave it while another instance of this cluster runs.
+    others = [p for p in Path("/run/netns").glob("deployer-e2e*") if p != L.NETNS_PATH]
+    if not others:
+        (Path("/var/lib/kubelet/device-plugins") / "kubelet.sock").unlink(missing_ok=True)
     if CONTAINER_LOG_LINKS.is_dir():
         for link in CONTAINER_LOG_LINKS.iterdir():
             if link.is_symlink() and os.readlink(link).startswith(f"{pod_logs_dir}/"):

@@ -7,21 +7,33 @@ from pathlib import Path
 
 KUBE_VERSION = "v1.32.13"
 
-STATE = Path(os.environ.get("DEPLOYER_CLUSTER_STATE", "/var/lib/deployer/cluster"))
+# DEPLOYER_CLUSTER_INSTANCE=<letter> runs a second, independent cluster next to the default one (own
+# netns, addresses, state and pod cgroup root), e.g. to check down/up without disturbing tests that use
+# the default cluster. Unset: the default cluster, which deployer uses as its staging target.
+INSTANCE = os.environ.get("DEPLOYER_CLUSTER_INSTANCE", "")
+if INSTANCE and not (len(INSTANCE) == 1 and INSTANCE.islower()):
+    raise SystemExit("DEPLOYER_CLUSTER_INSTANCE must be one lowercase letter")
+_SUFFIX = f"-{INSTANCE}" if INSTANCE else ""
+_INDEX = ord(INSTANCE) - ord("a") + 1 if INSTANCE else 0
+
+STATE = Path(f"/var/lib/deployer/cluster{_SUFFIX}")
 # Runtime state (sockets, containerd state, pod netns mounts) lives on /run so a reboot clears it.
-RUN = Path("/run/deployer-cluster")
+RUN = Path(f"/run/deployer-cluster{_SUFFIX}")
 TOOLS_BIN = Path(os.environ.get("DEPLOYER_TOOLS_BIN", "/var/cache/deployer/tools/bin"))
 REGISTRY_CREDENTIALS = Path("/var/lib/deployer/registry/credentials.env")
 
 # The kubeconfig deployer uses by default: it reaches the apiserver over the veth from the root netns.
 KUBECONFIG = STATE / "kubeconfig"
 
-NETNS = "deployer-e2e"
+NETNS = f"deployer-e2e{_SUFFIX}"
 NETNS_PATH = Path("/run/netns") / NETNS
-VETH_HOST = "dple2e-host"  # interface names are limited to 15 characters
-VETH_NS = "dple2e-ns"
-HOST_VETH_IP = "10.200.255.1"
-NS_VETH_IP = "10.200.255.2"
+VETH_HOST = f"dple2e{INSTANCE}-host"  # interface names are limited to 15 characters
+VETH_NS = f"dple2e{INSTANCE}-ns"
+HOST_VETH_IP = f"10.200.255.{4 * _INDEX + 1}"
+NS_VETH_IP = f"10.200.255.{4 * _INDEX + 2}"
+# kubelet's cgroupfs parent for pods: <controller>/<CGROUP_ROOT>/kubepods
+CGROUP_ROOT = f"/deployer-e2e{_SUFFIX}" if INSTANCE else "/"
+CNI_NETWORK = NETNS
 VETH_PREFIX = 30
 NODE_IP = "10.200.0.2"  # on the netns's lo: kubelet refuses a loopback node IP
 NODE_NAME = "deployer-node"

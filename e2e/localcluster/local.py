@@ -243,6 +243,7 @@ def up() -> None:
     host.ensure_packages()
     check_tools()
     host.ensure_rshared_root()
+    host.ensure_cgroup_root()
     host.ensure_netns()
     for d in (L.LOGS, L.PIDS, L.DATA, L.RUN, configs.POD_LOGS_DIR, L.KUBELET_DIR):
         d.mkdir(parents=True, exist_ok=True)
