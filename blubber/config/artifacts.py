@@ -70,14 +70,7 @@ def check(c: Checker, items: tuple[Artifact, ...] | None, at: YamlPath, *, dedup
         c.add(at, "cannot contain duplicates", f"remove the repeated entry from {dedupe_field}")
     for i, item in enumerate(items):
         path = (*at, i)
-        if not item.from_:
-            c.add((*path, "from"), "is required", "use local, a variant name or an image reference")
-        elif item.from_ != LOCAL and item.from_ not in c.variants and not is_imageref(item.from_):
-            c.add(
-                (*path, "from"),
-                f'"{item.from_}" is not a valid image reference or known variant',
-                _variant_hint(item.from_, c.variants),
-            )
+        check_from(c, item.from_, (*path, "from"))
         if item.destination and not item.source:
             c.add((*path, "source"), 'is required if "destination" is also set')
         if item.source is not None:
@@ -98,6 +91,32 @@ def check(c: Checker, items: tuple[Artifact, ...] | None, at: YamlPath, *, dedup
                     f'"{pattern}" cannot be used as an exclude pattern',
                     "no spaces or quotes",
                 )
+
+
+def check_from(c: Checker, origin: str | None, path: YamlPath) -> None:
+    """`from` is `local`, a defined variant, or an image reference (rule `artifactfrom`)."""
+    if not origin:
+        c.add(path, "is required", "use local, a variant name or an image reference")
+    elif origin == LOCAL or origin in c.variants:
+        return
+    elif not is_imageref(origin):
+        c.add(
+            path,
+            f'"{origin}" is not a valid image reference or known variant',
+            _variant_hint(origin, c.variants),
+        )
+    elif not any(ch in origin for ch in ":/@"):
+        # Deviation from upstream: a bare word that is not a variant is almost always a typo of one, and
+        # Docker would try to pull an image of that name. Images must be named with a tag, path or digest.
+        c.add(path, f'unknown variant "{origin}"', _unknown_hint(origin, c.variants))
+
+
+def _unknown_hint(name: str, variants: frozenset[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(variants), n=1)
+    image = f"to copy from an image, name it with a tag, e.g. {name}:latest"
+    return f"did you mean '{close[0]}'? ({image})" if close else f"define it under `variants`, or {image}"
 
 
 def _variant_hint(name: str, variants: frozenset[str]) -> str | None:

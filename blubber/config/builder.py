@@ -100,6 +100,7 @@ class Builder:
             if len(set(self.mounts)) != len(self.mounts):
                 c.add((*at, "mounts"), "cannot contain duplicates")
             for i, m in enumerate(self.mounts):
+                artifacts.check_from(c, m.from_, (*at, "mounts", i, "from"))
                 for key, value in (("from", m.from_), ("source", m.source), ("destination", m.destination)):
                     _check_flag(c, value, (*at, "mounts", i, key))
         if self.caches is not None:

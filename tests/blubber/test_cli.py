@@ -75,9 +75,9 @@ BAD = [
     ("unknown-include", "version: v4\nvariants:\n  production: {includes: [biuld]}\n  build: {}\n",
      'blubber.yaml:3: variants.production.includes[0]: references an unknown variant "biuld"\n'
      "  hint: did you mean 'build'?", ExitCode.CONFIG),
-    ("copies-unknown-variant", "version: v4\nvariants:\n  production: {copies: [{from: bulid thing}]}\n",
-     'blubber.yaml:3: variants.production.copies[0].from: "bulid thing" is not a valid image reference or known '  # noqa: E501
-     "variant", ExitCode.CONFIG),
+    ("copies-unknown-variant", "version: v4\nvariants:\n  build: {}\n  production: {copies: [biuld]}\n",
+     'blubber.yaml:4: variants.production.copies[0].from: unknown variant "biuld"\n'
+     "  hint: did you mean 'build'? (to copy from an image, name it with a tag, e.g. biuld:latest)", ExitCode.CONFIG),  # noqa: E501
     ("bad-uid", "version: v4\nruns: {uid: -5}\nvariants: {production: {}}\n",
      "blubber.yaml:2: runs.uid: -5 is out of range (1..4294967294)", ExitCode.CONFIG),
     ("bad-gid", "version: v4\nlives:\n  gid: lots\nvariants: {production: {}}\n",

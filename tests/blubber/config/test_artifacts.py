@@ -127,6 +127,7 @@ def test_merge_copies() -> None:
         ("[{from: ~, source: /foo, destination: /bar}]", "variants.app.copies[0].from", "is required"),
         ("[{from: foo bar, source: /a}]", "variants.app.copies[0].from",
          '"foo bar" is not a valid image reference or known variant'),
+        ("[{from: nope}]", "variants.app.copies[0].from", 'unknown variant "nope"'),
         ("[{from: build, destination: /bar}]", "variants.app.copies[0].source",
          'is required if "destination" is also set'),
         ("[{from: local, source: /bad/path, destination: ./foo}]", "variants.app.copies[0].source",

@@ -141,10 +141,11 @@ def test_inherited_command_plus_own_script_fails_after_expansion() -> None:
     [
         ("builder: {command: 'make \\\\'}", "builder.command", "must not end with a backslash"),
         ("builder: {command: \"a\\nb\"}", "builder.command", "must be a single line without control characters"),  # noqa: E501
-        ("builder: {mounts: ['a b']}", "builder.mounts[0].from", '"a b" cannot be used in a mount'),
+        ("builder: {mounts: [{from: local, source: 'a b'}]}", "builder.mounts[0].source", '"a b" cannot be used in a mount'),  # noqa: E501
         ("builder: {caches: ['/x,uid=0']}", "builder.caches[0].destination", '"/x,uid=0" cannot be used in a mount'),  # noqa: E501
         ("builder: {caches: [{destination: /x, access: all}]}", "builder.caches[0].access",
          '"all" is not one of: shared, locked, private'),
+        ("builder: {mounts: [asets]}", "builder.mounts[0].from", 'unknown variant "asets"'),
         ("builder: {caches: [/a, /a]}", "builder.caches", "cannot contain duplicates"),
         ("builder: {caches: [{id: x}]}", "builder.caches[0].destination", '"destination" is required'),
     ],
