@@ -197,7 +197,13 @@ def render_values(
         "probes": {"readiness": probe(deploy.readiness), "liveness": probe(deploy.liveness)},
         "resources": {kind: dict(q) for kind, q in deploy.resources.items()},
         "service": {"type": "ClusterIP", "port": deploy.service_port},
-        "test": {"enabled": deploy.helm_test, "path": deploy.test_path, "image": ""},
+        "test": {
+            "enabled": deploy.helm_test,
+            "path": deploy.test_path,
+            "image": "",
+            # the pod gives up a little before `helm test --timeout` (the smoke timeout) would
+            "timeoutSeconds": max(6, deploy.timeouts.smoke - 5),
+        },
         "podAnnotations": {},
         "podLabels": {},
     }

@@ -46,12 +46,11 @@ app.kubernetes.io/part-of: {{ include "service.name" . }}
 {{- end }}
 
 {{/*
-Pod template labels: no helm.sh/chart, so a new chart version alone (same image, same values) does not
-roll the pods.
+Pod template labels: no helm.sh/chart and no version (the image tag), so re-shipping the same image digest
+with the same values does not roll the pods; the digest in the pod spec identifies what runs.
 */}}
 {{- define "service.podLabels" -}}
 {{ include "service.selectorLabels" . }}
-app.kubernetes.io/version: {{ include "service.version" . | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
