@@ -242,3 +242,21 @@ def test_cluster_ip_service_from_another_pod(kube, hello) -> None:
         "pod": pods[0].metadata.name,
         "path": "/via-service",
     }
+
+
+def test_existing_provider_uses_deployer_kubeconfig(cluster_kubeconfig: Path, tmp_path: Path) -> None:
+    """DEPLOYER_KUBECONFIG selects the `existing` provider: `up` checks readiness, `down` stops nothing."""
+    cluster = Path(__file__).parent / "cluster"
+    env = {**os.environ, "DEPLOYER_KUBECONFIG": str(cluster_kubeconfig)}
+    up = subprocess.run([cluster, "up"], capture_output=True, text=True, env=env, timeout=60)
+    assert up.returncode == 0, up.stderr
+    assert "using existing cluster" in up.stderr
+    down = subprocess.run([cluster, "down"], capture_output=True, text=True, env=env, timeout=60)
+    assert down.returncode == 0, down.stderr
+    still = subprocess.run([cluster, "up"], capture_output=True, text=True, env=env, timeout=60)
+    assert still.returncode == 0, still.stderr  # the cluster behind it was not touched
+
+    env["DEPLOYER_KUBECONFIG"] = str(tmp_path / "missing.kubeconfig")
+    bad = subprocess.run([cluster, "up"], capture_output=True, text=True, env=env, timeout=60)
+    assert bad.returncode == 1
+    assert "DEPLOYER_KUBECONFIG must name an existing kubeconfig file" in bad.stderr

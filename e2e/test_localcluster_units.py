@@ -94,3 +94,21 @@ def test_pause_archive_is_a_consistent_docker_save(tmp_path: Path, monkeypatch: 
         member = inner.getmember("pause")
         assert member.mode == 0o755
         assert inner.extractfile(member).read() == b"\x7fELF fake"
+
+
+def test_kind_config_maps_the_registry_and_keys_auth_by_endpoint(
+    creds_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from e2e.localcluster import kind
+
+    creds_file.write_text("REGISTRY_USER=u\nREGISTRY_PASSWORD=pw\n")
+    monkeypatch.setenv("KIND_REGISTRY_ENDPOINT", "http://reg.kind:5000")
+    text, endpoint = kind.config_yaml()
+    assert endpoint == "http://reg.kind:5000"
+    cluster = yaml.safe_load(text)
+    assert cluster["kind"] == "Cluster"
+    [patch] = cluster["containerdConfigPatches"]
+    cri = tomllib.loads(patch)["plugins"]["io.containerd.grpc.v1.cri"]
+    assert cri["restrict_oom_score_adj"] is True
+    # containerd looks credentials up by the host it dials when hosts.toml maps the registry.
+    assert cri["registry"]["configs"]["reg.kind:5000"]["auth"] == {"username": "u", "password": "pw"}
