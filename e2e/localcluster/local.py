@@ -212,6 +212,10 @@ def _etcd_healthy() -> bool:
     return r.returncode == 0
 
 
+def _containerd_answers() -> bool:
+    return host.run([*CTR, "version"], check=False, quiet=True).returncode == 0
+
+
 def _ensure_pause_image() -> None:
     listed = host.run([*CTR, "images", "ls", "-q"]).stdout.split()
     if L.PAUSE_IMAGE in listed:
@@ -270,7 +274,8 @@ def up() -> None:
         "containerd",
     ):
         procs.start(comps[name])
-    wait_for("containerd socket", L.CONTAINERD_SOCK.exists, 30, ["containerd"])
+    # Not just the socket file: after a crash a stale one is left behind until containerd listens again.
+    wait_for("containerd answers", _containerd_answers, 30, ["containerd"])
     _ensure_pause_image()
     procs.start(comps["kubelet"])
     procs.start(comps["kube-proxy"])
