@@ -113,7 +113,8 @@ def verdict_lines(run: WorkflowRun, command: str = "ship") -> list[str]:
 
 def _failure_lines(failed: StepResult, command: str) -> list[str]:
     code = int(failed.exit_code)
-    lines = [f"{command} FAILED at stage {failed.name!r} (exit {code}: {_exit_text(code)})"]
+    verb = "INTERRUPTED" if failed.status is Status.INTERRUPTED else "FAILED"
+    lines = [f"{command} {verb} at stage {failed.name!r} (exit {code}: {_exit_text(code)})"]
     lines.append(f"  cause: {failed.reason}")
     evidence = list(failed.evidence)
     if "traceback" in failed.details:

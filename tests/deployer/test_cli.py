@@ -108,6 +108,7 @@ def test_interrupted_deploy_says_what_state_the_release_is_in(fake_ship):
     fake_ship["kind"] = "interrupted"
     result = _invoke("ship", "examples/node-hello", "--ci")
     assert result.exit_code == 130
+    assert "ship INTERRUPTED at stage 'watch' (exit 130: interrupted)" in result.output
     assert "may be left mid-upgrade" in result.output
 
 
