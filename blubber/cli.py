@@ -105,9 +105,19 @@ def lint(config: Path, policy: Path | None, no_policy: bool) -> None:
 
     def action() -> None:
         loaded = api.load(config, policy=_policy(policy, no_policy))
-        for name in sorted(loaded.variants):
-            api.compile_dockerfile(loaded, name)
-        click.echo(f"{config}: ok ({len(loaded.variants)} variants)")
+        failed: list[UserError] = []
+        for name in sorted(loaded.variants):  # sorted: the same config always reports in the same order
+            try:
+                api.compile_dockerfile(loaded, name)
+            except UserError as e:
+                if str(e) not in {str(f) for f in failed}:  # a shared include's problem shows once
+                    failed.append(e)
+        if not failed:
+            click.echo(f"{config}: ok ({len(loaded.variants)} variants)")
+            return
+        for e in failed[:-1]:
+            click.echo(f"error: {e}", err=True)
+        raise failed[-1]  # printed by _run, and its exit code is the command's
 
     _run(action)
 

@@ -119,10 +119,14 @@ def test_bad_policy_file(write) -> None:
     assert "p.yaml:1: enforcements[0]: each enforcement is a mapping with exactly `path` and `rule`" in err
 
 
-def test_lint_reports_a_broken_variant(write) -> None:
-    text = GOOD + "  broken: {includes: [broken]}\n"
-    code, _, err = run("lint", write(text))
-    assert code == ExitCode.CONFIG and "detected dependency graph cycle at 'broken'" in err
+def test_lint_reports_every_broken_variant(write) -> None:
+    text = GOOD.replace("entrypoint: [./run]}", "entrypoint: [./run], runs: {insecurely: true}}")
+    code, _, err = run("lint", write(text + "  broken: {includes: [broken]}\n"))
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 2
+    assert "detected dependency graph cycle at 'broken'" in lines[0]
+    assert 'violates policy rule "isfalse"' in lines[1]
+    assert code == ExitCode.POLICY  # the last one printed decides
 
 
 def test_usage_error() -> None:
