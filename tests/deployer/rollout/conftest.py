@@ -25,6 +25,7 @@ class Recorded:
     pods: list[dict[str, Any]]
     events: list[dict[str, Any]]
     watcher: dict[str, Any]
+    policy: dict[str, Any]
 
     @property
     def pod(self) -> dict[str, Any]:
@@ -51,4 +52,5 @@ def recorded(scenario: str) -> Recorded:
         raw["pods"],
         raw["events"],
         raw["watcher"],
+        raw.get("policy", {}),
     )

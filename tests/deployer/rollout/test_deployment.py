@@ -12,9 +12,12 @@ from deployer.rollout.reasons import FailurePolicy
 from tests.deployer.rollout.conftest import recorded
 
 
-def _status(scenario: str, **kw):
+def _status(scenario: str):
     r = recorded(scenario)
-    return rollout_status(r.deployment, r.replicasets, r.pods, now=r.recorded_at, since=r.since, **kw)
+    policy = FailurePolicy(**r.policy)
+    return rollout_status(
+        r.deployment, r.replicasets, r.pods, now=r.recorded_at, since=r.since, policy=policy
+    )
 
 
 # Each scenario was recorded from the local cluster right after the watcher's verdict; evaluated again at
@@ -24,6 +27,7 @@ def _status(scenario: str, **kw):
     [
         ("crashloop", "Error", "2 exits, budget 2", "Error (exit code 3)"),
         ("upgrade-crash", "Error", "2 exits, budget 2", "Error (exit code 3)"),
+        ("oom", "OOMKilled", "2 exits, budget 2", "OOMKilled (exit code 137)"),
         (
             "imagepull",
             "ErrImagePull",
@@ -214,3 +218,24 @@ def test_failed_hook_pod_of_an_earlier_release_is_ignored() -> None:
     before = _hook_pod("2020-01-01T00:00:00Z")
     status = rollout_status(r.deployment, r.replicasets, [*r.pods, before], now=r.recorded_at, since=r.since)
     assert status.healthy and status.failure is None
+
+
+def test_recorded_kubelet_back_off_when_the_exit_budget_is_lifted() -> None:
+    status = _status("crashloop-backoff")
+    assert status.failure is not None
+    assert (status.failure.reason, status.failure.rule, status.failure.exit_code) == (
+        "CrashLoopBackOff",
+        "back-off",
+        3,
+    )
+    assert status.failure.message.startswith(
+        "last exit: Error (exit code 3); back-off 10s restarting failed container=app"
+    )
+    assert status.failure.restarted  # the log to read is the previous run's
+    assert status.failure.hint == (
+        "the container keeps exiting and the kubelet is backing off: see its last log lines and exit code"
+    )
+    # Back-off fails regardless of the exit budget: the default policy says the same.
+    r = recorded("crashloop-backoff")
+    default = rollout_status(r.deployment, r.replicasets, r.pods, now=r.recorded_at)
+    assert default.failure is not None and default.failure.reason == "CrashLoopBackOff"

@@ -22,7 +22,7 @@ from typing import Any
 from kubernetes import client
 
 from deployer.kube import load_api
-from deployer.rollout import watch_rollout
+from deployer.rollout import FailurePolicy, watch_rollout
 from tests.resources.k8s.scenarios import SCENARIOS, deployment
 
 HERE = Path(__file__).resolve().parent
@@ -53,8 +53,15 @@ def record(api: client.ApiClient, scenario: str, timeout: float = 90) -> dict[st
             apps.create_namespaced_deployment(ns, deployment("web", scenario))
             expect = SCENARIOS[scenario]["expect"]
         events: list[str] = []
+        policy = FailurePolicy(**SCENARIOS.get(scenario, {}).get("policy", {}))
         verdict = watch_rollout(
-            api, ns, "web", timeout=timeout, since=since, on_event=lambda e: events.append(e.text())
+            api,
+            ns,
+            "web",
+            timeout=timeout,
+            since=since,
+            policy=policy,
+            on_event=lambda e: events.append(e.text()),
         )
         recorded_at = datetime.now(UTC)
         fixture = {
@@ -66,6 +73,7 @@ def record(api: client.ApiClient, scenario: str, timeout: float = 90) -> dict[st
             "replicasets": _raw(apps.list_namespaced_replica_set, ns),
             "pods": _raw(core.list_namespaced_pod, ns),
             "events": _raw(core.list_namespaced_event, ns),
+            "policy": SCENARIOS.get(scenario, {}).get("policy", {}),
             "watcher": {
                 "healthy": verdict.healthy,
                 "reason": verdict.reason,

@@ -55,6 +55,19 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "expect": "Unschedulable",
     },
     "nocommand": {"container": {"command": ["/no/such/binary"]}, "expect": "RunContainerError"},
+    "oom": {
+        "container": {
+            "command": ["python3", "-c", "print('allocating', flush=True); b = bytearray(256 * 1024 * 1024)"],
+            "resources": {"limits": {"memory": "32Mi"}},
+        },
+        "expect": "OOMKilled",
+    },
+    # The crashloop container with the exit budget lifted, so the kubelet's back-off is what fails it.
+    "crashloop-backoff": {
+        "container": {"command": ["sh", "-c", "echo starting up; echo 'fatal: no config' >&2; exit 3"]},
+        "policy": {"max_exits": 99},
+        "expect": "CrashLoopBackOff",
+    },
 }
 
 
