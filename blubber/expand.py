@@ -12,9 +12,11 @@ import difflib
 from dataclasses import dataclass
 
 from blubber.config._base import Checker
-from blubber.config.artifacts import Artifact
+from blubber.config.artifacts import Artifact, merge_copies
+from blubber.config.artifacts import check as check_artifacts
 from blubber.config.common import Common
 from blubber.config.root import Config
+from blubber.config.variant import Variant
 from blubber.errors import ConfigError, raise_all
 
 
@@ -79,8 +81,6 @@ class Expander:
             cfg = self.config
             merged = cfg.common
             copies: tuple[Artifact, ...] | None = None
-            from blubber.config.artifacts import merge_copies
-
             for inc in (*includes_order(cfg, name), name):
                 variant = cfg.variants[inc]
                 merged = merged.merge(variant.common)
@@ -89,8 +89,6 @@ class Expander:
         return self._cache[name]
 
     def dependencies(self, name: str) -> list[str]:
-        from blubber.config.variant import Variant
-
         e = self.expand(name)
         return Variant(e.common, (), e.copies).dependencies(self.config.names)
 
@@ -104,13 +102,10 @@ class Expander:
         """Check the rules again on the expanded variant: merging can create conflicts (builders + node …)."""
         e = self.expand(name)
         c = Checker(self.config.source, self.config.names)
-        from blubber.config.artifacts import check as check_artifacts
-
         check_artifacts(c, e.copies, ("variants", name, "copies"), dedupe_field="copies")
         e.common.check(c, ("variants", name))
+        note = f"found after merging the top level and includes into '{name}'"
         for p in c.problems:
-            p.hint = (
-                (p.hint + "; ") if p.hint else ""
-            ) + f"found after merging the top level and includes into '{name}'"
+            p.hint = f"{p.hint}; {note}" if p.hint else note
         raise_all(c.problems)
         return e

@@ -26,9 +26,10 @@ from pathlib import Path
 
 from blubber import schema
 from blubber.checks import CHECKS
+from blubber.config._base import Checker
 from blubber.config.common import Common
 from blubber.config.root import Config
-from blubber.errors import PolicyViolation
+from blubber.errors import PolicyViolation, raise_all
 from blubber.expand import Expander
 from blubber.source import Source, parse, read_file
 
@@ -167,9 +168,6 @@ def load(path: str | Path) -> Policy:
     if data.get("defaults") is not None:
         schema.check(source, definition="Common", at=("defaults",))
         defaults = Common.parse(data["defaults"])
-        from blubber.config._base import Checker
-        from blubber.errors import raise_all
-
         c = Checker(source)
         defaults.check(c, ("defaults",))
         raise_all(c.problems)

@@ -6,6 +6,7 @@ end up in image metadata. Merge: key by key, the more specific config wins.
 
 from __future__ import annotations
 
+from blubber.checks import CHECKS
 from blubber.config._base import Checker
 from blubber.dockerfile.instructions import Arg, Instruction
 from blubber.dockerfile.phases import Phase
@@ -23,8 +24,6 @@ def check(c: Checker, arguments: dict[str, str], at: YamlPath) -> None:
 
 
 def _ok(name: str) -> bool:
-    from blubber.checks import CHECKS
-
     return CHECKS["envvar"].test(name)
 
 

@@ -7,6 +7,7 @@ one COPY per expanded entry, paths as written (spec §4.12).
 
 from __future__ import annotations
 
+import difflib
 import posixpath
 from dataclasses import dataclass
 
@@ -112,16 +113,12 @@ def check_from(c: Checker, origin: str | None, path: YamlPath) -> None:
 
 
 def _unknown_hint(name: str, variants: frozenset[str]) -> str:
-    import difflib
-
     close = difflib.get_close_matches(name, sorted(variants), n=1)
     image = f"to copy from an image, name it with a tag, e.g. {name}:latest"
     return f"did you mean '{close[0]}'? ({image})" if close else f"define it under `variants`, or {image}"
 
 
 def _variant_hint(name: str, variants: frozenset[str]) -> str | None:
-    import difflib
-
     close = difflib.get_close_matches(name, sorted(variants), n=1)
     return f"did you mean '{close[0]}'?" if close else "name a variant defined under `variants`, or an image"
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from blubber.checks import CHECKS
 from blubber.config._base import Checker, StageContext, pick
 from blubber.config.lives import Lives, create_user_cmds, user_args
 from blubber.dockerfile.instructions import Env, Instruction, Run, Workdir
@@ -78,6 +79,4 @@ DEFAULT = Runs(as_="runuser", uid=900, gid=900)
 
 
 def _valid_env(name: str) -> bool:
-    from blubber.checks import CHECKS
-
     return CHECKS["envvar"].test(name)
