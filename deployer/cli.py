@@ -203,7 +203,7 @@ def main(ctx: click.Context, ci_flag: bool) -> None:
     type=click.FloatRange(min=1),
     default=600.0,
     show_default=True,
-    help="Overall deadline for the ship, in seconds.",
+    help="Overall deadline in seconds: no stage starts after it, and the rollout watch stops at it.",
 )
 @click.option("--skip-smoke", is_flag=True, default=False, help="Do not run smoke checks after the rollout.")
 @ci_option

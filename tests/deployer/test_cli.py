@@ -321,3 +321,23 @@ def test_real_ship_never_prints_the_registry_password(tmp_path):
     }.items():
         for secret in secrets:
             assert secret not in text, f"registry secret in {where}"
+
+
+@pytest.mark.parametrize(
+    ("flag", "env", "tty", "expected"),
+    [
+        (False, {}, True, cli.CliState(ci=False, strict_ci=False, color=True)),
+        (False, {"NO_COLOR": "1"}, True, cli.CliState(ci=False, strict_ci=False, color=False)),
+        (False, {}, False, cli.CliState(ci=True, strict_ci=False, color=False)),
+        (True, {}, True, cli.CliState(ci=True, strict_ci=True, color=False)),
+        (False, {"CI": "true"}, True, cli.CliState(ci=True, strict_ci=True, color=False)),
+        (False, {"CI": "false"}, True, cli.CliState(ci=False, strict_ci=False, color=True)),
+    ],
+)
+def test_output_mode_from_flag_environment_and_terminal(flag, env, tty, expected, monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(cli.sys.stdout, "isatty", lambda: tty)
+    assert cli._make_state(flag) == expected
