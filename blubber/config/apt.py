@@ -59,6 +59,8 @@ class Apt:
     packages: dict[str, tuple[str, ...]] = field(default_factory=dict)
     sources: tuple[Source, ...] = ()
     proxies: tuple[Proxy, ...] = ()
+    # Written as a plain list (the `default` release)? Only for error paths: packages[1] vs packages.x[1].
+    listed: bool = field(default=False, compare=False)
 
     @classmethod
     def parse(cls, raw: dict | None) -> Apt:
@@ -74,7 +76,8 @@ class Apt:
             Proxy(p) if isinstance(p, str) else Proxy(p["url"], p.get("source"))
             for p in raw.get("proxies") or ()
         )
-        return cls({k: tuple(v) for k, v in packages.items()}, sources, proxies)
+        listed = isinstance(raw.get("packages"), list)
+        return cls({k: tuple(v) for k, v in packages.items()}, sources, proxies, listed)
 
     def merge(self, other: Apt) -> Apt:
         packages = dict(self.packages)
@@ -86,7 +89,8 @@ class Apt:
         for release, names in self.packages.items():
             c.rule("debianrelease", release, (*at, "packages", release))
             for i, name in enumerate(names):
-                c.rule("debianpackage", name, (*at, "packages", i if release == "default" else release))
+                where = (*at, "packages", i) if self.listed else (*at, "packages", release, i)
+                c.rule("debianpackage", name, where)
         for i, s in enumerate(self.sources):
             here = (*at, "sources", i)
             c.rule("httpurl", s.url, (*here, "url"))

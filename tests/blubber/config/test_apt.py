@@ -116,6 +116,12 @@ def test_package_name_errors() -> None:
     ]
 
 
+def test_package_error_path_in_map_form() -> None:
+    with pytest.raises(ConfigError) as e:
+        config("apt:\n  packages:\n    bullseye-backports: [ok1, Bad_Name]")
+    assert (e.value.path, e.value.line) == ("apt.packages.bullseye-backports[1]", 4)
+
+
 def test_valid_package_names() -> None:
     names = [
         "f1",
