@@ -36,7 +36,7 @@ EXIT_CODE_HELP: dict[ExitCode, str] = {
     ExitCode.INTERNAL: "internal error in deployer (printed with a traceback; please report it)",
     ExitCode.USAGE: "bad command-line usage",
     ExitCode.CONFIG: "bad blubber.yaml / deploy.yaml, or a file it names cannot be read",
-    ExitCode.POLICY: "an ops policy enforcement was violated",
+    ExitCode.POLICY: "an ops policy enforcement was violated (also: `ship --ci` of uncommitted changes)",
     ExitCode.TEST_FAILED: "the test variant failed (nothing was pushed or deployed)",
     ExitCode.BUILD: "docker build failed",
     ExitCode.PUSH: "push to the registry failed",
