@@ -313,6 +313,14 @@ def test_real_ship_never_prints_the_registry_password(tmp_path):
     data = json.loads(report.read_text())
     assert data["images"] and data["images"][0]["pushed"], done.stdout[-3000:]  # it logged in and pushed
     assert done.returncode == data["outcome"]["exit_code"]
+    # The real reports are well-formed too: schema-valid JSON, JUnit a reader can parse.
+    jsonschema.Draft202012Validator(report_schema()).validate(data)
+    assert data["images"][0]["digest"].startswith("sha256:")
+    assert {s.name for s in JUnitXml.fromfile(str(junit))} == {
+        "node-hello.test-variant",
+        "node-hello.smoke",
+        "node-hello.ship",
+    }
     for where, text in {
         "stdout": done.stdout,
         "stderr": done.stderr,
