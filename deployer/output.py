@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Protocol
 
-from rich.console import Console, Group
+from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -192,8 +192,17 @@ class _Board:
     clock: Callable[[], float]
     rows: dict[str, _Row] = field(default_factory=dict)
 
-    def __rich__(self) -> Table:
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        title_width = max((len(row.title) for row in self.rows.values()), default=0)
+        # status, title, elapsed and the padding between the four columns; the rest is for the message,
+        # cut to one line so the table never changes height while it redraws.
+        fixed = 11 + title_width + 8 + 3 * 2
+        room = max(options.max_width - fixed, 10)
         table = Table.grid(padding=(0, 2))
+        table.add_column(no_wrap=True, width=11)
+        table.add_column(no_wrap=True, width=title_width)
+        table.add_column(no_wrap=True, justify="right", width=8)
+        table.add_column(no_wrap=True, overflow="ellipsis", max_width=room)
         now = self.clock()
         for row in self.rows.values():
             if row.status is not None:
@@ -204,8 +213,10 @@ class _Board:
                 elapsed = f"{now - row.started:.1f}s"
             else:
                 mark, elapsed = Text("waiting", style="dim"), ""
-            table.add_row(mark, Text(row.title, style="bold"), elapsed, Text(redact(row.last), style="dim"))
-        return table
+            last = Text(redact(row.last).replace("\n", " "), style="dim")
+            last.truncate(room, overflow="ellipsis")
+            table.add_row(mark, Text(row.title, style="bold"), elapsed, last)
+        yield table
 
 
 class LiveDisplay:

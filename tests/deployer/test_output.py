@@ -129,3 +129,17 @@ def test_live_display_failure_and_no_color():
 def test_make_display_picks_plain_in_ci_and_live_on_a_terminal():
     assert isinstance(make_display(ci=True, color=False, stream=io.StringIO()), PlainDisplay)
     assert isinstance(make_display(ci=False, color=True, stream=io.StringIO()), LiveDisplay)
+
+
+def test_live_table_rows_stay_one_line_with_their_time():
+    import re
+
+    stream = io.StringIO()
+    console = Console(file=stream, force_terminal=True, no_color=True, width=60, highlight=False)
+    shipfakes.ship_run("rollout", sink=LiveDisplay(console, clock=shipfakes.TickClock(1.0)))
+    text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", stream.getvalue())
+    watch_rows = [line for line in text.splitlines() if line.startswith("FAILED ")]
+    assert watch_rows, text
+    row = watch_rows[-1]
+    assert len(row.rstrip()) <= 60
+    assert re.match(r"FAILED\s+watch\s+0\.5s  CrashLoopBackOff: .*…$", row.rstrip())
