@@ -18,6 +18,7 @@ __all__ = [
     "ContainerStarted",
     "ContainerWaiting",
     "DeploymentProgress",
+    "Heartbeat",
     "NewReplicaSet",
     "PodAdded",
     "PodPending",
@@ -145,6 +146,17 @@ class WatchRestarted(RolloutEvent):
 
     def text(self) -> str:
         return f"watch on {self.kind} restarted: {self.cause}"
+
+
+@dataclass(frozen=True)
+class Heartbeat(RolloutEvent):
+    """Nothing changed for a while: still waiting, with the time left (for CI logs that look stuck)."""
+
+    waiting_for: str
+    remaining: float
+
+    def text(self) -> str:
+        return f"{self.elapsed:.0f}s: still waiting for {self.waiting_for} ({self.remaining:.0f}s left)"
 
 
 @dataclass(frozen=True)

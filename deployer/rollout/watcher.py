@@ -68,8 +68,9 @@ class RolloutWatch:
     """One rollout being followed. Iterate `events()`; afterwards `status` and `failure` hold the end state.
 
     `since` (aware UTC, default: now) is when the deploy began: older Warning events and hook pods are
-    not this rollout's. Call after the new spec was applied (e.g. after `helm upgrade` returned), else the
-    previous, complete rollout would be reported healthy.
+    not this rollout's. After `heartbeat` seconds without an event, a `Heartbeat` says what is awaited.
+    Call after the new spec was applied (e.g. after `helm upgrade` returned), else the previous, complete
+    rollout would be reported healthy.
     """
 
     def __init__(
@@ -80,8 +81,10 @@ class RolloutWatch:
         timeout: float,
         since: datetime | None = None,
         policy: FailurePolicy = DEFAULT_POLICY,
+        heartbeat: float = 15.0,
     ) -> None:
         self.source = source
+        self.heartbeat = heartbeat
         self.deployment = deployment
         self.timeout = timeout
         since = since or datetime.now(UTC)
@@ -210,9 +213,16 @@ class RolloutWatch:
         ]
         for t in threads:
             t.start()
+        last_event = self._started
         try:
             while True:
                 remaining = deadline - time.monotonic()
+                if remaining > 0 and time.monotonic() - last_event >= self.heartbeat:
+                    last_event = time.monotonic()
+                    waiting = (
+                        self.status.waiting_for if self.status else "the first list of objects from the API"
+                    )
+                    yield feed.Heartbeat(self._elapsed(), waiting, remaining)
                 if remaining <= 0:
                     self.failure = timeout_failure(self.status, self.timeout)
                     self.duration = self._elapsed()
@@ -222,20 +232,28 @@ class RolloutWatch:
                     return
                 items: list[object] = []
                 try:
-                    items.append(self._queue.get(timeout=min(remaining, _TICK)))
+                    next_beat = max(last_event + self.heartbeat - time.monotonic(), 0.01)
+                    items.append(self._queue.get(timeout=min(remaining, _TICK, next_beat)))
                     while True:  # take the whole batch: one evaluation per burst of changes
                         items.append(self._queue.get_nowait())
                 except queue.Empty:
                     pass
                 for item in items:
-                    yield from self._apply(item)
+                    for event in self._apply(item):
+                        last_event = time.monotonic()
+                        yield event
                 if not {"deployment", "replicaset", "pod"} <= self._synced:
                     continue
                 status = self._evaluate()
                 elapsed = self._elapsed()
-                yield from feed.changes(self.status, status, elapsed)
-                self.status = status
-                yield from self._new_warnings()
+                news = feed.changes(self.status, status, elapsed)
+                self.status = (
+                    status  # before the warnings: the hook pods it found name objects whose events count
+                )
+                news += self._new_warnings()
+                if news:
+                    last_event = time.monotonic()
+                yield from news
                 if status.healthy:
                     self.healthy = True
                     self.duration = elapsed
@@ -295,6 +313,7 @@ def watch_rollout(
     since: datetime | None = None,
     on_event: Callable[[feed.RolloutEvent], None] | None = None,
     policy: FailurePolicy = DEFAULT_POLICY,
+    heartbeat: float = 15.0,
     pod_selector: str | None = None,
     log_lines: int = 30,
     source: Source | None = None,
@@ -310,7 +329,7 @@ def watch_rollout(
         if api is None:
             raise ValueError("watch_rollout needs an ApiClient or a Source")
         source = ApiSource(api, namespace, deployment, pod_selector)
-    watch = RolloutWatch(source, deployment, timeout=timeout, since=since, policy=policy)
+    watch = RolloutWatch(source, deployment, timeout=timeout, since=since, policy=policy, heartbeat=heartbeat)
     for event in watch.events():
         if on_event:
             on_event(event)

@@ -142,3 +142,17 @@ def test_dropped_connection_resumes_from_the_same_version(monkeypatch: pytest.Mo
     assert deployment_watches[:2] == [("watch", "deployment", "deployment-list-1")] * 2
     assert source.calls.count(("list", "deployment")) == 1
     assert any(isinstance(e, feed.WatchRestarted) and e.cause == "connection reset" for e in seen)
+
+
+def test_heartbeat_while_nothing_changes() -> None:
+    r = recorded("healthy")
+    source = ScriptedSource(
+        lists={"deployment": [[_unobserved(r.deployment)]], "replicaset": [r.replicasets], "pod": [r.pods]}
+    )
+    seen: list[feed.RolloutEvent] = []
+    watch_rollout(None, "ns", "web", timeout=1.0, heartbeat=0.3, on_event=seen.append, source=source)
+    beats = [e for e in seen if isinstance(e, feed.Heartbeat)]
+    assert beats, [e.text() for e in seen]
+    assert beats[0].waiting_for == "waiting for the controller to observe generation 1"
+    assert 0 < beats[0].remaining < 1.0
+    assert isinstance(seen[-1], feed.RolloutTimedOut)
