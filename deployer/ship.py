@@ -20,6 +20,7 @@ Never prints: all output goes through the display (deployer.output) the caller p
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 from collections.abc import Callable, Sequence
@@ -289,8 +290,10 @@ def _helm(config: ShipConfig, state: ShipState) -> Any:
         from deployer.helm import Helm
         from deployer.kube import DEFAULT_KUBECONFIG
 
+        # The same kubeconfig deployer.kube.load_api picks, so helm and the watcher see one cluster.
+        kubeconfig = config.kubeconfig or os.environ.get("KUBECONFIG") or DEFAULT_KUBECONFIG
         state.helm = Helm(
-            kubeconfig=config.kubeconfig or (DEFAULT_KUBECONFIG if config.context is None else None),
+            kubeconfig=kubeconfig,
             context=config.context,
             registry_config=state.workdir / "helm-registry.json",
             timeout=int(state.deploy.timeouts.helm),
