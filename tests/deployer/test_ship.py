@@ -375,3 +375,83 @@ def test_failure_excerpt_of_pytest_output_has_the_assertion():
 def test_failure_excerpt_without_a_recognisable_failure_is_the_tail():
     lines = ["building", "running", "exit 1"]
     assert ship._failure_excerpt(lines, lines[-2:]) == ["running", "exit 1"]
+
+
+# --- deploy: lock, recovery, previous revision ----------------------------------------------------------
+
+
+class DeployHelm:
+    def __init__(self, status=None, recovery="none"):
+        from deployer.helm import Recovery
+
+        self._status = status
+        stuck = recovery != "none"
+        self.recovery = Recovery(recovery, "pending-upgrade", 5, 4) if stuck else Recovery("none")
+        self.calls = []
+
+    def recover_pending(self, release, namespace):
+        self.calls.append("recover")
+        return self.recovery
+
+    def status(self, release, namespace):
+        self.calls.append("status")
+        return self._status
+
+    def upgrade_install(self, release, namespace, chart, **kw):
+        self.calls.append(("upgrade", release, namespace, chart, kw["version"]))
+        from deployer.helm import Release
+
+        return Release(release, namespace, 6, "deployed")
+
+
+class FakeLock:
+    instances = []
+
+    def __init__(self, api, namespace, release, **kw):
+        self.events = [("init", namespace, release)]
+        FakeLock.instances.append(self)
+
+    def __enter__(self):
+        self.events.append("enter")
+        return self
+
+    def __exit__(self, *exc):
+        self.events.append("exit")
+
+
+@pytest.mark.parametrize(
+    ("status", "recovery", "previous"),
+    [
+        (None, "none", None),  # first install
+        ("deployed", "none", 3),
+        ("deployed", "rolled-back", 3),
+    ],
+)
+def test_deploy_takes_the_lock_recovers_and_remembers_the_previous_revision(
+    status, recovery, previous, tmp_path, monkeypatch
+):
+    from deployer import lock
+    from deployer.helm import Release
+
+    monkeypatch.setattr(lock, "ReleaseLock", FakeLock)
+    FakeLock.instances.clear()
+    current = Release("hello", "hello-ns", 3, status) if status else None
+    helm = DeployHelm(current, recovery)
+    deploy = SimpleNamespace(namespace="hello-ns", release="hello", timeouts=SimpleNamespace(helm=300))
+    chart = SimpleNamespace(reference="oci://127.0.0.1:5000/staging/charts/hello", version="0.0.1")
+    image = SimpleNamespace(pinned="127.0.0.1:5000/staging/hello@sha256:" + "a" * 64)
+    state = dict(deploy=deploy, helm=helm, api=object(), chart=chart, image=image)
+    ctx, seen = _ctx(ship.ShipConfig(service="hello"), tmp_path, **state)
+    details = ship.step_deploy(ctx)
+
+    (held,) = FakeLock.instances
+    assert held.events == [("init", "hello-ns", "hello"), "enter"]  # held after the step, until run() ends
+    ctx.state.cleanups[-1]()
+    assert held.events[-1] == "exit"
+    assert helm.calls[:2] == ["recover", "status"]  # repair only while holding the lock
+    assert helm.calls[2] == ("upgrade", "hello", "hello-ns", chart.reference, "0.0.1")
+    assert ctx.state.previous_revision == previous
+    assert details["revision"] == 6 and ctx.state.revision == 6
+    if recovery != "none":
+        assert details["recovered"].startswith("release was stuck in pending-upgrade")
+        assert seen[0] == details["recovered"]
