@@ -229,7 +229,16 @@ def step_test(ctx: Ctx) -> StepResult | dict[str, Any]:
         "duration_seconds": round(result.duration, 3),
         "output_tail": list(result.tail),
     }
-    return {"tests": tests, "summary": f"tests passed in {result.image}"}
+    repository, _, tag = result.image.rpartition(":")
+    image = {
+        "variant": result.variant,
+        "repository": repository,
+        "tags": [tag],
+        "digest": None,  # the test image stays local: it is never pushed
+        "pushed": False,
+        "image_id": result.image_id,
+    }
+    return {"tests": tests, "images": [image], "summary": f"tests passed in {result.image}"}
 
 
 def step_build(ctx: Ctx) -> dict[str, Any]:
