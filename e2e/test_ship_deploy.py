@@ -286,3 +286,43 @@ def test_diff_shows_what_a_ship_would_change(target: Target, node_hello_image: I
     diffs = target.helm.diff("node-hello", target.namespace, rendered.path)
     assert [(d.kind, d.change) for d in diffs] == [("Deployment", "changed")]
     assert "+  replicas: 2" in diffs[0].diff
+
+
+def test_interrupted_first_install_is_uninstalled_then_installed(
+    target: Target, node_hello_image: ImageRef
+) -> None:
+    # The very first ship dies inside `helm install --wait`: pending-install, nothing to roll back to.
+    broken = service_dir(target, "probes:\n  readiness: {path: /never-ready}\n", copy="broken")
+    config = deploy_config.load(broken, deploy_config.load_policy())
+    facts = runtime(load_blubber(broken / ".pipeline" / "blubber.yaml"), config.variant)
+    rendered = chart.write_chart(
+        target.work / "broken",
+        "node-hello",
+        chart.chart_version(),
+        chart.render_values(config, facts, node_hello_image),
+    )
+    interrupted = subprocess.Popen(
+        target.helm.argv(
+            "upgrade", "--install", "node-hello", str(rendered.path), "--namespace", target.namespace,
+            "--create-namespace", "--wait", "--timeout", "300s",
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while _helm_status(target) != "pending-install" and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        interrupted.send_signal(signal.SIGKILL)
+        interrupted.wait()
+    assert _helm_status(target) == "pending-install"
+
+    shipped = ship(target, service_dir(target, HEALTHY), node_hello_image)
+
+    assert (shipped.recovery.action, shipped.recovery.stuck_status) == ("uninstalled", "pending-install")
+    assert shipped.healthy, shipped.verdict
+    assert all(r.passed for r in shipped.smoke)
+    assert [(r.revision, r.status) for r in target.helm.history("node-hello", target.namespace)] == [
+        (1, "deployed")
+    ]
