@@ -31,7 +31,7 @@ from typing import Any
 from kubernetes import client
 
 from deployer.errors import DeployFailed
-from deployer.kube import KubeNotFound, KubeRequestFailed, call
+from deployer.kube import KubeForbidden, KubeNotFound, KubeRequestFailed, call
 
 __all__ = ["LOCK_PREFIX", "ReleaseLock", "ShipInProgress", "default_holder"]
 
@@ -252,6 +252,10 @@ class ReleaseLock:
             return
         except KubeNotFound:
             pass
+        except KubeForbidden:
+            # A namespace-scoped deployer may not read namespaces; the Lease create below then says
+            # plainly whether the namespace exists.
+            return
         body = client.V1Namespace(metadata=client.V1ObjectMeta(name=self.namespace, labels=dict(MANAGED_BY)))
         try:
             call(f"create namespace {self.namespace}", self._core.create_namespace, body)
