@@ -183,11 +183,10 @@ def test_ship_interrupted_during_watch_then_new_ship(service: Service) -> None:
     )
     assert interrupted.stdout is not None
     seen = []
-    for line in interrupted.stdout:  # wait until it is watching
+    for line in interrupted.stdout:  # wait until the watch sees the new pod failing its readiness probe
         seen.append(line)
-        if "watch: started" in line:
+        if "watch: warning" in line and "Readiness probe failed" in line:
             break
-    time.sleep(2)
     interrupted.send_signal(signal.SIGINT)
     rest, _ = interrupted.communicate(timeout=120)
     assert interrupted.returncode == ExitCode.INTERRUPTED, "".join(seen) + rest
