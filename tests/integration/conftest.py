@@ -59,12 +59,18 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DEPLOYER_REGISTRY_PASSWORD", raising=False)
 
 
+# Container name prefixes of the services this session's tests built: the end-of-session check looks at
+# these only, so another run sharing the engine (another checkout's tests) cannot make it flaky.
+_SESSION_PREFIXES: set[str] = set()
+
+
 @pytest.fixture
 def service_copy(tmp_path: Path):
     """`service_copy("node-hello")` → a fresh copy of the example (without node_modules) named uniquely."""
 
     def copy(example: str) -> Path:
         target = tmp_path / f"{example}-{uuid.uuid4().hex[:8]}"
+        _SESSION_PREFIXES.add(f"deployer-test-{target.name}-")
         shutil.copytree(
             EXAMPLES / example, target, ignore=shutil.ignore_patterns("node_modules", "__pycache__")
         )
@@ -85,12 +91,8 @@ def containers(name_prefix: str) -> list[str]:
 
 @pytest.fixture(scope="session", autouse=True)
 def no_test_containers_left() -> Iterator[None]:
-    """Nothing a test started may outlive the session (checked only when the engine answers).
-
-    Containers that existed before the session (another run on the same engine) are not ours to judge.
-    """
-    before = set(containers("deployer-test-")) if docker_answers() else set()
+    """Nothing a test started may outlive the session (checked only when the engine answers)."""
     yield
     if docker_answers():
-        left = set(containers("deployer-test-")) - before
-        assert not left, f"test containers left behind: {sorted(left)}"
+        left = sorted(name for prefix in _SESSION_PREFIXES for name in containers(prefix))
+        assert not left, f"test containers left behind: {left}"

@@ -75,7 +75,7 @@ def test_production_image_serves_on_port_from_env(stack, example):
     assert info.user == "900"
     assert info.workdir == "/srv/app"
     port = free_port()
-    name = f"deployer-test-serve-{uuid.uuid4().hex[:8]}"
+    name = f"deployer-itest-serve-{uuid.uuid4().hex[:8]}"
     docker_cli("run", "-d", "--name", name, "--network", "host", "-e", f"PORT={port}", built.image_id)
     try:
         deadline = time.monotonic() + 60
@@ -112,13 +112,14 @@ def test_source_only_change_reuses_the_dependency_layer(stack, service_copy):
 # --- test variant -----------------------------------------------------------------------------------
 
 
-def test_test_variant_passes_with_streamed_output(stack):
+def test_test_variant_passes_with_streamed_output(stack, service_copy):
+    svc = service_copy("node-hello")
     lines: list[str] = []
-    result = build_mod.test("node-hello", progress=lines.append)
+    result = build_mod.test(svc, progress=lines.append)
     assert result.exit_code == 0
     assert "ℹ pass 3" in lines
     assert "ℹ fail 0" in result.tail
-    assert not containers("deployer-test-node-hello-")
+    assert not containers(f"deployer-test-{svc.name}-")
 
 
 def test_failing_test_variant_shows_tail_status_and_repro(stack, service_copy):
