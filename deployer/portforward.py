@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 from dataclasses import dataclass
+from typing import Any
 
 from kubernetes import client
 from kubernetes.stream import portforward
@@ -28,11 +29,14 @@ class HttpResponse:
     body: bytes
 
 
-def ready_pod(api: client.ApiClient, namespace: str, selector: str) -> str:
-    """Name of a Ready, not-terminating pod matching `selector` (sorted by name, so the choice is stable)."""
+def ready_pod(api: client.ApiClient | None, namespace: str, selector: str, *, core: Any = None) -> str:
+    """Name of a Ready, not-terminating pod matching `selector` (sorted by name, so the choice is stable).
+
+    `core` replaces `CoreV1Api(api)` (tests).
+    """
     pods = call(
         f"list pods {selector} in {namespace}",
-        client.CoreV1Api(api).list_namespaced_pod,
+        (core or client.CoreV1Api(api)).list_namespaced_pod,
         namespace,
         label_selector=selector,
     )

@@ -269,3 +269,14 @@ def test_failed_helm_test_carries_the_test_pod_logs() -> None:
         make(FakeHelm({"test": fail})).test("hello", "ns")
     assert "pod hello-test-http failed" in info.value.message
     assert "500 Internal Server Error" in info.value.message
+
+
+def test_missing_helm_binary_is_an_environment_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from deployer.errors import EnvironmentMissing
+
+    fake = FakeHelm({})
+    helm = Helm(binary=str(tmp_path / "no-helm"), runner=fake)
+    with pytest.raises(EnvironmentMissing, match="helm not found") as info:
+        helm.status("hello", "ns")
+    assert "e2e/tools.sh" in (info.value.hint or "")
+    assert fake.calls == []

@@ -108,3 +108,42 @@ def test_helm_test_can_be_turned_off(tmp_path: Path) -> None:
 def test_evaluate(status: int, body: bytes, passed: bool, tmp_path: Path) -> None:
     check = config(tmp_path, "smoke: {checks: [{path: /, body: hello}]}\n").smoke_checks[0]
     assert evaluate(check, status, body)[0] is passed
+
+
+def ready_condition(ready: bool):  # type: ignore[no-untyped-def]
+    from kubernetes import client
+
+    return client.V1PodCondition(type="Ready", status=str(ready))
+
+
+class FakeCore:
+    def __init__(self, *pods: tuple[str, bool, bool]) -> None:
+        self.pods = pods
+        self.asked: list[tuple[str, str]] = []
+
+    def list_namespaced_pod(self, namespace: str, label_selector: str) -> object:
+        from kubernetes import client
+
+        self.asked.append((namespace, label_selector))
+        deleted = "2026-11-27T07:00:00Z"
+        items = [
+            client.V1Pod(
+                metadata=client.V1ObjectMeta(name=name, deletion_timestamp=deleted if gone else None),
+                status=client.V1PodStatus(conditions=[ready_condition(ready)]),
+            )
+            for name, ready, gone in self.pods
+        ]
+        return client.V1PodList(items=items)
+
+
+def test_ready_pod_skips_unready_and_terminating_pods() -> None:
+    from deployer.portforward import ready_pod
+
+    core = FakeCore(
+        ("web-c", True, False), ("web-a", True, True), ("web-b", False, False), ("web-d", True, False)
+    )
+    assert ready_pod(None, "ns", "app=web", core=core) == "web-c"
+    assert core.asked == [("ns", "app=web")]
+    with pytest.raises(SmokeFailed, match="no Ready pod matches app=web in namespace ns") as info:
+        ready_pod(None, "ns", "app=web", core=FakeCore(("web-a", True, True), ("web-b", False, False)))
+    assert info.value.hint == "kubectl --namespace ns get pods -l app=web"
