@@ -1,10 +1,11 @@
 """`deployer build | test | push`: compile a service's Blubber config and drive docker with it.
 
     build(service, config, variant) → compile → docker build (context: the service directory),
-                                      tagged locally and as <registry>/<namespace>/<service> with
-                                      <UTC timestamp>-<variant> and git-<sha> → BuildResult
+                                      tagged deployer/<service>:<variant> → BuildResult, which also
+                                      names the push tags: <UTC timestamp>-<variant>, git-<sha>
     test(service, config)           → build the `test` variant → run its entrypoint, output streamed
-    push(built)                     → push a BuildResult's tags → PushResult (the digest)
+    push(built)                     → tag and push into <registry>/<namespace>/<service> → PushResult
+                                      (the digest)
     push_service(service, ci=...)   → refuse a dirty tree in CI → build `production` → push
                                       (what `deployer push` runs; `deployer ship` runs the steps itself)
 
