@@ -13,7 +13,7 @@ import subprocess
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -65,18 +65,27 @@ _SESSION_PREFIXES: set[str] = set()
 
 
 @pytest.fixture
-def service_copy(tmp_path: Path):
-    """`service_copy("node-hello")` → a fresh copy of the example (without node_modules) named uniquely."""
+def service_copy(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+    """`service_copy("node-hello")` → a fresh copy of the example (without node_modules) named uniquely.
+
+    The local images built from the copies (deployer/<copy>:<variant>) are removed afterwards, so test
+    runs do not pile up images in the engine; layers shared with the examples stay cached.
+    """
+    names: list[str] = []
 
     def copy(example: str) -> Path:
         target = tmp_path / f"{example}-{uuid.uuid4().hex[:8]}"
+        names.append(target.name)
         _SESSION_PREFIXES.add(f"deployer-test-{target.name}-")
         shutil.copytree(
             EXAMPLES / example, target, ignore=shutil.ignore_patterns("node_modules", "__pycache__")
         )
         return target
 
-    return copy
+    yield copy
+    if names and docker_answers():
+        refs = [f"deployer/{name}:{variant}" for name in names for variant in ("test", "production")]
+        subprocess.run([DOCKER, "image", "rm", "--force", *refs], capture_output=True)
 
 
 def containers(name_prefix: str) -> list[str]:
