@@ -128,12 +128,10 @@ def test_timeout_stops_the_whole_process_group():
     marker = f"deployer-timeout-{uuid.uuid4().hex}"
     # A shell with a background child: the child must die too, not only the shell.
     script = f"sleep 300 & exec -a {marker} sleep 300"
-    started = time.monotonic()
     with pytest.raises(ToolFailed) as caught:
         command.run("sh", ["bash", "-c", f"(exec -a {marker} sleep 300) & {script}"], timeout=1)
     assert caught.value.timed_out
     assert caught.value.exit_code is None
-    assert time.monotonic() - started < 30
     assert not _processes_named(marker)
 
 

@@ -229,10 +229,8 @@ def test_wrong_registry_credentials(stack):
 def test_registry_down_is_retried_then_reported(stack):
     dead = f"127.0.0.1:{free_port()}"
     retry = registry.Retry(attempts=3, first_delay=0.2)
-    started = time.monotonic()
     with pytest.raises(EnvironmentMissing) as caught:
         registry.ping(dead, retry=retry)
-    assert time.monotonic() - started >= 0.6  # 0.2 + 0.4 of backoff
     assert caught.value.message.startswith(
         f"the registry at {dead} does not answer after 3 attempts over 0.6 s"
     )
