@@ -356,3 +356,133 @@ def push_command(service: str, registry_namespace: str | None, quiet: bool, ci_f
 
 
 # --- release management: status, rollback, diff (ship helpers) ----------------------------------------
+
+
+def release_target_options(func: Any) -> Any:
+    """SERVICE plus the options that pick its release and cluster, as for `ship`."""
+    func = click.option("--release", default=None, help="Override the helm release name from deploy.yaml.")(
+        func
+    )
+    func = click.option("--namespace", default=None, help="Override the namespace from deploy.yaml.")(func)
+    func = click.option("--kubeconfig", type=click.Path(dir_okay=False, path_type=Path), default=None)(func)
+    func = click.option(
+        "--env",
+        "environment",
+        default="staging",
+        show_default=True,
+        help="Target environment: `staging` (the local e2e cluster) or a kubeconfig context name.",
+    )(func)
+    return click.argument("service")(func)
+
+
+def _release_target(service: str, environment: str, kubeconfig: Path | None, namespace: str | None,
+                    release: str | None) -> Any:  # fmt: skip
+    from deployer import release as release_mod
+
+    tgt = release_mod.target(
+        service, environment=environment, kubeconfig=kubeconfig, namespace=namespace, release=release
+    )
+    return tgt, release_mod.connect(tgt)
+
+
+def _out(line: str) -> None:
+    click.echo(_redact(line))
+
+
+@main.command("status")
+@release_target_options
+@click.option("--json", "as_json", is_flag=True, default=False, help="Print the status as one JSON document.")
+def status_command(
+    service: str,
+    environment: str,
+    kubeconfig: Path | None,
+    namespace: str | None,
+    release: str | None,
+    as_json: bool,
+) -> None:
+    """Show SERVICE's release: revision, helm status, the image digest that runs, ready pods, the last
+    ship's result (from the helm history) and whether a ship holds the release lock.
+
+    Exits 0 when the status was read (healthy or not; see the `pods:` line), 15 when there is no release.
+    """
+    import json
+
+    from deployer import release as release_mod
+
+    tgt, cluster = _release_target(service, environment, kubeconfig, namespace, release)
+    result = release_mod.status(tgt, cluster)
+    if as_json:
+        _out(json.dumps(result.to_json(), indent=2, default=str))
+        return
+    for line in result.lines():
+        _out(line)
+
+
+@main.command("rollback")
+@release_target_options
+@click.option(
+    "--revision",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Revision to return to [default: the newest earlier revision that was not itself rolled back].",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=None,
+    help="Seconds to watch the rollback's rollout [default: deploy.yaml timeouts.rollout].",
+)
+def rollback_command(
+    service: str,
+    environment: str,
+    kubeconfig: Path | None,
+    namespace: str | None,
+    release: str | None,
+    revision: int | None,
+    timeout: float | None,
+) -> None:
+    """Roll SERVICE's release back (helm rollback) and watch the rollout until it is healthy.
+
+    Takes the release lock, so it never races a ship. Exits 0 when the old version runs healthy again,
+    16 when it does not (with the diagnosis), 15 when helm fails or there is nothing to roll back to.
+    """
+    from deployer import release as release_mod
+
+    tgt, cluster = _release_target(service, environment, kubeconfig, namespace, release)
+    result = release_mod.rollback(
+        tgt,
+        cluster,
+        revision=revision,
+        timeout=timeout or float(tgt.deploy.timeouts.rollout),
+        progress=_out,
+        command=f"deployer rollback {service}",
+    )
+    for line in result.lines():
+        _out(line)
+
+
+@main.command("diff")
+@release_target_options
+@click.option(
+    "--image",
+    default=None,
+    help="Render with this image (repository@sha256:…) [default: the image the live release runs].",
+)
+def diff_command(
+    service: str,
+    environment: str,
+    kubeconfig: Path | None,
+    namespace: str | None,
+    release: str | None,
+    image: str | None,
+) -> None:
+    """Show what shipping SERVICE would change in the cluster: the chart rendered from its blubber.yaml
+    and deploy.yaml now, against the live release's manifest, per resource (unified diffs).
+
+    Prints "no changes" when there are none. Exits 0 either way (10 for a bad config, 15 for helm errors).
+    """
+    from deployer import release as release_mod
+
+    tgt, cluster = _release_target(service, environment, kubeconfig, namespace, release)
+    for line in release_mod.diff(tgt, cluster, image=image).lines():
+        _out(line)
