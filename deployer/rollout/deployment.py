@@ -8,6 +8,14 @@ message, which the watcher reuses as progress lines.
 `rollout_status` adds what the Deployment's counters cannot say: why the new ReplicaSet's pods are not
 coming up (classified by `pod.pod_status`), whether the ReplicaSet could create pods at all, and whether a
 helm hook or test pod started since tracking began has failed.
+
+Healthy is declared only when every view agrees, because each one can lag the others (separate watch
+streams, controller syncs): the Deployment (at least at the generation the deploy produced, observed, its
+counters complete), the new ReplicaSet (present, the one whose template is the Deployment's current one,
+complete by its own status), the old ReplicaSets (scaled to zero), and the new ReplicaSet's pods as seen
+(at least `desired` active ones, each ready and settled). A missing or stale view means waiting, never
+healthy; waiting can only end in a verdict from the pods or the deadline, so it cannot make a healthy
+rollout fail.
 """
 
 from __future__ import annotations
@@ -19,7 +27,14 @@ from datetime import datetime
 from deployer.rollout._obj import Obj, condition, dig, name, parse_time
 from deployer.rollout.pod import PodStatus, is_hook, pod_status
 from deployer.rollout.reasons import DEFAULT_POLICY, Failure, FailurePolicy, classify
-from deployer.rollout.replicaset import new_replicaset, owned, replicaset_failure, revision
+from deployer.rollout.replicaset import (
+    new_replicaset,
+    old_replicas_left,
+    owned,
+    replicaset_failure,
+    replicaset_waiting,
+    revision,
+)
 
 __all__ = ["DeploymentStatus", "RolloutStatus", "deployment_status", "rollout_status"]
 
@@ -95,6 +110,14 @@ class RolloutStatus:
     waiting_for: str
 
 
+def _active(pod: Obj) -> bool:
+    """Counts toward the ReplicaSet: not being deleted, not finished (an evicted pod is replaced)."""
+    return not dig(pod, "metadata", "deletionTimestamp") and dig(pod, "status", "phase") not in (
+        "Succeeded",
+        "Failed",
+    )
+
+
 def _since(obj: Obj, since: datetime | None) -> bool:
     created = parse_time(dig(obj, "metadata", "creationTimestamp"))
     # Timestamps have whole seconds: an object made in the second tracking began counts.
@@ -109,14 +132,20 @@ def rollout_status(
     now: datetime,
     policy: FailurePolicy = DEFAULT_POLICY,
     since: datetime | None = None,
+    generation: int | None = None,
 ) -> RolloutStatus:
     """Evaluate a rollout from the objects at time `now` (aware UTC).
+
+    `generation` is the Deployment's metadata.generation that the deploy produced (read after applying);
+    a Deployment object older than that is a stale view and is waited out, never judged.
 
     Failures are reported most specific first: a pod's (CrashLoopBackOff beats the progress deadline it
     causes), then the new ReplicaSet's, then the Deployment's. Hook and test pods count only when created
     at or after `since`, so a failed test pod of an older release does not fail this one.
-    Healthy: the Deployment is complete, and each new pod is ready by its own status, and each container
-    without a readiness probe has run for `policy.unprobed_settle` seconds (startedAt has whole seconds).
+    Healthy (see the module docstring): the Deployment at `generation` or later is complete, the new
+    ReplicaSet is complete by its own status, no old ReplicaSet has replicas, at least `desired` of the new
+    ReplicaSet's active pods are seen, each ready by its own status, and each container without a
+    readiness probe has run for `policy.unprobed_settle` seconds (startedAt has whole seconds).
     """
     pods = list(pods)
     hooks = [pod_status(p, now=now, policy=policy) for p in pods if is_hook(p) and _since(p, since)]
@@ -124,6 +153,19 @@ def rollout_status(
         hook_failure = next((h.failure for h in hooks if h.failure), None)
         return RolloutStatus(None, None, 0, tuple(hooks), False, hook_failure, "the deployment to exist")
 
+    seen_generation = dig(deployment, "metadata", "generation", default=0)
+    if generation is not None and seen_generation < generation:
+        hook_failure = next((h.failure for h in hooks if h.failure), None)
+        return RolloutStatus(
+            None,
+            None,
+            0,
+            tuple(hooks),
+            False,
+            hook_failure,
+            f"the deployment at generation {generation} (this deploy's; seen {seen_generation})",
+        )
+    replicasets = list(replicasets)
     dstatus = deployment_status(deployment)
     rs = new_replicaset(deployment, replicasets) if dstatus.observed else None
     new_pods = sorted(owned(rs, pods), key=name) if rs else []
@@ -147,9 +189,21 @@ def rollout_status(
         return result(False, failure, "")
     # The Deployment's counters lag its pods by a controller sync: a pod that just exited still counts as
     # available there. So every new pod must be ready by its own status too, and settled.
-    settling = [s for s in statuses if s.settle_left > 0 and not s.hook]
-    unready = [s for s in statuses if not s.ready and not s.hook and s.summary != "Terminating"]
-    if dstatus.complete and not settling and not unready:
+    active = {name(p) for p in new_pods if _active(p)}
+    settling = [s for s in statuses if s.settle_left > 0 and s.name in active]
+    unready = [s for s in statuses if not s.ready and s.name in active]
+    rs_waiting = replicaset_waiting(rs, dstatus.desired) if rs else ""
+    old_left = old_replicas_left(deployment, replicasets, rs) if rs else []
+    seen_ready = len(active) - len(unready)
+    if (
+        dstatus.complete
+        and rs is not None
+        and not rs_waiting
+        and not old_left
+        and seen_ready >= dstatus.desired
+        and not settling
+        and not unready
+    ):
         return result(True, None, "")
     waiting = [dstatus.message] + [f"pod {s.name}: {s.waiting_for}" for s in statuses if s.waiting_for]
     waiting += [
@@ -157,4 +211,10 @@ def rollout_status(
     ]
     if dstatus.observed and rs is None:
         waiting.append("the new ReplicaSet")
+    if dstatus.complete:
+        # The Deployment says done; say which other view has not caught up yet.
+        waiting += [rs_waiting] if rs_waiting else []
+        waiting += old_left
+        if rs is not None and seen_ready < dstatus.desired:
+            waiting.append(f"{seen_ready} of {dstatus.desired} new pods seen ready")
     return result(False, None, "; ".join(waiting))

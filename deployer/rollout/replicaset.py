@@ -12,7 +12,16 @@ from collections.abc import Iterable
 from deployer.rollout._obj import Obj, annotations, condition, dig, name, owner_uids, uid
 from deployer.rollout.reasons import Failure, Kind, classify
 
-__all__ = ["HASH_LABEL", "REVISION_ANNOTATION", "new_replicaset", "owned", "replicaset_failure", "revision"]
+__all__ = [
+    "HASH_LABEL",
+    "REVISION_ANNOTATION",
+    "new_replicaset",
+    "old_replicas_left",
+    "owned",
+    "replicaset_failure",
+    "replicaset_waiting",
+    "revision",
+]
 
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 HASH_LABEL = "pod-template-hash"
@@ -39,13 +48,14 @@ def _template_without_hash(rs: Obj) -> Obj:
 
 
 def new_replicaset(deployment: Obj, replicasets: Iterable[Obj]) -> Obj | None:
-    """The Deployment's new ReplicaSet, or None while the controller has not created it yet.
+    """The Deployment's new ReplicaSet, or None while the controller has not created it (or we not seen it).
 
     The controller's own rule: the owned ReplicaSet whose pod template equals the Deployment's once the
     pod-template-hash label is ignored (both are defaulted by the API server, so they compare as JSON);
-    if several match, the oldest. Fallback when templates cannot be compared (e.g. an object trimmed by a
-    recorder): the one carrying the Deployment's revision annotation, trusted only once the controller
-    has observed the Deployment's current generation.
+    if several match, the oldest. A ReplicaSet with another template is never the new one, whatever its
+    revision annotation says: its pods run something else than what was deployed. Only a ReplicaSet that
+    carries no template at all (an object trimmed by a recorder) may be found by the Deployment's revision
+    annotation, and only once the controller has observed the Deployment's current generation.
     """
     mine = owned(deployment, replicasets)
     template = dig(deployment, "spec", "template", default={})
@@ -56,9 +66,52 @@ def new_replicaset(deployment: Obj, replicasets: Iterable[Obj]) -> Obj | None:
     observed = dig(deployment, "status", "observedGeneration", default=0)
     if observed >= dig(deployment, "metadata", "generation", default=0) and revision(deployment):
         for rs in mine:
-            if revision(rs) == revision(deployment):
+            if revision(rs) == revision(deployment) and not dig(rs, "spec", "template"):
                 return rs
     return None
+
+
+def replicaset_waiting(rs: Obj, desired: int) -> str:
+    """What the new ReplicaSet still lacks to be complete ("" when nothing): by its own status.
+
+    Complete means its controller has seen its latest spec, it is scaled to `desired`, and exactly
+    `desired` pods exist, all ready and available. The Deployment's counters are summed from ReplicaSet
+    statuses one sync later; this is the ReplicaSet's own word.
+    """
+    rname = name(rs)
+    generation = dig(rs, "metadata", "generation", default=0)
+    if dig(rs, "status", "observedGeneration", default=0) < generation:
+        return f"replicaset {rname}: waiting for its controller to observe generation {generation}"
+    spec = dig(rs, "spec", "replicas", default=1)
+    if spec != desired:
+        return f"replicaset {rname}: scaled to {spec} of {desired} replicas"
+    counts = {
+        key: dig(rs, "status", key, default=0) for key in ("replicas", "readyReplicas", "availableReplicas")
+    }
+    if any(count != desired for count in counts.values()):
+        return (
+            f"replicaset {rname}: {counts['replicas']} pods, {counts['readyReplicas']} ready, "
+            f"{counts['availableReplicas']} available of {desired}"
+        )
+    return ""
+
+
+def old_replicas_left(deployment: Obj, replicasets: Iterable[Obj], new: Obj | None) -> list[str]:
+    """The Deployment's other ReplicaSets that still want or have pods, as "name: N replicas".
+
+    Pods of an old ReplicaSet that are already terminating do not count (the ReplicaSet's status leaves
+    them out): the old version is on its way out and cannot serve new connections.
+    """
+    left = []
+    new_uid = uid(new) if new else ""
+    for rs in owned(deployment, replicasets):
+        if uid(rs) == new_uid:
+            continue
+        spec = dig(rs, "spec", "replicas", default=0)
+        current = dig(rs, "status", "replicas", default=0)
+        if spec or current:
+            left.append(f"old replicaset {name(rs)}: {max(spec, current)} replicas")
+    return sorted(left)
 
 
 def replicaset_failure(rs: Obj) -> Failure | None:

@@ -70,7 +70,8 @@ class RolloutWatch:
     `since` (aware UTC, default: now) is when the deploy began: older Warning events and hook pods are
     not this rollout's. After `heartbeat` seconds without an event, a `Heartbeat` says what is awaited.
     Call after the new spec was applied (e.g. after `helm upgrade` returned), else the previous, complete
-    rollout would be reported healthy.
+    rollout would be reported healthy. `generation` (the Deployment's metadata.generation read after the
+    apply) makes that explicit: an older view of the Deployment is waited out, never judged.
     """
 
     def __init__(
@@ -82,8 +83,10 @@ class RolloutWatch:
         since: datetime | None = None,
         policy: FailurePolicy = DEFAULT_POLICY,
         heartbeat: float = 15.0,
+        generation: int | None = None,
     ) -> None:
         self.source = source
+        self.generation = generation
         self.heartbeat = heartbeat
         self.deployment = deployment
         self.timeout = timeout
@@ -161,6 +164,7 @@ class RolloutWatch:
             now=datetime.now(UTC),
             policy=self.policy,
             since=self.since,
+            generation=self.generation,
         )
 
     def rollout_objects(self) -> set[str]:
@@ -317,19 +321,30 @@ def watch_rollout(
     pod_selector: str | None = None,
     log_lines: int = 30,
     source: Source | None = None,
+    generation: int | None = None,
 ) -> RolloutVerdict:
     """Follow `deployment` in `namespace` until it is fully available, fails, or `timeout` seconds pass.
 
     Calls `on_event` with each typed event as it happens (state changes, warnings, the end). Success means
-    the new ReplicaSet is fully available: updated == desired == available, no old replicas, current
-    generation observed. Failure is reported as soon as a rule in `reasons.RULES` fires. `source` replaces
-    the client (tests); otherwise `api` is used through `ApiSource`.
+    the Deployment's current generation (at least `generation`, when given: read it after applying) is
+    observed and complete, and its new ReplicaSet (the one with the current pod template) agrees by its own
+    status and pods: replicas == ready == available == desired, no old replicas (see
+    `deployment.rollout_status`). Failure is reported as soon as a rule in `reasons.RULES` fires. `source`
+    replaces the client (tests); otherwise `api` is used through `ApiSource`.
     """
     if source is None:
         if api is None:
             raise ValueError("watch_rollout needs an ApiClient or a Source")
         source = ApiSource(api, namespace, deployment, pod_selector)
-    watch = RolloutWatch(source, deployment, timeout=timeout, since=since, policy=policy, heartbeat=heartbeat)
+    watch = RolloutWatch(
+        source,
+        deployment,
+        timeout=timeout,
+        since=since,
+        policy=policy,
+        heartbeat=heartbeat,
+        generation=generation,
+    )
     for event in watch.events():
         if on_event:
             on_event(event)

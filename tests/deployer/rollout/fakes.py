@@ -12,8 +12,9 @@ Obj = dict[str, Any]
 class ScriptedSource:
     """Each `list(kind)` returns the next scripted list (the last one repeats); each `watch(kind, ...)`
     plays the next script: (type, object) pairs, then an exception to raise if the script ends with one,
-    else the watch ends as the server would at its timeout. With no script left, a watch blocks until
-    `stop()` (a quiet cluster). Every call is recorded.
+    else the watch ends as the server would at its timeout. A `threading.Event` in a script holds the
+    stream until it is set (or `stop()`), so a test can order changes across kinds. With no script left, a
+    watch blocks until `stop()` (a quiet cluster). Every call is recorded.
     """
 
     def __init__(
@@ -50,6 +51,11 @@ class ScriptedSource:
         for step in script:
             if isinstance(step, BaseException):
                 raise step
+            if isinstance(step, threading.Event):
+                while not step.wait(0.05):
+                    if self.stopped.is_set():
+                        return
+                continue
             yield step
 
     def logs(self, pod: str, container: str, *, previous: bool, tail: int) -> list[str]:

@@ -17,10 +17,20 @@ def test_new_replicaset_matches_the_template_of_the_recorded_upgrade() -> None:
     assert new_replicaset(r.deployment, r.replicasets) is rs[2]
 
 
-def test_new_replicaset_falls_back_to_the_revision_annotation() -> None:
+def test_replicaset_with_another_template_is_never_the_new_one_whatever_its_revision() -> None:
+    # A ReplicaSet carrying the Deployment's revision but another template runs something else than the
+    # Deployment says: its ready pods must not make the rollout healthy.
     r = recorded("upgrade-crash")
     for rs in r.replicasets:
-        rs["spec"]["template"]["metadata"]["labels"]["extra"] = "trimmed"  # templates no longer comparable
+        rs["spec"]["template"]["metadata"]["labels"]["extra"] = "changed"
+    assert revision(r.deployment) == 2 and 2 in _by_revision(r.replicasets)
+    assert new_replicaset(r.deployment, r.replicasets) is None
+
+
+def test_new_replicaset_falls_back_to_the_revision_annotation_only_without_a_template() -> None:
+    r = recorded("upgrade-crash")
+    for rs in r.replicasets:
+        del rs["spec"]["template"]  # trimmed by a recorder: templates cannot be compared
     assert revision(new_replicaset(r.deployment, r.replicasets)) == 2
     r.deployment["metadata"]["generation"] += 1  # the controller has not seen the latest spec yet
     assert new_replicaset(r.deployment, r.replicasets) is None
