@@ -7,11 +7,14 @@ build stack's registry.
 
 from __future__ import annotations
 
+import copy
 import secrets
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from kubernetes import client
@@ -152,3 +155,116 @@ def test_broken_upgrade_fails_on_the_new_pods_while_old_ones_serve(kube, namespa
         and p.status.container_statuses[0].ready
     ]
     assert ready_old, "the rolling update keeps old pods serving while the new ones crash"
+
+
+# --- upgrades the way `deployer ship` does them: the chart's strategy (maxSurge 1, maxUnavailable 0), a
+# readiness probe on a path the server answers 404 (/never-ready), the watch started after the apply with
+# the generation the apply produced.
+
+_CHART_STRATEGY = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+
+
+def _web(
+    *, never_ready: bool = False, replicas: int = 1, marker: str = "1", stubborn: bool = False
+) -> dict[str, Any]:
+    """The healthy scenario with the chart's strategy; `stubborn` pods ignore SIGTERM for 20 s."""
+    manifest = deployment("web", "healthy", replicas=replicas)
+    manifest["spec"]["strategy"] = copy.deepcopy(_CHART_STRATEGY)
+    pod = manifest["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    container["env"] = [{"name": "DEPLOY_MARKER", "value": marker}]  # a new template on every apply
+    if stubborn:
+        # An ignored signal stays ignored across exec: the server lingers until the kubelet kills it.
+        container["command"] = ["sh", "-c", "trap '' TERM; exec python3 -m http.server 8080"]
+        pod["terminationGracePeriodSeconds"] = 20
+    if never_ready:
+        container["readinessProbe"]["httpGet"]["path"] = "/never-ready"
+    return manifest
+
+
+def _apply(kube: client.ApiClient, ns: str, manifest: dict[str, Any]) -> tuple[datetime, int]:
+    """(when the apply began, the generation it produced), what `deployer ship` knows after helm."""
+    apps = client.AppsV1Api(kube)
+    since = datetime.now(UTC)
+    try:
+        applied = apps.replace_namespaced_deployment("web", ns, manifest)
+    except client.ApiException as e:
+        if e.status != 404:
+            raise
+        applied = apps.create_namespaced_deployment(ns, manifest)
+    return since, applied.metadata.generation
+
+
+def _pods(kube: client.ApiClient, ns: str) -> list[client.V1Pod]:
+    return client.CoreV1Api(kube).list_namespaced_pod(ns, label_selector="app=web").items
+
+
+def test_upgrade_to_a_never_ready_probe_path_fails_on_the_new_pod(kube, namespace) -> None:
+    since, generation = _apply(kube, namespace, _web())
+    assert watch_rollout(kube, namespace, "web", timeout=120, since=since, generation=generation).healthy
+    old_pods = {p.metadata.name for p in _pods(kube, namespace)}
+
+    since, generation = _apply(kube, namespace, _web(never_ready=True, marker="2"))
+    assert generation == 2
+    events: list[feed.RolloutEvent] = []
+    verdict = watch_rollout(
+        kube, namespace, "web", timeout=120, since=since, generation=generation, on_event=events.append
+    )
+    assert not verdict.healthy, [e.text() for e in events]
+    assert (verdict.reason, verdict.rule, verdict.revision) == ("ReadinessProbeFailed", "grace", 2)
+    assert verdict.pod not in old_pods
+    assert not any(isinstance(e, feed.RolloutSucceeded) for e in events)
+    unhealthy = [line for line in verdict.warning_events if ": Unhealthy: Readiness probe failed: " in line]
+    assert unhealthy and "404" in unhealthy[0]
+    serving = [p.metadata.name for p in _pods(kube, namespace) if p.metadata.name in old_pods]
+    assert serving, "maxUnavailable 0 keeps the old pod while the new one is not ready"
+
+
+def test_first_install_with_a_never_ready_probe_path_fails(kube, namespace) -> None:
+    since, generation = _apply(kube, namespace, _web(never_ready=True))
+    assert generation == 1
+    verdict = watch_rollout(kube, namespace, "web", timeout=120, since=since, generation=generation)
+    assert (verdict.healthy, verdict.reason, verdict.revision) == (False, "ReadinessProbeFailed", 1)
+
+
+def test_watch_started_before_the_apply_waits_for_the_deploys_generation(kube, namespace) -> None:
+    # The watcher's first lists may show the complete previous revision; given the generation the
+    # deploy produces, it waits for that one instead of calling the old rollout healthy.
+    since, generation = _apply(kube, namespace, _web())
+    assert watch_rollout(kube, namespace, "web", timeout=120, since=since, generation=generation).healthy
+    verdicts: list[Any] = []
+    early = threading.Thread(
+        target=lambda: verdicts.append(
+            watch_rollout(kube, namespace, "web", timeout=120, since=since, generation=generation + 1)
+        )
+    )
+    early.start()
+    _apply(kube, namespace, _web(never_ready=True, marker="2"))
+    early.join(timeout=150)
+    (verdict,) = verdicts
+    assert (verdict.healthy, verdict.reason, verdict.revision) == (False, "ReadinessProbeFailed", 2)
+
+
+@pytest.mark.parametrize("strategy", ["chart", "default"])
+def test_healthy_upgrade_succeeds_while_old_pods_terminate(kube, namespace, strategy: str) -> None:
+    # The old pods stay Terminating for 20 s after they are told to stop, then are killed: neither their
+    # lingering nor their exit may hold up or fail the new revision.
+    since, generation = _apply(kube, namespace, _web(replicas=2, stubborn=True))
+    assert watch_rollout(kube, namespace, "web", timeout=120, since=since, generation=generation).healthy
+    old_pods = {p.metadata.name for p in _pods(kube, namespace)}
+    manifest = _web(replicas=2, marker="2", stubborn=True)
+    if strategy == "default":
+        del manifest["spec"]["strategy"]  # 25 % / 25 %: an old pod goes before the new ones are ready
+    since, generation = _apply(kube, namespace, manifest)
+    events: list[feed.RolloutEvent] = []
+    verdict = watch_rollout(
+        kube, namespace, "web", timeout=120, since=since, generation=generation, on_event=events.append
+    )
+    assert verdict.healthy, verdict.summary()
+    assert verdict.revision == 2
+    assert verdict.message == "deployment web successfully rolled out (2/2 available)"
+    new = [p for p in _pods(kube, namespace) if p.metadata.name not in old_pods]
+    ready = [
+        p for p in new if any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
+    ]
+    assert len(ready) == 2 and all(p.metadata.name.startswith(verdict.replicaset) for p in ready)
