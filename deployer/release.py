@@ -477,14 +477,15 @@ def _rollback_failed(tgt: Target, verdict: Any, revision: int, new_revision: int
     where = verdict.object or f"deployment/{tgt.release}"
     if verdict.container:
         where += f" container {verdict.container}"
+    evidence = [f"log {verdict.pod}/{verdict.container}: {line}" for line in verdict.log_tail]
+    evidence += [f"event {line}" for line in verdict.warning_events]
+    # The CLI prints the message: the evidence goes under the first line, as `ship`'s summary shows it.
     err = RolloutFailed(
         f"rollback to revision {revision} (now revision {new_revision}) did not become healthy: "
-        f"{where}: {diagnosis}",
+        f"{where}: {diagnosis}" + "".join(f"\n  | {line}" for line in evidence),
         hint=(verdict.hint or "")
         + f"; choose another revision: deployer rollback {tgt.service.directory} --revision N",
     )
-    evidence = [f"log {verdict.pod}/{verdict.container}: {line}" for line in verdict.log_tail]
-    evidence += [f"event {line}" for line in verdict.warning_events]
     err.evidence = evidence  # type: ignore[attr-defined]
     return err
 

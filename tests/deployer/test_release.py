@@ -353,6 +353,8 @@ def test_rollback_that_does_not_become_healthy_exits_16_with_the_diagnosis(
     assert result.exit_code == ExitCode.ROLLOUT, result.output
     assert "rollback to revision 1 (now revision 3) did not become healthy" in result.output
     assert "pod/node-hello-x container node-hello: CrashLoopBackOff" in result.output
+    assert "| log node-hello-x/node-hello: boom: cannot start" in result.output  # the evidence is shown
+    assert "| event BackOff pod/node-hello-x" in result.output
     assert not fake.lock.held  # released on the way out
 
 
