@@ -268,3 +268,15 @@ def test_healthy_upgrade_succeeds_while_old_pods_terminate(kube, namespace, stra
         p for p in new if any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
     ]
     assert len(ready) == 2 and all(p.metadata.name.startswith(verdict.replicaset) for p in ready)
+
+
+def test_rollout_of_another_image_than_the_deployed_one_fails(kube, namespace) -> None:
+    # What another deploy put there (e.g. a chart whose version tag it overwrote) rolls out fine, but it
+    # is not what this deploy applied: the watch says so instead of reporting success.
+    since, generation = _apply(kube, namespace, _web())
+    ours = {"app": "127.0.0.1:5000/staging/web@sha256:" + "0" * 64}
+    verdict = watch_rollout(
+        kube, namespace, "web", timeout=120, since=since, generation=generation, images=ours
+    )
+    assert (verdict.healthy, verdict.reason, verdict.object) == (False, "UnexpectedImage", "deployment/web")
+    assert "runs 127.0.0.1:5000/base/python3:12" in verdict.message

@@ -20,7 +20,7 @@ rollout fail.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -118,6 +118,24 @@ def _active(pod: Obj) -> bool:
     )
 
 
+def _image_mismatch(deployment: Obj, images: Mapping[str, str]) -> Failure | None:
+    """The first container of the Deployment's template whose image is not the one in `images`."""
+    containers = {
+        c.get("name"): c.get("image", "")
+        for key in ("initContainers", "containers")
+        for c in dig(deployment, "spec", "template", "spec", key, default=[])
+    }
+    for container, expected in images.items():
+        actual = containers.get(container)
+        if actual != expected:
+            rule = classify("UnexpectedImage")
+            runs = f"runs {actual}" if actual is not None else "has no such container"
+            message = f"container {container} {runs}; this deploy applied {expected}"
+            where = f"deployment/{name(deployment)}"
+            return Failure("UnexpectedImage", message, rule.hint, rule.kind.value, where, container=container)
+    return None
+
+
 def _since(obj: Obj, since: datetime | None) -> bool:
     created = parse_time(dig(obj, "metadata", "creationTimestamp"))
     # Timestamps have whole seconds: an object made in the second tracking began counts.
@@ -133,11 +151,15 @@ def rollout_status(
     policy: FailurePolicy = DEFAULT_POLICY,
     since: datetime | None = None,
     generation: int | None = None,
+    images: Mapping[str, str] | None = None,
 ) -> RolloutStatus:
     """Evaluate a rollout from the objects at time `now` (aware UTC).
 
     `generation` is the Deployment's metadata.generation that the deploy produced (read after applying);
-    a Deployment object older than that is a stale view and is waited out, never judged.
+    a Deployment object older than that is a stale view and is waited out, never judged. `images` maps
+    container names to the images the deploy applied: another image in the Deployment's pod template is
+    never healthy (what rolls out is not what was deployed); with `generation` known it fails the rollout
+    at once (`UnexpectedImage`), without it the view may predate the apply, so it is waited out.
 
     Failures are reported most specific first: a pod's (CrashLoopBackOff beats the progress deadline it
     causes), then the new ReplicaSet's, then the Deployment's. Hook and test pods count only when created
@@ -184,7 +206,9 @@ def rollout_status(
         )
 
     pod_failure = next((s.failure for s in statuses if s.failure), None)
-    failure = pod_failure or (replicaset_failure(rs) if rs else None) or dstatus.failure
+    mismatch = _image_mismatch(deployment, images) if images else None
+    image_failure = mismatch if generation is not None else None
+    failure = image_failure or pod_failure or (replicaset_failure(rs) if rs else None) or dstatus.failure
     if failure:
         return result(False, failure, "")
     # The Deployment's counters lag its pods by a controller sync: a pod that just exited still counts as
@@ -197,6 +221,7 @@ def rollout_status(
     seen_ready = len(active) - len(unready)
     if (
         dstatus.complete
+        and mismatch is None
         and rs is not None
         and not rs_waiting
         and not old_left
@@ -209,6 +234,8 @@ def rollout_status(
     waiting += [
         f"pod {s.name}: running without a readiness probe, {s.settle_left:.0f}s to settle" for s in settling
     ]
+    if mismatch is not None:
+        waiting.append(f"the deployment to run the deployed image ({mismatch.message})")
     if dstatus.observed and rs is None:
         waiting.append("the new ReplicaSet")
     if dstatus.complete:

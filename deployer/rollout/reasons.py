@@ -176,6 +176,13 @@ RULES: tuple[Rule, ...] = (
         Kind.TRANSIENT,
         "the ReplicaSet could not create pods (quota, admission): see the message",
     ),
+    Rule(
+        "UnexpectedImage",
+        Kind.DEFINITIVE,
+        "the Deployment does not run the image this deploy applied: something else changed it (a concurrent "
+        "deploy of the same release, or a chart fetched by a version tag another deploy overwrote); see "
+        "`helm history` and the release's chart version",
+    ),
     Rule("HookFailed", Kind.DEFINITIVE, "a helm hook or test pod failed: see its log lines"),
     Rule("PodFailed", Kind.TRANSIENT, "the pod failed (e.g. it was evicted); its ReplicaSet replaces it"),
     # --- normal progress

@@ -12,7 +12,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -71,7 +71,8 @@ class RolloutWatch:
     not this rollout's. After `heartbeat` seconds without an event, a `Heartbeat` says what is awaited.
     Call after the new spec was applied (e.g. after `helm upgrade` returned), else the previous, complete
     rollout would be reported healthy. `generation` (the Deployment's metadata.generation read after the
-    apply) makes that explicit: an older view of the Deployment is waited out, never judged.
+    apply) makes that explicit: an older view of the Deployment is waited out, never judged. `images`
+    (container name → image the deploy applied) fails the rollout when the Deployment runs something else.
     """
 
     def __init__(
@@ -84,9 +85,11 @@ class RolloutWatch:
         policy: FailurePolicy = DEFAULT_POLICY,
         heartbeat: float = 15.0,
         generation: int | None = None,
+        images: Mapping[str, str] | None = None,
     ) -> None:
         self.source = source
         self.generation = generation
+        self.images = dict(images) if images else None
         self.heartbeat = heartbeat
         self.deployment = deployment
         self.timeout = timeout
@@ -165,6 +168,7 @@ class RolloutWatch:
             policy=self.policy,
             since=self.since,
             generation=self.generation,
+            images=self.images,
         )
 
     def rollout_objects(self) -> set[str]:
@@ -322,6 +326,7 @@ def watch_rollout(
     log_lines: int = 30,
     source: Source | None = None,
     generation: int | None = None,
+    images: Mapping[str, str] | None = None,
 ) -> RolloutVerdict:
     """Follow `deployment` in `namespace` until it is fully available, fails, or `timeout` seconds pass.
 
@@ -329,8 +334,10 @@ def watch_rollout(
     the Deployment's current generation (at least `generation`, when given: read it after applying) is
     observed and complete, and its new ReplicaSet (the one with the current pod template) agrees by its own
     status and pods: replicas == ready == available == desired, no old replicas (see
-    `deployment.rollout_status`). Failure is reported as soon as a rule in `reasons.RULES` fires. `source`
-    replaces the client (tests); otherwise `api` is used through `ApiSource`.
+    `deployment.rollout_status`). Failure is reported as soon as a rule in `reasons.RULES` fires; with
+    `images` (container name → the image the deploy applied), a Deployment running another image fails
+    with `UnexpectedImage`. `source` replaces the client (tests); otherwise `api` is used through
+    `ApiSource`.
     """
     if source is None:
         if api is None:
@@ -344,6 +351,7 @@ def watch_rollout(
         policy=policy,
         heartbeat=heartbeat,
         generation=generation,
+        images=images,
     )
     for event in watch.events():
         if on_event:

@@ -335,3 +335,56 @@ def test_watcher_reports_a_healthy_upgrade_once_every_view_agrees() -> None:
     first = next(e for e in seen if isinstance(e, feed.DeploymentProgress))
     assert first.message == "deployment web successfully rolled out (1/1 available)"
     assert isinstance(seen[-1], feed.RolloutSucceeded)
+
+
+# --- what rolls out is not what was deployed (a concurrent deploy, a chart tag overwritten by another)
+
+
+def test_another_image_than_the_deployed_one_fails_once_the_deploys_generation_is_seen() -> None:
+    u = _upgrade()
+    deployed = {"app": "127.0.0.1:5000/staging/web@sha256:" + "1" * 64}
+    done = (u.deployment(DONE), [u.new_rs(1, 1), u.old_rs_scaled(0, 0)], [u.new_pod(ready=True)])
+    assert _evaluate(u, *done).healthy  # healthy by every view: only the image says it is not ours
+    status = _evaluate(u, *done, images=deployed, generation=2)
+    assert not status.healthy and status.failure is not None
+    assert (status.failure.reason, status.failure.rule, status.failure.object) == (
+        "UnexpectedImage",
+        "definitive",
+        "deployment/web",
+    )
+    assert status.failure.message == (
+        f"container app runs 127.0.0.1:5000/base/python3:12; this deploy applied {deployed['app']}"
+    )
+    # Without the deploy's generation the view may predate the apply: never healthy, but no verdict yet.
+    waiting = _evaluate(u, *done, images=deployed)
+    assert not waiting.healthy and waiting.failure is None
+    assert "the deployment to run the deployed image (container app runs" in waiting.waiting_for
+    # The deployed image itself is fine.
+    ours = {"app": "127.0.0.1:5000/base/python3:12"}
+    assert _evaluate(u, *done, images=ours, generation=2).healthy
+
+
+def test_watcher_fails_a_rollout_of_another_image_without_waiting_for_it() -> None:
+    u = _upgrade()
+    source = ScriptedSource(
+        lists={
+            "deployment": [[u.deployment(SURGED)]],
+            "replicaset": [[u.old_rs, u.new_rs(1)]],
+            "pod": [[u.old_pod, u.new_pod(ready=False, started=datetime.now(UTC))]],
+        }
+    )
+    seen: list[feed.RolloutEvent] = []
+    verdict = watch_rollout(
+        None,
+        "ns",
+        "web",
+        timeout=10,
+        since=u.since,
+        source=source,
+        on_event=seen.append,
+        generation=2,
+        images={"app": "127.0.0.1:5000/staging/web@sha256:" + "2" * 64},
+    )
+    assert (verdict.healthy, verdict.reason, verdict.object) == (False, "UnexpectedImage", "deployment/web")
+    assert verdict.log_tail == [] and ("logs", "web", "app", False) not in source.calls
+    assert isinstance(seen[-1], feed.RolloutFailed)
