@@ -33,6 +33,10 @@ from deployer import docker, registry  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
+# Every change the benchmark makes carries this run's id: BuildKit's cache and the registry's blobs are
+# keyed by content, so a change identical to an earlier run's would be a cache hit and measure nothing.
+RUN_ID = uuid.uuid4().hex
+
 NAIVE = """\
 FROM 127.0.0.1:5000/base/nodejs:12
 WORKDIR /srv/app
@@ -56,7 +60,7 @@ def copy_example(root: Path, name: str) -> Path:
 
 def touch_source(svc: Path, n: int) -> None:
     app = svc / "app.js"
-    app.write_text(app.read_text() + f"\n// source-only change {n}\n")
+    app.write_text(app.read_text() + f"\n// source-only change {n} of run {RUN_ID}\n")
 
 
 def cached_steps(lines: list[str], needle: str) -> bool:
@@ -111,7 +115,7 @@ def main() -> int:
 
         # 2. package.json change: dependencies reinstall, base/user layers stay
         manifest = json.loads((svc / "package.json").read_text())
-        manifest["description"] += " (changed)"
+        manifest["description"] += f" (changed in run {RUN_ID})"
         (svc / "package.json").write_text(json.dumps(manifest, indent=2) + "\n")
         lines = []
         pkg, _ = timed(lambda: build_mod.build(svc, None, "test", progress=lines.append))
