@@ -196,8 +196,12 @@ def test(
     progress: Progress | None = None,
     policy: Policy = blubber.DEFAULT_POLICY,
     timeout: float | None = 1800,
+    build_progress: Progress | None | bool = True,
 ) -> TestResult:
     """Build the test variant and run its entrypoint on the host network, streaming its output.
+
+    The test run's output goes to `progress`; the build's output too, unless `build_progress` is
+    another callback or None (quiet build).
 
     Raises `ConfigError` before building when the variant has no entrypoint, and `TestVariantFailed`
     (exit 12) when the entrypoint exits non-zero (or runs past `timeout`): the message has the exit
@@ -216,7 +220,13 @@ def test(
             path=f"variants.{variant}.entrypoint",
             hint="add the command that runs the tests, e.g. `entrypoint: [npm, test]`",
         )
-    built = build(svc, cfg, variant, progress=progress, policy=policy)
+    built = build(
+        svc,
+        cfg,
+        variant,
+        progress=progress if build_progress is True else build_progress or None,
+        policy=policy,
+    )
     name = f"deployer-test-{svc.name}-{secrets.token_hex(4)}"
     repro = shlex.join([docker.DOCKER_BIN, "run", "--rm", "--network", "host", built.tag])
     try:

@@ -311,7 +311,14 @@ def build_command(service: str, variant: str, quiet: bool) -> None:
 @click.option(
     "--variant", default="test", show_default=True, help="The variant whose entrypoint runs the tests."
 )
-def test_command(service: str, variant: str) -> None:
+@click.option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    default=False,
+    help="Do not show docker's build output (the tests' is shown).",
+)
+def test_command(service: str, variant: str, quiet: bool) -> None:
     """Build SERVICE's test variant and run its entrypoint, streaming the output.
 
     Exits 12 when the tests fail, with the last lines, the exit status and a command that reproduces
@@ -319,7 +326,9 @@ def test_command(service: str, variant: str) -> None:
     """
     from deployer import build as build_mod
 
-    result = build_mod.test(service, None, variant, progress=_tool_line)
+    result = build_mod.test(
+        service, None, variant, progress=_tool_line, build_progress=None if quiet else True
+    )
     click.echo(f"{result.service}: {variant} variant passed ({result.duration:.1f}s, image {result.image})")
 
 
