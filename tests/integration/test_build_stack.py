@@ -238,6 +238,15 @@ def test_registry_down_is_retried_then_reported(stack):
     assert retry.delays() == [0.2, 0.4]
 
 
+def test_cli_registry_down_exits_19_after_bounded_retries(stack):
+    dead = f"127.0.0.1:{free_port()}"
+    result = deployer("push", "python-hello", "-q", env={"DEPLOYER_REGISTRY": dead})
+    assert result.returncode == ExitCode.ENVIRONMENT, result.stderr
+    expected = f"error: the registry at {dead} does not answer after 5 attempts over 7.5 s"
+    assert result.stderr.startswith(expected)
+    assert "hint: start the registry with `scripts/stack up`" in result.stderr
+
+
 def test_push_to_a_registry_that_is_down_leaves_nothing_tagged(stack):
     built = build_mod.build("python-hello", None, "production")
     dead = f"127.0.0.1:{free_port()}"
