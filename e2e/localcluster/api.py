@@ -8,6 +8,7 @@ import urllib.error
 import urllib.request
 
 from . import layout as L
+from .host import ClusterError
 
 
 class Api:
@@ -20,13 +21,18 @@ class Api:
         self._ctx = ctx
 
     def request(
-        self, method: str, path: str, body: dict | None = None, timeout: float = 10
+        self,
+        method: str,
+        path: str,
+        body: dict | None = None,
+        timeout: float = 10,
+        content_type: str = "application/json",
     ) -> tuple[int, str]:
         """(HTTP status, body text); connection failures give status 0 and the error text."""
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.base + path, data=data, method=method)
         if data is not None:
-            req.add_header("Content-Type", "application/json")
+            req.add_header("Content-Type", content_type)
         try:
             with urllib.request.urlopen(req, context=self._ctx, timeout=timeout) as resp:
                 return resp.status, resp.read().decode()
@@ -39,6 +45,18 @@ class Api:
         """The decoded object, or None when it is absent or the apiserver does not answer."""
         status, text = self.request("GET", path)
         return json.loads(text) if status == 200 else None
+
+    def apply(self, path: str, obj: dict, manager: str = "e2e-cluster") -> dict:
+        """Server-side apply of `obj` at its object path (created if absent, unchanged if equal)."""
+        status, text = self.request(
+            "PATCH",
+            f"{path}?fieldManager={manager}&force=true",
+            obj,
+            content_type="application/apply-patch+yaml",  # JSON is YAML
+        )
+        if status not in (200, 201):
+            raise ClusterError(f"apply {path} failed: HTTP {status}: {text[:500]}")
+        return json.loads(text)
 
     def ready(self) -> bool:
         status, text = self.request("GET", "/readyz", timeout=3)

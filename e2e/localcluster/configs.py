@@ -144,7 +144,9 @@ authentication:
   webhook: {{enabled: true}}
   x509: {{clientCAFile: {L.PKI / "ca.crt"}}}
 authorization: {{mode: Webhook}}
-clusterDomain: cluster.local
+clusterDomain: {L.CLUSTER_DOMAIN}
+clusterDNS: [{L.DNS_SERVICE_IP}]
+# Pods never see the host's resolvers: names outside the cluster do not resolve (nothing is reachable).
 resolvConf: ""
 evictionHard:
   memory.available: "100Mi"
@@ -161,6 +163,13 @@ maxPods: 110
 """
 
 
+# kube-proxy's default minSyncPeriod (1s, also what a 0 in the config file becomes) lets its rules lag
+# EndpointSlice changes by up to a second: a Service kept sending new connections to a pod that had
+# already exited (see e2e/README.md, "Endpoint changes"). One node with a few dozen rules syncs in
+# ~35 ms, so re-syncing at once on every change costs little.
+KUBE_PROXY_MIN_SYNC = "10ms"
+
+
 def kube_proxy_yaml() -> str:
     """iptables mode; its rules live in the cluster netns. Conntrack sysctls are read-only in a netns."""
     return f"""apiVersion: kubeproxy.config.k8s.io/v1alpha1
@@ -168,6 +177,9 @@ kind: KubeProxyConfiguration
 clientConnection: {{kubeconfig: {L.ETC / "kube-proxy.kubeconfig"}}}
 hostnameOverride: {L.NODE_NAME}
 mode: iptables
+iptables:
+  minSyncPeriod: {KUBE_PROXY_MIN_SYNC}
+  syncPeriod: 30s
 clusterCIDR: 10.244.0.0/16
 nodePortAddresses: [primary]
 oomScoreAdj: 0

@@ -39,6 +39,9 @@ NODE_IP = "10.200.0.2"  # on the netns's lo: kubelet refuses a loopback node IP
 NODE_NAME = "deployer-node"
 SERVICE_CIDR = "10.96.0.0/16"
 API_SERVICE_IP = "10.96.0.1"
+# CoreDNS (e2e/localcluster/dns.py) behind the conventional kube-dns Service address; kubelet's clusterDNS.
+DNS_SERVICE_IP = "10.96.0.10"
+CLUSTER_DOMAIN = "cluster.local"
 POD_CIDR = "10.244.0.0/24"
 APISERVER_URL = f"https://{NS_VETH_IP}:6443"  # from the root netns
 INTERNAL_APISERVER_URL = f"https://{NODE_IP}:6443"  # from inside the netns

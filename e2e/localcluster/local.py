@@ -16,7 +16,7 @@ import subprocess
 import time
 from collections.abc import Callable
 
-from . import configs, host, pause, pki, procs
+from . import configs, dns, host, pause, pki, procs
 from . import layout as L
 from .api import Api, node_ready, pod_running
 from .host import ClusterError, say
@@ -195,6 +195,7 @@ def check_tools() -> None:
             "kube-scheduler",
             "kubelet",
             "kube-proxy",
+            "coredns",
         )
         if not (L.TOOLS_BIN / b).exists()
     ]
@@ -216,16 +217,15 @@ def _containerd_answers() -> bool:
     return host.run([*CTR, "version"], check=False, quiet=True).returncode == 0
 
 
-def _ensure_pause_image() -> None:
+def _ensure_image(tag: str, archive: Callable[[], bytes], what: str) -> None:
+    """Import a locally built image into the cluster's containerd unless that tag is there already."""
     listed = host.run([*CTR, "images", "ls", "-q"]).stdout.split()
-    if L.PAUSE_IMAGE in listed:
+    if tag in listed:
         return
-    proc = subprocess.run(
-        [*CTR, "images", "import", "-"], input=pause.docker_archive(L.PAUSE_IMAGE), capture_output=True
-    )
+    proc = subprocess.run([*CTR, "images", "import", "-"], input=archive(), capture_output=True)
     if proc.returncode != 0:
-        raise ClusterError(f"importing {L.PAUSE_IMAGE} failed: {proc.stderr.decode(errors='replace')}")
-    say(f"imported sandbox image {L.PAUSE_IMAGE} (catatonit)")
+        raise ClusterError(f"importing {tag} failed: {proc.stderr.decode(errors='replace')}")
+    say(f"imported {what} {tag}")
 
 
 def _smoke_pod() -> dict:
@@ -276,7 +276,9 @@ def up() -> None:
         procs.start(comps[name])
     # Not just the socket file: after a crash a stale one is left behind until containerd listens again.
     wait_for("containerd answers", _containerd_answers, 30, ["containerd"])
-    _ensure_pause_image()
+    _ensure_image(L.PAUSE_IMAGE, lambda: pause.docker_archive(L.PAUSE_IMAGE), "sandbox image (catatonit)")
+    dns_image = dns.image_tag()
+    _ensure_image(dns_image, lambda: dns.image_archive(dns_image), "CoreDNS image")
     procs.start(comps["kubelet"])
     procs.start(comps["kube-proxy"])
     node = f"/api/v1/nodes/{L.NODE_NAME}"
@@ -309,6 +311,13 @@ def up() -> None:
         lambda: pod_running(api.get(pod_path)),
         120,
         ["containerd", "kubelet", "kube-scheduler"],
+    )
+    dns.apply(api, dns_image)
+    wait_for(
+        f"cluster DNS (CoreDNS, Service {L.DNS_SERVICE_IP})",
+        lambda: dns.ready(api),
+        120,
+        ["containerd", "kubelet", "kube-controller-manager"],
     )
     say(f"cluster up in {time.monotonic() - started:.1f}s; KUBECONFIG={L.KUBECONFIG}")
 
@@ -373,7 +382,9 @@ def status() -> bool:
         api = Api()
         ready = node_ready(api.get(f"/api/v1/nodes/{L.NODE_NAME}"))
         print(f"node {L.NODE_NAME}: {'Ready' if ready else 'NOT Ready'}")
-        ok = ok and ready
+        dns_ready = dns.ready(api)
+        print(f"cluster DNS {L.DNS_SERVICE_IP} (CoreDNS): {'ready' if dns_ready else 'NOT ready'}")
+        ok = ok and ready and dns_ready
     return ok
 
 

@@ -1,4 +1,8 @@
-"""The pod sandbox ("pause") image, built from Debian's static catatonit; nothing is pulled."""
+"""Single-file container images built here and imported with `ctr`; nothing is pulled.
+
+The pod sandbox ("pause") image is Debian's static catatonit; the CoreDNS image is the static binary
+e2e/tools.sh builds. Each is one layer holding one executable, in `docker save` format.
+"""
 
 from __future__ import annotations
 
@@ -18,20 +22,20 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> Non
     tar.addfile(info, io.BytesIO(data))
 
 
-def docker_archive(tag: str) -> bytes:
-    """A `docker save`-format archive of one layer holding /pause (catatonit; `-P` is its pause mode)."""
+def single_file_archive(tag: str, name: str, data: bytes, entrypoint: list[str], created_by: str) -> bytes:
+    """A `docker save`-format archive of one layer holding the executable `/<name>`."""
     layer = io.BytesIO()
     with tarfile.open(fileobj=layer, mode="w") as t:
-        _add(t, "pause", CATATONIT.read_bytes(), 0o755)
+        _add(t, name, data, 0o755)
     layer_bytes = layer.getvalue()
     diff_id = "sha256:" + hashlib.sha256(layer_bytes).hexdigest()
     config = json.dumps(
         {
             "architecture": "amd64",
             "os": "linux",
-            "config": {"Entrypoint": ["/pause", "-P"]},
+            "config": {"Entrypoint": entrypoint},
             "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-            "history": [{"created_by": "e2e/localcluster/pause.py from /usr/bin/catatonit"}],
+            "history": [{"created_by": created_by}],
         },
         sort_keys=True,
     ).encode()
@@ -45,3 +49,14 @@ def docker_archive(tag: str) -> bytes:
         _add(t, "layer/layer.tar", layer_bytes)
         _add(t, "manifest.json", manifest)
     return out.getvalue()
+
+
+def docker_archive(tag: str) -> bytes:
+    """The pause image: /pause is catatonit, whose `-P` is its pause mode."""
+    return single_file_archive(
+        tag,
+        "pause",
+        CATATONIT.read_bytes(),
+        ["/pause", "-P"],
+        "e2e/localcluster/pause.py from /usr/bin/catatonit",
+    )
