@@ -179,6 +179,52 @@ def test_ctrl_c_during_a_test_run_removes_the_container(stack, service_copy):
     assert not containers(f"deployer-test-{svc.name}-")
 
 
+def test_ctrl_c_during_a_build_stops_it(stack, tmp_path):
+    svc = tmp_path / "slow-build"
+    (svc / ".pipeline").mkdir(parents=True)
+    token = uuid.uuid4().hex  # a fresh step, never cached
+    (svc / ".pipeline" / "blubber.yaml").write_text(
+        "version: v4\n"
+        "base: 127.0.0.1:5000/base/bookworm:12\n"
+        "variants:\n"
+        "  test:\n"
+        "    builder:\n"
+        f'      command: [sh, -c, "echo started {token}; sleep 300"]\n'
+        '    entrypoint: ["true"]\n'
+    )
+    process = subprocess.Popen(
+        [*DEPLOYER, "build", str(svc), "--variant", "test"], stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:  # the build output streams to stderr, line by line
+            if f"started {token}" in line and "echo" not in line:
+                break
+        else:
+            pytest.fail("the build never reached its slow step")
+        process.send_signal(signal.SIGINT)
+        rest = process.stderr.read()
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == ExitCode.INTERRUPTED, rest
+    assert rest.rstrip().endswith("interrupted")
+    # BuildKit cancels the solve when its client goes: the RUN step's shell does not keep running.
+    assert not processes_with(token), "the build step kept running after Ctrl-C"
+
+
+def processes_with(text: str, wait: float = 30) -> list[str]:
+    """Command lines containing `text`, once they have had `wait` seconds to go away."""
+    deadline = time.monotonic() + wait
+    while True:
+        out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+        found = [line for line in out.splitlines() if text in line and "ps -eo" not in line]
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
+
+
 # --- faults -------------------------------------------------------------------------------------------
 
 
