@@ -85,7 +85,13 @@ def timeout_failure(status: RolloutStatus | None, timeout: float) -> Failure:
     Points at the first new pod that is not ready, so its log and state go into the report.
     """
     waiting = status.waiting_for if status else "the first list of objects from the API"
-    pod = next((p for p in status.pods if not p.ready and not p.hook), None) if status else None
+    # A pod on its way out (deleted, evicted) is not what the rollout waits for.
+    waited_for = [
+        p
+        for p in (status.pods if status else ())
+        if not (p.ready or p.hook or p.summary == "Terminating" or p.phase in ("Succeeded", "Failed"))
+    ]
+    pod = waited_for[0] if waited_for else None
     container = next((c for c in pod.containers if not c.init and not c.ready), None) if pod else None
     return Failure(
         "Timeout",

@@ -388,3 +388,16 @@ def test_watcher_fails_a_rollout_of_another_image_without_waiting_for_it() -> No
     assert (verdict.healthy, verdict.reason, verdict.object) == (False, "UnexpectedImage", "deployment/web")
     assert verdict.log_tail == [] and ("logs", "web", "app", False) not in source.calls
     assert isinstance(seen[-1], feed.RolloutFailed)
+
+
+def test_timeout_points_at_the_pod_waited_for_not_one_on_its_way_out() -> None:
+    from deployer.rollout.diagnosis import timeout_failure
+
+    u = _upgrade()
+    leaving = u.new_pod(ready=False, suffix="aaaaa")  # sorts first
+    leaving["metadata"]["deletionTimestamp"] = _stamp(u.since)
+    waiting = u.new_pod(ready=False, suffix="bbbbb", started=u.since + timedelta(seconds=4))
+    status = _evaluate(u, u.deployment(SURGED), [u.old_rs, u.new_rs(1)], [u.old_pod, leaving, waiting])
+    assert not status.healthy and status.failure is None
+    failure = timeout_failure(status, 120)
+    assert (failure.reason, failure.pod, failure.container) == ("Timeout", waiting["metadata"]["name"], "app")
