@@ -259,6 +259,7 @@ def service(
         if e.status != 404:
             raise
     _delete_pushed(f"staging/{svc.name}")
+    _delete_pushed(f"staging/charts/{svc.name}")
     _remove_local_images(registry, svc.name)
 
 
@@ -427,7 +428,7 @@ def test_failing_test_variant_pushes_and_deploys_nothing(service: Service) -> No
     (failure,) = [r for r in case.result if isinstance(r, Failure | Error)]
     assert "greets in French" in (failure.text or "")
     # Nothing pushed: the service's repository has no tag at all; nothing deployed: no release.
-    assert _tags(f"staging/{service.name}") == []
+    assert _tags(f"staging/{service.name}") == [] and _tags(f"staging/charts/{service.name}") == []
     assert service.helm().status(service.name, service.namespace) is None
 
 

@@ -58,8 +58,15 @@ SHIP_OLD = f"deployer ship {OLD_IMAGE}"
 class FakeHelm:
     """Answers like helm for one release whose history is `rows` (newest last)."""
 
-    def __init__(self, rows: list[dict[str, Any]], manifest: str = "", rendered: str = "") -> None:
+    def __init__(
+        self,
+        rows: list[dict[str, Any]],
+        manifest: str = "",
+        rendered: str = "",
+        refuse: dict[str, str] | None = None,
+    ) -> None:
         self.rows = rows
+        self.refuse = refuse or {}  # subcommand → what helm says on stderr when it fails
         self.manifest = manifest
         self.rendered = rendered
         self.calls: list[list[str]] = []
@@ -67,6 +74,8 @@ class FakeHelm:
     def __call__(self, argv: list[str], **_kwargs: Any) -> SimpleNamespace:
         self.calls.append(argv)
         sub = argv[1]
+        if sub in self.refuse:
+            raise HelmSaid(self.refuse[sub])
         if sub in ("status", "history", "get") and not self.rows:
             raise HelmSaid("Error: release: not found")
         if sub == "status":
@@ -176,8 +185,9 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> Callable[..., SimpleNamespace]:
         watch: Callable[..., RolloutVerdict] = _healthy,
         manifest: str = "",
         rendered: str = "",
+        refuse: dict[str, str] | None = None,
     ) -> SimpleNamespace:
-        fake_helm = FakeHelm(rows, manifest, rendered)
+        fake_helm = FakeHelm(rows, manifest, rendered, refuse)
         kube = kube or FakeKube()
         lock = FakeLock()
         watched: list[dict[str, Any]] = []
@@ -359,14 +369,10 @@ def test_rollback_that_does_not_become_healthy_exits_16_with_the_diagnosis(
 
 
 def test_rollback_helm_failure_exits_15(cluster: Callable[..., SimpleNamespace]) -> None:
-    fake = cluster([_rev(1, "superseded", SHIP_OLD), _rev(2, "deployed", SHIP)])
-
-    def refuse(argv: list[str], **_kwargs: Any) -> SimpleNamespace:
-        if argv[1] == "rollback":
-            raise HelmSaid("Error: another operation (install/upgrade/rollback) is in progress")
-        return FakeHelm.__call__(fake.helm, argv)
-
-    release_mod.connect(None).helm._runner = refuse  # type: ignore[arg-type]
+    fake = cluster(
+        [_rev(1, "superseded", SHIP_OLD), _rev(2, "deployed", SHIP)],
+        refuse={"rollback": "Error: another operation (install/upgrade/rollback) is in progress"},
+    )
     result = CliRunner().invoke(cli.main, ["rollback", "node-hello"])
     assert result.exit_code == ExitCode.DEPLOY
     assert "helm rollback failed: Error: another operation" in result.output
