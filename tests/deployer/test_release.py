@@ -22,6 +22,7 @@ from blubber.errors import ExitCode
 from deployer import cli
 from deployer import release as release_mod
 from deployer.helm import Helm, Revision
+from deployer.lock import ShipInProgress
 from deployer.rollout.diagnosis import RolloutVerdict
 
 IMAGE = "127.0.0.1:5000/staging/node-hello@sha256:" + "a" * 64
@@ -154,15 +155,18 @@ class FakeKube:
 
 
 class FakeLock:
-    def __init__(self) -> None:
+    def __init__(self, holder: str | None = None) -> None:
         self.taken: list[tuple[str, str, str]] = []
         self.held = False
+        self.holder = holder  # someone else's ship holds the lock
 
     def __call__(self, namespace: str, release: str, command: str) -> FakeLock:
         self.taken.append((namespace, release, command))
         return self
 
     def __enter__(self) -> FakeLock:
+        if self.holder:
+            raise ShipInProgress(f"another ship of release 'node-hello' is running: {self.holder}")
         self.held = True
         return self
 
@@ -186,10 +190,11 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> Callable[..., SimpleNamespace]:
         manifest: str = "",
         rendered: str = "",
         refuse: dict[str, str] | None = None,
+        lock_holder: str | None = None,
     ) -> SimpleNamespace:
         fake_helm = FakeHelm(rows, manifest, rendered, refuse)
         kube = kube or FakeKube()
-        lock = FakeLock()
+        lock = FakeLock(lock_holder)
         watched: list[dict[str, Any]] = []
 
         def watcher(namespace: str, deployment: str, **kwargs: Any) -> RolloutVerdict:
@@ -377,6 +382,16 @@ def test_rollback_helm_failure_exits_15(cluster: Callable[..., SimpleNamespace])
     assert result.exit_code == ExitCode.DEPLOY
     assert "helm rollback failed: Error: another operation" in result.output
     assert fake.watched == []
+
+
+def test_rollback_is_refused_while_a_ship_holds_the_lock(cluster: Callable[..., SimpleNamespace]) -> None:
+    fake = cluster(
+        [_rev(1, "superseded", SHIP_OLD), _rev(2, "deployed", SHIP)], lock_holder="ci@runner pid=7"
+    )
+    result = CliRunner().invoke(cli.main, ["rollback", "node-hello"])
+    assert result.exit_code == ExitCode.DEPLOY
+    assert "another ship of release 'node-hello' is running: ci@runner pid=7" in result.output
+    assert "rollback" not in fake.helm.subcommands() and fake.watched == []
 
 
 @pytest.mark.parametrize(
