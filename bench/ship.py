@@ -1,6 +1,6 @@
 """Whole-ship overhead: `deployer ship` next to the same work done by hand with the raw commands.
 
-    python bench/ship.py [--repeat 3] [--kubeconfig PATH] [--service examples/node-hello]
+    python bench/ship.py [--repeat 3] [--kubeconfig PATH] [--service examples/node-hello] [--profile-tools]
 
 Needs docker and the registry (scripts/stack up) and the cluster (e2e/cluster up). Prints numbers, asserts
 nothing. Same service, same cluster, same run, one thing at a time.
@@ -17,6 +17,8 @@ Every timed run starts with a one-line source change (a comment in app.js), so e
 pushes and rolls out a new image; the npm layer stays cached for all of them alike. The raw commands and
 deployer use separate namespaces (and releases) with the same configuration, installed once before the
 timed runs; the order of the three runs alternates between repetitions. Medians over `--repeat` runs.
+`--profile-tools` then runs one more ship in-process and times each tool process it starts (docker, git,
+helm through deployer.command.run), with the fixed cost of one such process.
 """
 
 from __future__ import annotations
@@ -175,6 +177,56 @@ class Bench:
         return elapsed, json.loads(report.read_text())
 
 
+def _tool_profile(bench: Bench) -> None:
+    """One more ship, in-process, with every tool process it starts timed (deployer.command.run), and the
+    fixed cost of one such process (`true` through command.run vs subprocess.run) measured on the spot."""
+    import collections
+    import io
+
+    from deployer import command, output
+    from deployer import ship as ship_mod
+
+    def per_call(fn: object, n: int = 10) -> float:
+        started = time.monotonic()
+        for _ in range(n):
+            fn()  # type: ignore[operator]
+        return (time.monotonic() - started) / n
+
+    floor = per_call(lambda: command.run("true", ["/bin/true"]))
+    bare = per_call(lambda: subprocess.run(["/bin/true"], check=True))
+    calls: list[tuple[float, str, str]] = []
+    original = command.run
+
+    def timed(tool: str, argv: list[str], **kwargs: object) -> object:
+        started = time.monotonic()
+        try:
+            return original(tool, argv, **kwargs)  # type: ignore[arg-type]
+        finally:
+            calls.append((time.monotonic() - started, tool, " ".join(str(a) for a in argv[1:3])))
+
+    bench.change_source()
+    command.run = timed  # type: ignore[assignment]
+    try:
+        started = time.monotonic()
+        display = output.make_display(ci=True, color=False, stream=io.StringIO())
+        code = ship_mod.run(
+            ship_mod.ShipConfig(service=str(bench.root), kubeconfig=Path(bench.kubeconfig), smoke=False),
+            display=display,
+        )
+        total = time.monotonic() - started
+    finally:
+        command.run = original  # type: ignore[assignment]
+    count = collections.Counter(tool for _, tool, _ in calls)
+    print(f"\ntool processes of one ship --skip-smoke (exit {code}, {total:.1f}s in-process):")
+    print(f"  {len(calls)} processes {dict(count)}, {sum(c[0] for c in calls):.1f}s inside them")
+    print(
+        f"  fixed cost of one process: {floor * 1000:.0f} ms through deployer.command.run, "
+        f"{bare * 1000:.0f} ms with subprocess.run -> about {len(calls) * (floor - bare):.1f}s of this ship"
+    )
+    for seconds, tool, args in calls:
+        print(f"    {seconds:5.2f}s  {tool} {args}")
+
+
 def _stages(report: dict) -> str:
     return " ".join(f"{s['name']} {s['duration_seconds']:.1f}" for s in report["stages"])
 
@@ -240,6 +292,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG") or DEFAULT_KUBECONFIG)
     parser.add_argument("--service", type=Path, default=REPO / "examples" / "node-hello")
+    parser.add_argument(
+        "--profile-tools", action="store_true", help="also time every tool process of one more ship"
+    )
     args = parser.parse_args()
 
     suffix = secrets.token_hex(3)
@@ -279,6 +334,8 @@ def main() -> None:
                         without_chart[what].append(seconds - chart)
                     times[what].append(seconds)
                     print(f"rep {rep + 1}: {what:<18} {seconds:6.1f}s{detail}", flush=True)
+            if args.profile_tools:
+                _tool_profile(bench)
         finally:
             _cleanup(bench)
 
