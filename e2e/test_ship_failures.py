@@ -10,7 +10,8 @@ deploy.yaml keep each scenario well under a minute.
   then `deployer status` names the rolled-back ship, `deployer rollback --revision <broken>` exits 16 and
   `deployer rollback` brings the good version back;
 - an image the kubelet cannot pull (a pull secret with wrong registry credentials): exit 16,
-  ErrImagePull/ImagePullBackOff diagnosed, the first install uninstalled;
+  ErrImagePull/ImagePullBackOff diagnosed with the registry's 401, a first install uninstalled, an upgrade
+  rolled back with the old version serving;
 - a readiness probe that never passes: exit 16 by the probe's grace (not a deadline), rolled back;
 - a failing test variant: exit 12 with the failing test's lines, nothing pushed, nothing deployed;
 - `deployer diff` / `status` / `rollback` around a configuration change.
@@ -340,38 +341,59 @@ def test_crashing_image_is_diagnosed_rolled_back_and_the_old_version_serves(serv
 # --- b) an image that cannot be pulled --------------------------------------------------------------------
 
 
-def test_image_that_cannot_be_pulled_is_diagnosed_and_the_first_install_removed(
-    service: Service, kube: client.ApiClient
-) -> None:
-    # The release's pods carry a pull secret with a wrong password for the registry: the kubelet uses it
-    # instead of the node's own credentials, and the registry refuses the pull (as after a rotated token).
+def _stale_pull_secret(kube: client.ApiClient, namespace: str) -> None:
+    """A pull secret with a wrong password for the registry. Pods that name it are pulled with it instead
+    of the node's own credentials, and the registry refuses the pull (as after a rotated token)."""
     core = client.CoreV1Api(kube)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=service.namespace)))
+    try:
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    except client.ApiException as e:
+        if e.status != 409:  # the namespace exists already after an earlier ship
+            raise
     auth = base64.b64encode(b"deployer:not-the-password").decode()
     config = {"auths": {"127.0.0.1:5000": {"auth": auth}}}
     core.create_namespaced_secret(
-        service.namespace,
+        namespace,
         client.V1Secret(
             metadata=client.V1ObjectMeta(name="stale-pull-secret"),
             type="kubernetes.io/dockerconfigjson",
             string_data={".dockerconfigjson": json.dumps(config)},
         ),
     )
+
+
+@pytest.mark.parametrize("upgrade", [False, True], ids=["first-install", "upgrade"])
+def test_image_that_cannot_be_pulled_is_diagnosed_and_undone(
+    service: Service, kube: client.ApiClient, upgrade: bool
+) -> None:
+    good = _pushed_image(_ship_healthy(service)) if upgrade else None
+    _stale_pull_secret(kube, service.namespace)
     service.deploy_yaml(extra="imagePullSecrets: [stale-pull-secret]\n")
+    # A new image (never pulled to the node yet, so the kubelet must pull it, with the stale secret).
+    service.write("app.js", (service.root / "app.js").read_text() + "// v2\n")
     service.commit("pull with a stale secret")
 
     ship = service.ship()
 
     rollout = _assert_rolled_back_failure(ship)
     assert "ImagePullBackOff" in rollout["reason"] or "ErrImagePull" in rollout["reason"], rollout
-    assert rollout["rollback"]["action"] == "uninstall", rollout
     assert any("401" in line or "nauthorized" in line for line in rollout["evidence"]), rollout["evidence"]
     assert "ImagePullBackOff" in ship.stdout or "ErrImagePull" in ship.stdout
-    assert service.helm().status(service.name, service.namespace) is None  # the first install is gone
-    deployments = client.AppsV1Api(kube).list_namespaced_deployment(service.namespace).items
-    assert deployments == []
     # The image itself was pushed: it is the pull that fails, not the push.
-    assert ship.stage("push")["status"] == "success"
+    assert ship.stage("push")["status"] == "success" and _pushed_image(ship) != good
+    if not upgrade:  # the first install is removed
+        assert rollout["rollback"]["action"] == "uninstall", rollout
+        assert service.helm().status(service.name, service.namespace) is None
+        assert client.AppsV1Api(kube).list_namespaced_deployment(service.namespace).items == []
+        return
+    assert rollout["rollback"] == {
+        "action": "rollback",
+        "to_revision": 1,
+        "verified": True,
+        "detail": "rolled back to revision 1, which serves again",
+    }
+    assert service.running_images() == {good}
+    assert service.get("/").body.strip() == HELLO
 
 
 # --- c) a readiness probe that never passes ---------------------------------------------------------------
