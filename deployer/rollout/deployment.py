@@ -230,7 +230,11 @@ def rollout_status(
         and not unready
     ):
         return result(True, None, "")
-    waiting = [dstatus.message] + [f"pod {s.name}: {s.waiting_for}" for s in statuses if s.waiting_for]
+    headline = dstatus.message
+    if dstatus.complete:  # not "successfully rolled out" while another view still disagrees
+        counts = f"{dstatus.available}/{dstatus.desired}"
+        headline = f"deployment {dstatus.name} complete by its own counters ({counts} available)"
+    waiting = [headline] + [f"pod {s.name}: {s.waiting_for}" for s in statuses if s.waiting_for]
     waiting += [
         f"pod {s.name}: running without a readiness probe, {s.settle_left:.0f}s to settle" for s in settling
     ]

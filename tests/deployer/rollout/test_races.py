@@ -169,7 +169,9 @@ def test_new_replicaset_seen_but_none_of_its_pods_yet_waits() -> None:
     u = _upgrade()
     status = _evaluate(u, u.deployment(DONE), [u.new_rs(1, 1), u.old_rs_scaled(0, 0)], [u.old_pod])
     assert not status.healthy and status.failure is None
-    assert status.waiting_for.endswith("0 of 1 new pods seen ready")
+    assert status.waiting_for == (
+        "deployment web complete by its own counters (1/1 available); 0 of 1 new pods seen ready"
+    )
 
 
 def test_new_replicaset_behind_the_deployment_waits_for_its_own_status() -> None:
