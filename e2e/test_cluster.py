@@ -9,7 +9,9 @@ import subprocess
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -242,6 +244,221 @@ def test_cluster_ip_service_from_another_pod(kube, hello) -> None:
         "pod": pods[0].metadata.name,
         "path": "/via-service",
     }
+
+
+def _kubectl_exec(kubeconfig: Path, ns: str, pod: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    kubectl = str(layout.TOOLS_BIN / "kubectl")
+    return subprocess.run(
+        [kubectl, f"--kubeconfig={kubeconfig}", "-n", ns, "exec", pod, "--", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_pod_reaches_the_service_that_selects_it(cluster_kubeconfig: Path, hello) -> None:
+    """Hairpin: the Service's only endpoint is the calling pod, so the DNATed packet goes back out the
+    bridge port it came in on (needs hairpin mode on cni0's ports and kube-proxy's masquerade)."""
+    ns, pods, _ = hello
+    me = pods[0].metadata.name
+    probe = (
+        "import os, urllib.request\n"
+        "env = os.environ\n"
+        "url = 'http://%s:%s/hairpin' % (env['HELLO_SERVICE_HOST'], env['HELLO_SERVICE_PORT'])\n"
+        "print(urllib.request.urlopen(url, timeout=10).read().decode())\n"
+    )
+    r = _kubectl_exec(cluster_kubeconfig, ns, me, "python3", "-c", probe)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == {"service": "cluster-hello", "pod": me, "path": "/hairpin"}
+
+
+# A client that starts a new connection to the Service every 50 ms, each in its own thread (so one
+# hanging attempt does not pause the sampling), and logs one line per attempt when it ends:
+# "<start epoch> ok <pod>" or "<start epoch> fail <error>". Attempts are bounded: a hang is a timeout.
+PROBE_LOOP = """
+import json, os, socket, sys, threading, time
+addr = (os.environ['FLIP_SERVICE_HOST'], int(os.environ['FLIP_SERVICE_PORT']))
+out = threading.Lock()
+def attempt():
+    start = time.time()
+    try:
+        with socket.create_connection(addr, timeout=3) as s:
+            s.settimeout(3)
+            s.sendall(b'GET /probe HTTP/1.0\\r\\n\\r\\n')
+            data = b''
+            while chunk := s.recv(65536):
+                data += chunk
+        line = '%.3f ok %s' % (start, json.loads(data.partition(b'\\r\\n\\r\\n')[2])['pod'])
+    except (OSError, ValueError) as e:
+        line = '%.3f fail %s' % (start, type(e).__name__)
+    with out:
+        print(line, flush=True)
+while True:
+    threading.Thread(target=attempt, daemon=True).start()
+    time.sleep(0.05)
+"""
+
+# Like node-hello: the server exits at once on SIGTERM (as pid 1 it would otherwise ignore it).
+EXIT_ON_SIGTERM = (
+    "import runpy, signal, sys\n"
+    "signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))\n"
+    "runpy.run_path('/srv/server.py')\n"
+)
+
+
+def _wait(what: str, check: Callable[[], Any], timeout: float = 120) -> Any:
+    """Poll `check` until it returns something truthy, and return that."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def _attempts(core: Any, ns: str) -> list[tuple[float, str, str]]:
+    """(start time, "ok"/"fail", pod name/error) of each finished attempt of the probe client."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        lines = (core.read_namespaced_pod_log("flip-client", ns) or "").splitlines()  # None when empty
+    except ApiException:  # not started yet
+        return []
+    return sorted((float(t), kind, rest) for t, kind, rest in (line.split(" ", 2) for line in lines if line))
+
+
+FLIPS = 3
+REPLICAS = 3
+
+
+def test_cluster_ip_follows_a_replaced_endpoint(kube, hello) -> None:
+    """The failing path of a re-ship: the Service's only pod is replaced by a new one and the old one
+    exits at once. While kube-proxy's rules still DNAT to the old pod's address, new connections go to
+    an address whose pod is gone; conntrack pins the SYN retries of each such connection to it, so the
+    connect hangs (the `helm test` pod of an upgrade in a used namespace timed out this way).
+
+    A client keeps opening connections through the ClusterIP while the pod is replaced several times:
+    none may hang, and once the old pod is deleted every connection reaches the new one. (A refused
+    connection can still happen: the old server closes its socket before the rules change, which only
+    a graceful shutdown in the app prevents.)
+    """
+    from kubernetes import client
+
+    ns, _, image = hello
+    core, apps = client.CoreV1Api(kube), client.AppsV1Api(kube)
+    dep = _deployment("flip", image)
+    # Several replicas: each rollout changes the EndpointSlice many times in a few seconds, the churn
+    # in which a rate-limited kube-proxy falls behind.
+    dep["spec"]["replicas"] = REPLICAS
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    container["command"] = ["python3", "-c", EXIT_ON_SIGTERM]
+    container["readinessProbe"]["periodSeconds"] = 1
+    dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 10
+    apps.create_namespaced_deployment(ns, dep)
+    core.create_namespaced_service(ns, _service("flip"))
+
+    def pods() -> tuple[set[str], set[str]]:
+        """(all pod names, names of the ready and not terminating ones)."""
+        items = core.list_namespaced_pod(ns, label_selector="app=flip").items
+        ready = {
+            p.metadata.name
+            for p in items
+            if p.metadata.deletion_timestamp is None
+            and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
+        }
+        return {p.metadata.name for p in items}, ready
+
+    def replaced(old: set[str]) -> set[str] | None:
+        """The new ready pods once the old ones are deleted and all replicas are ready."""
+        names, ready = pods()
+        return ready if not names & old and len(ready) == REPLICAS and names == ready else None
+
+    old = _wait("the first pods", lambda: replaced(set()))
+    client_pod = {
+        "metadata": {"name": "flip-client"},
+        "spec": {
+            "containers": [{"name": "probe", "image": image, "command": ["python3", "-c", PROBE_LOOP]}],
+            "terminationGracePeriodSeconds": 0,
+        },
+    }
+    core.create_namespaced_pod(ns, client_pod)
+    _wait("the client to reach the pods", lambda: any(a[2] in old for a in _attempts(core, ns)))
+
+    first = time.time()
+    flips = []  # (pods replaced, their replacements, time of the rollout, time the last old pod was deleted)
+    for revision in range(2, FLIPS + 2):
+        patch = {"spec": {"template": {"metadata": {"annotations": {"e2e/revision": str(revision)}}}}}
+        patched = time.time()
+        apps.patch_namespaced_deployment("flip", ns, patch)
+        new = _wait("the rollout", lambda: replaced(old))  # noqa: B023
+        gone = time.time()
+        _wait("20 attempts after it", lambda: sum(a[0] > gone for a in _attempts(core, ns)) >= 20)  # noqa: B023
+        flips.append((old, new, patched, gone))
+        old = new
+    end = time.time()
+    # Once an attempt that started 3.5 s later has ended, every earlier one (bounded at 3 s) has too.
+    _wait("the last attempts to end", lambda: any(a[0] > end + 3.5 for a in _attempts(core, ns)))
+
+    attempts = [a for a in _attempts(core, ns) if a[0] >= first]
+    shown = "\n".join(f"{t - first:6.2f}s {kind} {rest}" for t, kind, rest in attempts)
+    hung = [a for a in attempts if a[1] == "fail" and a[2] in ("TimeoutError", "timeout")]
+    assert not hung, f"{len(hung)} connections through the ClusterIP hung while pods were replaced:\n{shown}"
+    for i, (before, new, _, gone) in enumerate(flips):
+        until = flips[i + 1][2] if i + 1 < len(flips) else float("inf")
+        after = {(kind, rest) for t, kind, rest in attempts if gone < t < until}
+        assert after and after <= {("ok", p) for p in new}, f"after {sorted(before)} were deleted:\n{shown}"
+    answered = {rest for _, kind, rest in attempts if kind == "ok"}
+    assert all(before & answered for before, *_ in flips), shown  # old pods served during each rollout
+
+
+def test_pods_resolve_service_names_through_cluster_dns(kube, hello, local_cluster) -> None:
+    """CoreDNS behind kube-dns answers for cluster.local (short names via the search path), and a pod
+    with the default ClusterFirst DNS policy gets no MissingClusterDNS warning."""
+    from kubernetes import client
+
+    ns, pods, image = hello
+    core = client.CoreV1Api(kube)
+    hello_ip = core.read_namespaced_service("hello", ns).spec.cluster_ip
+    script = (
+        "import json, os, socket\n"
+        "names = ['hello', 'hello.' + os.environ['NS'], 'kubernetes.default.svc.cluster.local']\n"
+        "print(json.dumps({n: socket.gethostbyname(n) for n in names}))\n"
+        "print(open('/etc/resolv.conf').read())\n"
+    )
+    pod = {
+        "metadata": {"name": "dns-client"},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [
+                {
+                    "name": "client",
+                    "image": image,
+                    "command": ["python3", "-c", script],
+                    "env": [{"name": "NS", "value": ns}],
+                }
+            ],
+        },
+    }
+    core.create_namespaced_pod(ns, pod)
+    phase = _wait(
+        "dns-client to finish",
+        lambda: (
+            core.read_namespaced_pod("dns-client", ns).status.phase in ("Succeeded", "Failed")
+            and core.read_namespaced_pod("dns-client", ns).status.phase
+        ),
+    )
+    log = core.read_namespaced_pod_log("dns-client", ns)
+    assert phase == "Succeeded", log
+    answers = json.loads(log.splitlines()[0])
+    assert answers == {
+        "hello": hello_ip,
+        f"hello.{ns}": hello_ip,
+        "kubernetes.default.svc.cluster.local": layout.API_SERVICE_IP,
+    }
+    assert f"nameserver {layout.DNS_SERVICE_IP}" in log
+    events = core.list_namespaced_event(ns, field_selector="involvedObject.name=dns-client").items
+    assert [e.reason for e in events if e.reason == "MissingClusterDNS"] == []
 
 
 def test_existing_provider_uses_deployer_kubeconfig(cluster_kubeconfig: Path, tmp_path: Path) -> None:
