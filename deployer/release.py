@@ -455,6 +455,7 @@ def rollback(
             timeout=timeout,
             since=started,
             on_event=lambda event: progress(f"watch: {event.text()}"),
+            generation=_generation(tgt, cluster),
         )
         after = cluster.helm.status(tgt.release, tgt.namespace)
         new_revision = after.revision if after is not None else 0
@@ -469,6 +470,23 @@ def rollback(
         duration=float(verdict.duration),
         recovered=recovered,
     )
+
+
+def _generation(tgt: Target, cluster: Cluster) -> int | None:
+    """The Deployment's generation right after the rollback applied it, so the watch never judges the
+    spec from before (whose complete status would read as a healthy rollback)."""
+    from deployer.kube import KubeNotFound, call
+
+    try:
+        deployment = call(
+            f"read deployment {tgt.release}",
+            cluster.apps.read_namespaced_deployment,
+            tgt.release,
+            tgt.namespace,
+        )
+    except KubeNotFound:
+        return None  # the watch reports the missing Deployment itself
+    return int(deployment.metadata.generation) if deployment.metadata.generation else None
 
 
 def _rollback_failed(tgt: Target, verdict: Any, revision: int, new_revision: int) -> RolloutFailed:

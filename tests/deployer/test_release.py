@@ -132,6 +132,7 @@ class FakeKube:
 
     def read_namespaced_deployment(self, name: str, namespace: str) -> SimpleNamespace:
         return SimpleNamespace(
+            metadata=SimpleNamespace(generation=7),
             spec=SimpleNamespace(
                 replicas=1,
                 template=SimpleNamespace(spec=SimpleNamespace(containers=[SimpleNamespace(image=IMAGE)])),
@@ -309,6 +310,7 @@ def test_rollback_default_skips_the_rolled_back_revision_and_watches(
         "node-hello",
         42,
     )
+    assert watched["generation"] == 7  # read after the rollback applied: the watch never judges older specs
     assert "rolled back node-hello in node-hello from revision 4 to 1 (now revision 5)" in result.output
 
 
