@@ -19,6 +19,7 @@ pushes the chart through `deployer.helm`, so any release can be reproduced from 
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 from collections.abc import Mapping, Sequence
@@ -118,14 +119,25 @@ class RenderedChart:
     values: Mapping[str, Any]
 
 
-def chart_version(when: datetime | None = None) -> str:
+def chart_version(
+    when: datetime | None = None, *, values: Mapping[str, Any] | None = None, base: str | Path = BASE_CHART
+) -> str:
     """A semver chart version from a UTC time: `0.0.<YYYYMMDDHHMMSS>`, ordered like the image timestamps.
 
     Build metadata (`+…`) would be ignored in semver ordering and becomes `_` in OCI tags, so the time
-    is the patch number instead.
+    is the patch number instead. With `values`, a pre-release part `-c<12 hex>` names the content (the
+    values and the base chart's files): two ships rendering different charts in the same second (say,
+    into two namespaces) would otherwise push the same tag, and one would install the other's chart.
     """
     when = (when or datetime.now(UTC)).astimezone(UTC)
-    return f"0.0.{when:%Y%m%d%H%M%S}"
+    version = f"0.0.{when:%Y%m%d%H%M%S}"
+    if values is None:
+        return version
+    content = hashlib.sha256(dump_yaml(dict(values)).encode())
+    base = Path(base)
+    for path in sorted(p for p in base.rglob("*") if p.is_file()):
+        content.update(str(path.relative_to(base)).encode() + b"\0" + path.read_bytes())
+    return f"{version}-c{content.hexdigest()[:12]}"
 
 
 def render_values(

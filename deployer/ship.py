@@ -91,6 +91,7 @@ class ShipState:
     lock: Any = None
     previous_revision: int | None = None
     revision: int | None = None
+    generation: int | None = None  # the Deployment's metadata.generation right after helm applied it
     deploy_started: datetime | None = None
     cleanups: list[Callable[[], None]] = field(default_factory=list)
 
@@ -333,7 +334,7 @@ def step_chart(ctx: Ctx) -> dict[str, Any]:
         policy=deploy_config.load_policy(),
         blubber_file=str(state.service.config),
     )
-    version = chart_mod.chart_version()
+    version = chart_mod.chart_version(values=values)
     rendered = chart_mod.write_chart(
         state.workdir / "chart", deploy.release, version, values, app_version=state.image.tag
     )
@@ -381,10 +382,28 @@ def step_deploy(ctx: Ctx) -> dict[str, Any]:
         description=f"deployer ship {state.image.pinned}",
     )
     state.revision = deployed.revision
+    state.generation = _deployment_generation(ctx)
     details: dict[str, Any] = {"revision": deployed.revision, "summary": f"revision {deployed.revision}"}
     if recovery.action != "none":
         details["recovered"] = recovery.describe()
     return details
+
+
+def _deployment_generation(ctx: Ctx) -> int | None:
+    """The generation helm's apply gave the Deployment, so the watch never judges an older spec."""
+    from kubernetes import client
+
+    from deployer.kube import KubeNotFound, call
+
+    config, state = ctx.config, ctx.state
+    apps = client.AppsV1Api(_api(config, state))
+    try:
+        deployment = call(
+            "read the deployment", apps.read_namespaced_deployment, state.release, state.namespace
+        )
+    except KubeNotFound:
+        return None  # the watch reports the missing Deployment itself
+    return deployment.metadata.generation
 
 
 def _watch_timeout(ctx: Ctx) -> tuple[float, bool]:
@@ -408,6 +427,9 @@ def step_watch(ctx: Ctx) -> dict[str, Any]:
         timeout=timeout,
         since=state.deploy_started,
         on_event=lambda event: ctx.progress(event.text()),
+        generation=state.generation,
+        # Another image running means something else changed the release (a concurrent deploy).
+        images={"app": state.image.pinned},
     )
     if verdict.healthy:
         return {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -112,6 +113,17 @@ def test_chart_version_is_semver_and_time_ordered() -> None:
     b = chart_version(datetime(2026, 11, 27, 7, 0, 1, tzinfo=UTC))
     assert a == "0.0.20261127070000"
     assert int(b.rsplit(".", 1)[1]) > int(a.rsplit(".", 1)[1])
+
+
+def test_chart_version_names_the_content(tmp_path: Path) -> None:
+    """Two different charts rendered in the same second never share a version (an OCI tag)."""
+    when = datetime(2026, 11, 27, 7, 0, 0, tzinfo=UTC)
+    values = render_values(deploy(tmp_path), Runtime(), IMAGE)
+    other = {**values, "replicaCount": 7}
+    a = chart_version(when, values=values)
+    assert re.fullmatch(r"0\.0\.20261127070000-c[0-9a-f]{12}", a)
+    assert chart_version(when, values=values) == a
+    assert chart_version(when, values=other) != a
 
 
 def test_written_chart_is_deterministic(tmp_path: Path) -> None:

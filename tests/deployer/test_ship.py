@@ -15,6 +15,7 @@ import pytest
 
 from blubber.errors import ExitCode
 from deployer import errors, ship
+from deployer.chart import ImageRef
 from deployer.report import report_schema
 from deployer.workflow import Status, StepContext, StepResult, WorkflowRun
 from tests.deployer import shipfakes
@@ -149,9 +150,11 @@ def watch_env(tmp_path, monkeypatch):
 
     verdicts = []
     calls = []
+    passed = []
 
     def fake_watch(api, namespace, deployment, *, timeout, since=None, on_event=None, **kw):
         calls.append((namespace, deployment, timeout))
+        passed.append(kw)
         return verdicts.pop(0)
 
     monkeypatch.setattr(watcher, "watch_rollout", fake_watch)
@@ -159,8 +162,17 @@ def watch_env(tmp_path, monkeypatch):
         namespace="hello-ns", release="hello", timeouts=SimpleNamespace(rollout=300, helm=300)
     )
     helm = FakeHelm()
-    ctx, seen = _ctx(ship.ShipConfig(service="hello"), tmp_path, deploy=deploy, helm=helm, api=object())
-    return SimpleNamespace(ctx=ctx, seen=seen, helm=helm, verdicts=verdicts, calls=calls)
+    image = ImageRef("127.0.0.1:5000/staging/hello", "sha256:" + "ab" * 32, "t1")
+    ctx, seen = _ctx(
+        ship.ShipConfig(service="hello"),
+        tmp_path,
+        deploy=deploy,
+        helm=helm,
+        api=object(),
+        image=image,
+        generation=3,
+    )
+    return SimpleNamespace(ctx=ctx, seen=seen, helm=helm, verdicts=verdicts, calls=calls, passed=passed)
 
 
 def test_watch_healthy(watch_env):
@@ -170,6 +182,9 @@ def test_watch_healthy(watch_env):
     assert details["rollout"] == healthy
     assert watch_env.helm.calls == []
     assert watch_env.calls == [("hello-ns", "hello", 300.0)]
+    # The watch judges only the spec helm applied, running the image this ship pushed.
+    assert watch_env.passed[0]["generation"] == 3
+    assert watch_env.passed[0]["images"] == {"app": f"127.0.0.1:5000/staging/hello@sha256:{'ab' * 32}"}
 
 
 def test_failed_rollout_rolls_back_to_the_previous_revision_and_verifies_it(watch_env):
@@ -434,6 +449,7 @@ def test_deploy_takes_the_lock_recovers_and_remembers_the_previous_revision(
     from deployer.helm import Release
 
     monkeypatch.setattr(lock, "ReleaseLock", FakeLock)
+    monkeypatch.setattr(ship, "_deployment_generation", lambda ctx: 5)
     FakeLock.instances.clear()
     current = Release("hello", "hello-ns", 3, status) if status else None
     helm = DeployHelm(current, recovery)
@@ -452,6 +468,7 @@ def test_deploy_takes_the_lock_recovers_and_remembers_the_previous_revision(
     assert helm.calls[2] == ("upgrade", "hello", "hello-ns", chart.reference, "0.0.1")
     assert ctx.state.previous_revision == previous
     assert details["revision"] == 6 and ctx.state.revision == 6
+    assert ctx.state.generation == 5  # read after helm applied, for the watch
     if recovery != "none":
         assert details["recovered"].startswith("release was stuck in pending-upgrade")
         assert seen[0] == details["recovered"]
