@@ -21,6 +21,7 @@ import os
 import shlex
 import shutil
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -142,6 +143,38 @@ def _stop(process: sh.RunningCommand, pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
+class _Deadline:
+    """Calls `stop` once `seconds` have passed, unless cancelled first (None: never).
+
+    A `threading.Timer` sleeps until the deadline (no polling), so a tool that exits in time costs
+    nothing extra. `expired()` waits for a `stop` in progress to finish, so when it says True the
+    whole process group has been stopped.
+    """
+
+    def __init__(self, seconds: float | None, stop: Callable[[], None]) -> None:
+        self._fired = threading.Event()
+        self._timer: threading.Timer | None = None
+        if seconds is not None:
+
+            def fire() -> None:
+                self._fired.set()
+                stop()
+
+            self._timer = threading.Timer(max(seconds, 0.0), fire)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def expired(self) -> bool:
+        if self._fired.is_set() and self._timer is not None:
+            self._timer.join()
+            return True
+        return False
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
 def run(
     tool: str,
     argv: Sequence[str],
@@ -207,13 +240,14 @@ def run(
             **outputs,
             _env=child_env,
             _cwd=os.fspath(cwd) if cwd else None,
-            _in=input,
+            # Never None: with an `_out` callback and no `_in`, sh feeds stdin from a Queue it polls
+            # every 0.1 s until the child has exited (~100 ms per process). An empty input is an
+            # immediate EOF, which is also what a tool that reads stdin should see when we give it none.
+            _in="" if input is None else input,
             _bg=True,
             _bg_exc=False,
-            # sh's own deadline: a plain wait() below, because wait(timeout=...) returns before the
-            # output threads are joined (sh 2.x) and would lose the last lines.
-            _timeout=timeout,
-            _timeout_signal=signal.SIGKILL,
+            # No `_timeout`: sh's timeout thread wakes every 0.1 s and is joined after the exit, so it
+            # too cost ~100 ms per process. The deadline is our own timer below (`_Deadline`).
             _new_session=True,
             _ok_code=ok_codes,
             _encoding="utf-8",
@@ -223,34 +257,41 @@ def run(
         raise EnvironmentMissing(f"{tool} not found: {program}", hint=missing_hint) from e
 
     pgid = process.pgid  # == its pid: the child leads a new session
+    deadline = _Deadline(timeout, lambda: _stop(process, pgid))
     exit_code: int | None = None
     try:
-        process.wait()
-        exit_code = process.exit_code
-    except sh.TimeoutException as e:
-        _stop(process, pgid)
-        raise ToolFailed(
-            tool,
-            shown,
-            None,
-            redact("".join(stderr))[-4000:],
-            stdout_tail=redact("".join(stdout))[-4000:],
-            timed_out=True,
-        ) from e
-    except sh.ErrorReturnCode as e:
-        exit_code = e.exit_code
-        raise ToolFailed(
-            tool,
-            shown,
-            exit_code,
-            redact("".join(stderr))[-4000:],
-            stdout_tail=redact("".join(stdout))[-4000:],
-        ) from e
+        try:
+            # A plain wait(): sh's wait(timeout=...) polls every 0.1 s and (sh 2.x) returns before the
+            # output threads are joined, losing the last lines.
+            process.wait()
+            exit_code = process.exit_code
+        except sh.ErrorReturnCode as e:
+            if not deadline.expired():
+                exit_code = e.exit_code
+                raise ToolFailed(
+                    tool,
+                    shown,
+                    exit_code,
+                    redact("".join(stderr))[-4000:],
+                    stdout_tail=redact("".join(stdout))[-4000:],
+                ) from e
+        if deadline.expired():  # stopped by the timer (its signal may even be in `success_codes`)
+            exit_code = None
+            raise ToolFailed(
+                tool,
+                shown,
+                None,
+                redact("".join(stderr))[-4000:],
+                stdout_tail=redact("".join(stdout))[-4000:],
+                timed_out=True,
+            )
     except KeyboardInterrupt:
         log.warning("interrupted: stopping %s", tool)
+        deadline.cancel()
         _stop(process, pgid)
         raise
     finally:
+        deadline.cancel()
         log.debug("%s exited with %s after %.1fs", tool, exit_code, time.monotonic() - started)
 
     return Completed(

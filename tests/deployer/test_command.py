@@ -166,3 +166,70 @@ def test_completed_check_returncode():
 def test_empty_argv_is_refused():
     with pytest.raises(ValueError):
         command.run("nothing", [])
+
+
+def test_no_input_is_an_immediate_end_of_file():
+    # Without `input` the child's stdin is empty (EOF), not a pipe nobody writes to: a tool that reads
+    # stdin finishes instead of waiting for its deadline.
+    result = command.run("py", py("import sys; print(repr(sys.stdin.read()))"), timeout=60)
+    assert result.stdout == "''\n"
+
+
+def test_bytes_input_goes_to_stdin():
+    result = command.run("py", py("import sys; print(sys.stdin.buffer.read().hex())"), input=b"\x00\xff")
+    assert result.stdout == "00ff\n"
+
+
+def test_timeout_is_reported_even_when_every_exit_code_is_accepted():
+    with pytest.raises(ToolFailed) as caught:
+        command.run(
+            "py", py("import time; print('started', flush=True); time.sleep(300)"), timeout=1, check=False
+        )
+    assert caught.value.timed_out
+    assert caught.value.exit_code is None
+    assert caught.value.stdout_tail == "started\n"  # what it printed before the deadline is kept
+
+
+def test_timeout_kills_a_child_that_ignores_sigterm(monkeypatch):
+    monkeypatch.setattr(command, "_TERM_GRACE", 0.5)
+    marker = f"deployer-stubborn-{uuid.uuid4().hex}"
+    script = f"trap '' TERM; (trap '' TERM; exec -a {marker} sleep 300) & wait"
+    with pytest.raises(ToolFailed) as caught:
+        command.run("sh", ["bash", "-c", script], timeout=1)
+    assert caught.value.timed_out
+    assert not _processes_named(marker)
+
+
+def test_a_run_that_ends_in_time_leaves_no_deadline_behind():
+    # The deadline is a timer cancelled when the tool exits: it must not fire (and stop nothing) later.
+    before = {t for t in threading.enumerate() if isinstance(t, threading.Timer)}
+    for _ in range(3):
+        assert command.run("py", py("print('ok')"), timeout=30).stdout == "ok\n"
+    for t in threading.enumerate():
+        if isinstance(t, threading.Timer) and t not in before:
+            t.join(5)
+            assert not t.is_alive()
+            assert t.finished.is_set()
+
+
+def test_sh_is_called_without_its_polling_paths(monkeypatch):
+    """sh 2.4 polls every 0.1 s in two places run() must not use (about 100 ms per process, see the
+    comments in run()): its `_timeout` thread, and the stdin Queue it makes when `_out` is a callback
+    and `_in` is None. Checked on the arguments, so a slow machine cannot make this flaky."""
+    seen: list[dict[str, object]] = []
+    real = command.sh.Command
+
+    class Spy:
+        def __init__(self, program: str) -> None:
+            self.command = real(program)
+
+        def __call__(self, *args: str, **kwargs: object) -> object:
+            seen.append(kwargs)
+            return self.command(*args, **kwargs)
+
+    monkeypatch.setattr(command.sh, "Command", Spy)
+    assert command.run("py", py("print('hi')"), timeout=30).stdout == "hi\n"
+    (kwargs,) = seen
+    assert "_timeout" not in kwargs
+    assert kwargs["_in"] is not None
+    assert callable(kwargs["_out"])
