@@ -41,6 +41,7 @@ __all__ = [
     "NAMESPACE",
     "BuildResult",
     "PushResult",
+    "Session",
     "TestResult",
     "build",
     "local_image",
@@ -88,6 +89,31 @@ def push_tags(variant: str, source: git.Source, now: dt.datetime | None = None) 
     return tuple(tags)
 
 
+@dataclass
+class Session:
+    """The engine check and registry logins that builds and pushes need first, each done once.
+
+    `build`, `test` and `push` make a fresh one when given none (so each checks and logs in itself); a
+    caller that runs several of them (`deployer ship`: test, build, push) passes one `Session`, so one
+    ship asks the engine once and logs docker in to the registry once.
+    """
+
+    pinged: bool = False
+    logins: dict[str, registry.Credentials] = field(default_factory=dict)
+
+    def ping(self) -> None:
+        """`docker.ping()` the first time; raises `EnvironmentMissing` when the engine does not answer."""
+        if not self.pinged:
+            docker.ping()
+            self.pinged = True
+
+    def login(self, host: str) -> registry.Credentials:
+        """`registry.login(host)` the first time for `host`; the credentials used."""
+        if host not in self.logins:
+            self.logins[host] = registry.login(host)
+        return self.logins[host]
+
+
 @dataclass(frozen=True)
 class BuildResult:
     """A built variant image: its id, size, local tag and the registry tags `push` will push."""
@@ -124,13 +150,15 @@ def build(
     registry_host: str | None = None,
     no_cache: bool = False,
     now: dt.datetime | None = None,
+    session: Session | None = None,
 ) -> BuildResult:
     """Compile `variant` of the service's config and build it (BuildKit, host network).
 
     The Dockerfile goes to docker on stdin; the build context is the service directory. The registry
     login comes first because base images are pulled from the authenticated local registry. The image
     is tagged locally only (`local_image`); its push tags (`push_tags`) in `<registry>/<namespace>/<service>`
-    are decided here and applied by `push`. `git_sha` overrides what git says (callers that already asked).
+    are decided here and applied by `push`. `git_sha` overrides what git says (callers that already asked);
+    a `session` shared with other builds and pushes checks the engine and logs in only once.
     Build output lines go to `progress`. Raises ConfigError/PolicyViolation (blubber), `BuildFailed`
     (the failing instruction and its output tail), `EnvironmentMissing` (docker/registry not running).
     """
@@ -144,8 +172,9 @@ def build(
     host = registry_host or registry.REGISTRY
     repository = f"{host}/{namespace}/{svc.name}"
     tags = push_tags(variant, source, now)
-    docker.ping()
-    registry.login(host)
+    session = session or Session()
+    session.ping()
+    session.login(host)
     try:
         image_id = docker.build(
             svc.directory,
@@ -197,11 +226,12 @@ def test(
     policy: Policy = blubber.DEFAULT_POLICY,
     timeout: float | None = 1800,
     build_progress: Progress | None | bool = True,
+    session: Session | None = None,
 ) -> TestResult:
     """Build the test variant and run its entrypoint on the host network, streaming its output.
 
     The test run's output goes to `progress`; the build's output too, unless `build_progress` is
-    another callback or None (quiet build).
+    another callback or None (quiet build). `session`: see `build`.
 
     Raises `ConfigError` before building when the variant has no entrypoint, and `TestVariantFailed`
     (exit 12) when the entrypoint exits non-zero (or runs past `timeout`): the message has the exit
@@ -226,6 +256,7 @@ def test(
         variant,
         progress=progress if build_progress is True else build_progress or None,
         policy=policy,
+        session=session,
     )
     name = f"deployer-test-{svc.name}-{secrets.token_hex(4)}"
     repro = shlex.join([docker.DOCKER_BIN, "run", "--rm", "--network", "host", built.tag])
@@ -286,16 +317,19 @@ class PushResult:
         return f"{self.repository}@{self.digest}"
 
 
-def push(built: BuildResult, *, progress: Progress | None = None) -> PushResult:
+def push(
+    built: BuildResult, *, progress: Progress | None = None, session: Session | None = None
+) -> PushResult:
     """Push every tag of `built` and return the digest the registry stored.
 
     A registry that does not answer is retried (bounded, with backoff) and then reported as
     `EnvironmentMissing`; a refused push is `PushFailed` (exit 14). No tag in the registry points at a
     partial image (the manifest is the last thing a push writes). The registry-named local tags exist
-    only while pushing, so repeated builds do not pile up tags in the engine.
+    only while pushing, so repeated builds do not pile up tags in the engine. A `session` that has
+    already logged in to the registry (the build's) is not logged in again.
     """
     host = built.repository.split("/", 1)[0]
-    creds = registry.login(host)
+    creds = (session or Session()).login(host)
     results: list[docker.PushResult] = []
     try:
         for reference in built.references:

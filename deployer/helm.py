@@ -83,6 +83,9 @@ class Recovery:
     stuck_status: str = ""
     stuck_revision: int = 0
     to_revision: int = 0
+    release: Release | None = None
+    """With action "none": the release's state as read (None: no such release), so callers need not
+    ask `helm status` again. Not set after a repair: the release has changed since."""
 
     def describe(self) -> str:
         if self.action == "rolled-back":
@@ -368,7 +371,7 @@ class Helm:
         """
         current = self.status(release, namespace)
         if current is None or not current.pending:
-            return Recovery("none")
+            return Recovery("none", release=current)
         good = [
             r for r in self.history(release, namespace) if r.status in GOOD and r.revision < current.revision
         ]

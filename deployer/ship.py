@@ -85,6 +85,7 @@ class ShipState:
     variants: tuple[str, ...] = ()
     image: Any = None  # deployer.chart.ImageRef of the pushed production image
     built: Any = None  # what deployer.build returned for the production image
+    docker: Any = None  # deployer.build.Session: one engine check and one registry login per ship
     chart: Any = None  # deployer.chart.PublishedChart
     helm: Any = None
     api: Any = None
@@ -200,6 +201,16 @@ def _failure_excerpt(lines: Sequence[str], tail: Sequence[str]) -> list[str]:
     return excerpt + (["…", *ending] if excerpt and ending else ending) if excerpt else list(tail)
 
 
+def _docker(state: ShipState) -> Any:
+    """The docker session test, build and push share: the engine is checked and docker logged in to the
+    registry once per ship, not once per build or push."""
+    if state.docker is None:
+        from deployer import build
+
+        state.docker = build.Session()
+    return state.docker
+
+
 def step_test(ctx: Ctx) -> StepResult | dict[str, Any]:
     from deployer import build
 
@@ -215,7 +226,9 @@ def step_test(ctx: Ctx) -> StepResult | dict[str, Any]:
         show(line)
 
     try:
-        result = build.test(state.service, state.config, config.test_variant, progress=take)
+        result = build.test(
+            state.service, state.config, config.test_variant, progress=take, session=_docker(state)
+        )
     except errors.TestVariantFailed as e:
         # deployer.build gives the output tail as evidence, the command that reproduces the run as
         # next_command, and details["tests"] for the reports; the evidence shown is the failing tests.
@@ -247,7 +260,12 @@ def step_build(ctx: Ctx) -> dict[str, Any]:
 
     state = ctx.state
     built = build.build(
-        state.service, state.config, state.deploy.variant, git_sha=state.git_sha, progress=_tool_stream(ctx)
+        state.service,
+        state.config,
+        state.deploy.variant,
+        git_sha=state.git_sha,
+        progress=_tool_stream(ctx),
+        session=_docker(state),
     )
     state.built = built
     image = {
@@ -266,7 +284,7 @@ def step_push(ctx: Ctx) -> dict[str, Any]:
     from deployer.chart import ImageRef
 
     state = ctx.state
-    pushed = build.push(state.built, progress=_tool_stream(ctx))
+    pushed = build.push(state.built, progress=_tool_stream(ctx), session=_docker(state))
     state.image = ImageRef(repository=pushed.repository, digest=pushed.digest, tag=pushed.tags[0])
     image = {
         "variant": pushed.image.variant,
@@ -368,7 +386,9 @@ def step_deploy(ctx: Ctx) -> dict[str, Any]:
     recovery = helm.recover_pending(release, namespace)
     if recovery.action != "none":
         ctx.progress(recovery.describe())
-    current = helm.status(release, namespace)
+        current = helm.status(release, namespace)  # what the repair left
+    else:
+        current = recovery.release  # recover_pending has just read it: no second `helm status`
     state.previous_revision = current.revision if current is not None and not current.pending else None
     state.deploy_started = datetime.now(UTC)
     ctx.progress(f"helm upgrade --install {release} {state.chart.reference} --version {state.chart.version}")

@@ -116,3 +116,82 @@ def test_cli_test_without_entrypoint_exits_10(tmp_path):
     result = CliRunner().invoke(main, ["test", str(svc)])
     assert result.exit_code == ExitCode.CONFIG
     assert "variants.test.entrypoint: the test variant has no entrypoint" in result.output
+
+
+# --- one engine check and one registry login per session (a ship) --------------------------------------
+
+
+class Boundary:
+    """Fakes of the docker and registry calls build/push make (the process and network boundary)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from deployer import docker, registry
+
+        self.calls: list[str] = []
+        self.login_fails = False
+        creds = registry.Credentials("ci", "pw", "test")
+
+        def login(host: str) -> registry.Credentials:
+            self.calls.append(f"login {host}")
+            if self.login_fails:
+                raise registry.RegistryAuthFailed("refused")
+            return creds
+
+        def push(ref: str, stream=None) -> docker.PushResult:
+            self.calls.append(f"push {ref}")
+            return docker.PushResult(ref, "sha256:" + "d" * 64, 1, 2)
+
+        info = docker.Image("sha256:" + "i" * 64, 1000, ("l1",), (), (), "", (), "", ())
+        monkeypatch.setattr(docker, "ping", lambda: self.calls.append("ping") or "27.0")
+        monkeypatch.setattr(registry, "login", login)
+        monkeypatch.setattr(docker, "build", lambda *a, **kw: self.calls.append("build") or info.id)
+        monkeypatch.setattr(docker, "image", lambda ref: info)
+        monkeypatch.setattr(docker, "tag", lambda src, ref: self.calls.append("tag"))
+        monkeypatch.setattr(docker, "untag", lambda refs: self.calls.append("untag"))
+        monkeypatch.setattr(docker, "push", push)
+        monkeypatch.setattr(registry, "digest", lambda *a, **kw: "sha256:" + "d" * 64)
+
+    def count(self, prefix: str) -> int:
+        return sum(1 for c in self.calls if c.startswith(prefix))
+
+
+PROD = NO_ENTRYPOINT.replace("copies: [local]", "copies: [local]\n    entrypoint: [./t.sh]")
+
+
+def test_a_session_checks_the_engine_and_logs_in_once_for_builds_and_pushes(tmp_path, monkeypatch):
+    fake = Boundary(monkeypatch)
+    svc = make_service(tmp_path / "svc", PROD)
+    session = build_mod.Session()
+    build_mod.build(svc, None, "test", session=session)
+    built = build_mod.build(svc, None, "production", session=session)
+    pushed = build_mod.push(built, session=session)
+    assert pushed.digest == "sha256:" + "d" * 64
+    assert fake.count("ping") == 1
+    assert fake.calls.count("login 127.0.0.1:5000") == 1
+    assert fake.count("build") == 2 and fake.count("push") == len(built.tags)
+
+
+def test_without_a_session_each_build_and_push_checks_and_logs_in_itself(tmp_path, monkeypatch):
+    fake = Boundary(monkeypatch)
+    svc = make_service(tmp_path / "svc", PROD)
+    build_mod.build(svc, None, "test")
+    built = build_mod.build(svc, None, "production")
+    build_mod.push(built)
+    assert fake.count("ping") == 2  # push never checked the engine itself, and still does not
+    assert fake.count("login") == 3
+    assert fake.calls[:2] == ["ping", "login 127.0.0.1:5000"]  # before the build, as base images need it
+
+
+def test_a_session_logs_in_to_each_registry_and_retries_a_failed_login(monkeypatch):
+    from deployer import registry
+
+    fake = Boundary(monkeypatch)
+    session = build_mod.Session()
+    fake.login_fails = True
+    with pytest.raises(registry.RegistryAuthFailed):
+        session.login("127.0.0.1:5000")
+    fake.login_fails = False
+    session.login("127.0.0.1:5000")
+    session.login("127.0.0.1:5000")
+    session.login("127.0.0.1:5001")
+    assert fake.calls == ["login 127.0.0.1:5000", "login 127.0.0.1:5000", "login 127.0.0.1:5001"]

@@ -161,8 +161,25 @@ def test_recover_pending_rollback_without_good_revision_uninstalls() -> None:
 @pytest.mark.parametrize("status", ["deployed", "failed", None])
 def test_recover_leaves_non_pending_releases_alone(status: str | None) -> None:
     fake = FakeHelm({"status": release_json(status, 2) if status else not_found})
-    assert make(fake).recover_pending("hello", "ns").action == "none"
+    recovery = make(fake).recover_pending("hello", "ns")
+    assert recovery.action == "none"
     assert fake.subcommands() == ["status"]
+    # the state it read comes back, so a caller need not run `helm status` again
+    if status:
+        assert recovery.release is not None
+        assert (recovery.release.revision, recovery.release.status) == (2, status)
+    else:
+        assert recovery.release is None
+
+
+def test_a_repaired_release_does_not_claim_its_state() -> None:
+    fake = FakeHelm(
+        {
+            "status": release_json("pending-upgrade", 4),
+            "history": history((1, "superseded"), (2, "deployed"), (4, "pending-upgrade")),
+        }
+    )
+    assert make(fake).recover_pending("hello", "ns").release is None  # changed by the rollback
 
 
 def test_registry_login_password_goes_to_stdin_only() -> None:

@@ -401,7 +401,9 @@ class DeployHelm:
 
         self._status = status
         stuck = recovery != "none"
-        self.recovery = Recovery(recovery, "pending-upgrade", 5, 4) if stuck else Recovery("none")
+        self.recovery = (
+            Recovery(recovery, "pending-upgrade", 5, 4) if stuck else Recovery("none", release=status)
+        )
         self.calls = []
 
     def recover_pending(self, release, namespace):
@@ -464,11 +466,52 @@ def test_deploy_takes_the_lock_recovers_and_remembers_the_previous_revision(
     assert held.events == [("init", "hello-ns", "hello"), "enter"]  # held after the step, until run() ends
     ctx.state.cleanups[-1]()
     assert held.events[-1] == "exit"
-    assert helm.calls[:2] == ["recover", "status"]  # repair only while holding the lock
-    assert helm.calls[2] == ("upgrade", "hello", "hello-ns", chart.reference, "0.0.1")
+    # repair only while holding the lock; `helm status` again only when the repair changed the release
+    reads = ["recover", "status"] if recovery != "none" else ["recover"]
+    assert helm.calls[: len(reads)] == reads
+    assert helm.calls[len(reads) :] == [("upgrade", "hello", "hello-ns", chart.reference, "0.0.1")]
     assert ctx.state.previous_revision == previous
     assert details["revision"] == 6 and ctx.state.revision == 6
     assert ctx.state.generation == 5  # read after helm applied, for the watch
     if recovery != "none":
         assert details["recovered"].startswith("release was stuck in pending-upgrade")
         assert seen[0] == details["recovered"]
+
+
+# --- test, build, push: one docker session per ship -----------------------------------------------------
+
+
+def test_test_build_and_push_share_one_docker_session(tmp_path, monkeypatch):
+    """The engine check and the registry login happen once per ship (deployer.build.Session), not once
+    per build and push: the three steps hand the same session to deployer.build."""
+    from deployer import build
+    from deployer.build import BuildResult, PushResult, Session, TestResult
+
+    sessions: list[object] = []
+    built = BuildResult("hello", "production", "sha256:" + "i" * 64, 1, "deployer/hello:production", 1,
+                        "127.0.0.1:5000/staging/hello", ("t1",))  # fmt: skip
+
+    def fake_test(service, config, variant, *, progress, session):
+        sessions.append(session)
+        return TestResult("hello", variant, "deployer/hello:test", "sha256:" + "t" * 64, 0, 0.1)
+
+    def fake_build(service, config, variant, *, git_sha, progress, session):
+        sessions.append(session)
+        return built
+
+    def fake_push(b, *, progress, session):
+        sessions.append(session)
+        return PushResult("hello", b.repository, b.tags, "sha256:" + "d" * 64, b, 1, 0)
+
+    monkeypatch.setattr(build, "test", fake_test)
+    monkeypatch.setattr(build, "build", fake_build)
+    monkeypatch.setattr(build, "push", fake_push)
+    deploy = SimpleNamespace(variant="production")
+    ctx, _ = _ctx(ship.ShipConfig(service="hello"), tmp_path, variants=("test", "production"), deploy=deploy)
+    ship.step_test(ctx)
+    ship.step_build(ctx)
+    ship.step_push(ctx)
+    assert len(sessions) == 3
+    assert isinstance(sessions[0], Session)
+    assert sessions[1] is sessions[0] and sessions[2] is sessions[0]
+    assert ctx.state.image.digest == "sha256:" + "d" * 64
