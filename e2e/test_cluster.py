@@ -441,13 +441,12 @@ def test_pods_resolve_service_names_through_cluster_dns(kube, hello, local_clust
         },
     }
     core.create_namespaced_pod(ns, pod)
-    phase = _wait(
-        "dns-client to finish",
-        lambda: (
-            core.read_namespaced_pod("dns-client", ns).status.phase in ("Succeeded", "Failed")
-            and core.read_namespaced_pod("dns-client", ns).status.phase
-        ),
-    )
+
+    def finished() -> str | None:
+        phase = core.read_namespaced_pod("dns-client", ns).status.phase
+        return phase if phase in ("Succeeded", "Failed") else None
+
+    phase = _wait("dns-client to finish", finished)
     log = core.read_namespaced_pod_log("dns-client", ns)
     assert phase == "Succeeded", log
     answers = json.loads(log.splitlines()[0])
@@ -457,8 +456,16 @@ def test_pods_resolve_service_names_through_cluster_dns(kube, hello, local_clust
         "kubernetes.default.svc.cluster.local": layout.API_SERVICE_IP,
     }
     assert f"nameserver {layout.DNS_SERVICE_IP}" in log
-    events = core.list_namespaced_event(ns, field_selector="involvedObject.name=dns-client").items
-    assert [e.reason for e in events if e.reason == "MissingClusterDNS"] == []
+
+    def kubelet_events() -> list[str] | None:
+        """Reasons of kubelet's events about dns-client, once its Started event is there."""
+        items = core.list_namespaced_event(ns, field_selector="involvedObject.name=dns-client").items
+        reasons = [e.reason for e in items if e.source and e.source.component == "kubelet"]
+        return reasons if "Started" in reasons else None
+
+    # kubelet records MissingClusterDNS while it sets up the sandbox, before it starts the container.
+    reasons = _wait("kubelet's Started event of dns-client", kubelet_events)
+    assert "MissingClusterDNS" not in reasons, reasons
 
 
 def test_existing_provider_uses_deployer_kubeconfig(cluster_kubeconfig: Path, tmp_path: Path) -> None:

@@ -112,3 +112,47 @@ def test_kind_config_maps_the_registry_and_keys_auth_by_endpoint(
     assert cri["restrict_oom_score_adj"] is True
     # containerd looks credentials up by the host it dials when hosts.toml maps the registry.
     assert cri["registry"]["configs"]["reg.kind:5000"]["auth"] == {"username": "u", "password": "pw"}
+
+
+def test_kube_proxy_follows_endpoint_changes_at_once_and_kubelet_points_pods_at_cluster_dns() -> None:
+    proxy = yaml.safe_load(configs.kube_proxy_yaml())
+    # Not 0: kube-proxy's defaulting turns a 0 in the config file into 1s (see e2e/README.md).
+    assert proxy["iptables"]["minSyncPeriod"] == "10ms"
+    kubelet = yaml.safe_load(configs.kubelet_yaml())
+    assert kubelet["clusterDNS"] == [L.DNS_SERVICE_IP]
+    assert kubelet["clusterDomain"] == L.CLUSTER_DOMAIN
+
+
+def test_coredns_objects_serve_only_the_cluster_zones_behind_kube_dns() -> None:
+    from e2e.localcluster import dns
+
+    objs = {obj["kind"]: (path, obj) for path, obj in dns.manifests("localhost/e2e/coredns:x")}
+    kinds = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "Service"}
+    assert set(objs) == kinds
+    for path, obj in objs.values():  # each object is applied at its own path
+        assert path.endswith(f"/{obj['metadata']['name']}")
+    service = objs["Service"][1]
+    assert service["spec"]["clusterIP"] == L.DNS_SERVICE_IP
+    corefile = objs["ConfigMap"][1]["data"]["Corefile"]
+    assert corefile.startswith(f"{L.CLUSTER_DOMAIN}:53 in-addr.arpa:53 ip6.arpa:53 {{")
+    assert "forward" not in corefile
+    pod = objs["Deployment"][1]["spec"]["template"]["spec"]
+    assert pod["containers"][0]["imagePullPolicy"] == "Never"
+    assert pod["dnsPolicy"] == "Default"  # never its own resolver
+
+
+def test_coredns_image_tag_follows_the_binary(tmp_path: Path) -> None:
+    from e2e.localcluster import dns
+
+    fake = tmp_path / "coredns"
+    fake.write_text("#!/bin/sh\necho CoreDNS-9.9.9\necho linux/amd64\n")
+    fake.chmod(0o755)
+    first = dns.image_tag(fake)
+    assert first.startswith("localhost/e2e/coredns:9.9.9-")
+    fake.write_text(fake.read_text() + "# rebuilt\n")
+    assert dns.image_tag(fake) != first
+    with tarfile.open(fileobj=io.BytesIO(dns.image_archive(first, fake))) as tar:
+        [entry] = json.load(tar.extractfile("manifest.json"))
+        assert entry["RepoTags"] == [first]
+        config = json.load(tar.extractfile(entry["Config"]))
+    assert config["config"]["Entrypoint"] == ["/coredns"]
