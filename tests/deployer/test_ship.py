@@ -515,3 +515,40 @@ def test_test_build_and_push_share_one_docker_session(tmp_path, monkeypatch):
     assert isinstance(sessions[0], Session)
     assert sessions[1] is sessions[0] and sessions[2] is sessions[0]
     assert ctx.state.image.digest == "sha256:" + "d" * 64
+
+
+def test_compile_starts_importing_the_cluster_client_and_deploy_waits_for_it(tmp_path, monkeypatch):
+    import sys
+
+    svc = _service(tmp_path, git=False)
+    ctx, _ = _ctx(ship.ShipConfig(service=str(svc)), tmp_path)
+    ship.step_compile(ctx)
+    preload = ctx.state.preload
+    assert preload is not None and preload.name == "deployer-preload-kubernetes"
+    ship._cluster_modules(ctx.state)
+    assert not preload.is_alive()
+    assert {"deployer.kube", "deployer.lock", "deployer.rollout.watcher"} <= set(sys.modules)
+
+    # the deploy step joins the import before it imports or calls anything of the cluster's
+    from deployer import lock
+
+    order: list[str] = []
+
+    class Joined:
+        def join(self) -> None:
+            order.append("join")
+
+    class Lock(FakeLock):
+        def __init__(self, *a, **kw):
+            order.append("lock")
+            super().__init__(*a, **kw)
+
+    monkeypatch.setattr(lock, "ReleaseLock", Lock)
+    monkeypatch.setattr(ship, "_deployment_generation", lambda ctx: 1)
+    deploy = SimpleNamespace(namespace="hello-ns", release="hello", timeouts=SimpleNamespace(helm=300))
+    chart = SimpleNamespace(reference="oci://127.0.0.1:5000/staging/charts/hello", version="0.0.1")
+    image = SimpleNamespace(pinned="127.0.0.1:5000/staging/hello@sha256:" + "a" * 64)
+    state = dict(deploy=deploy, helm=DeployHelm(), api=object(), chart=chart, image=image, preload=Joined())
+    ctx, _ = _ctx(ship.ShipConfig(service="hello"), tmp_path, **state)
+    ship.step_deploy(ctx)
+    assert order[:2] == ["join", "lock"]
