@@ -528,6 +528,7 @@ def test_compile_starts_importing_the_cluster_client_and_deploy_waits_for_it(tmp
     ship._cluster_modules(ctx.state)
     assert not preload.is_alive()
     assert {"deployer.kube", "deployer.lock", "deployer.rollout.watcher"} <= set(sys.modules)
+    assert {"CoreV1Api", "AppsV1Api", "CoordinationV1Api"} <= set(vars(sys.modules["kubernetes.client"]))
 
     # the deploy step joins the import before it imports or calls anything of the cluster's
     from deployer import lock
