@@ -25,6 +25,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -360,6 +361,43 @@ def _stale_pull_secret(kube: client.ApiClient, namespace: str) -> None:
             string_data={".dockerconfigjson": json.dumps(config)},
         ),
     )
+    _hold_the_secret_on_the_node(core, namespace)
+
+
+def _hold_the_secret_on_the_node(core: client.CoreV1Api, namespace: str) -> None:
+    """Keep a pod that names the secret, and wait until the kubelet pulled with it (and was refused).
+
+    The kubelet starts watching a secret only when the first pod naming it arrives; a pull that comes
+    before that watch has synced goes without the secret ("FailedToRetrieveImagePullSecret"), with the
+    node's own good credentials, and succeeds. This pod makes the watch exist before the ship; it stays
+    until the namespace is deleted, so the watch is never dropped in between.
+    """
+    core.create_namespaced_pod(
+        namespace,
+        client.V1Pod(
+            metadata=client.V1ObjectMeta(name="pull-secret-holder"),
+            spec=client.V1PodSpec(
+                image_pull_secrets=[client.V1LocalObjectReference(name="stale-pull-secret")],
+                containers=[
+                    client.V1Container(
+                        name="hold",
+                        image="127.0.0.1:5000/base/bookworm:12",
+                        image_pull_policy="Always",
+                        command=["sleep", "3600"],
+                    )
+                ],
+            ),
+        ),
+    )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        events = core.list_namespaced_event(
+            namespace, field_selector="involvedObject.name=pull-secret-holder"
+        ).items
+        if any(e.reason == "Failed" and "401" in (e.message or "") for e in events):
+            return
+        time.sleep(0.5)
+    pytest.fail("the kubelet never pulled with the stale pull secret", pytrace=False)
 
 
 @pytest.mark.parametrize("upgrade", [False, True], ids=["first-install", "upgrade"])
