@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 import blubber
 from deployer import docker, git, registry
+from deployer.background import Background
 from deployer.command import ToolFailed
 from deployer.errors import BuildFailed, ConfigError, EnvironmentMissing, PushFailed, TestVariantFailed
 from deployer.service import Service, resolve
@@ -100,15 +101,40 @@ class Session:
 
     pinged: bool = False
     logins: dict[str, registry.Credentials] = field(default_factory=dict)
+    _early: Background[None] | None = field(default=None, repr=False)
+
+    def start(self, host: str) -> None:
+        """Check the engine and log in to `host` in the background now (while the caller compiles the
+        config); `ping` and `login` wait for it, and raise its error at the point of use."""
+        if self._early is None:
+
+            def prepare() -> None:
+                self._ping()
+                self._login(host)
+
+            self._early = Background(prepare, name="docker-session")
 
     def ping(self) -> None:
         """`docker.ping()` the first time; raises `EnvironmentMissing` when the engine does not answer."""
+        self._settle()
+        self._ping()
+
+    def login(self, host: str) -> registry.Credentials:
+        """`registry.login(host)` the first time for `host`; the credentials used."""
+        self._settle()
+        return self._login(host)
+
+    def _settle(self) -> None:
+        early, self._early = self._early, None
+        if early is not None:
+            early.result()
+
+    def _ping(self) -> None:
         if not self.pinged:
             docker.ping()
             self.pinged = True
 
-    def login(self, host: str) -> registry.Credentials:
-        """`registry.login(host)` the first time for `host`; the credentials used."""
+    def _login(self, host: str) -> registry.Credentials:
         if host not in self.logins:
             self.logins[host] = registry.login(host)
         return self.logins[host]
@@ -121,17 +147,17 @@ class BuildResult:
     service: str
     variant: str
     image_id: str
-    size: int  # bytes, uncompressed
+    size: int | None  # bytes, uncompressed (None: not inspected, e.g. a test image)
     tag: str  # local tag, e.g. deployer/node-hello:production
-    layers: int
+    layers: int | None
     repository: str  # <registry>/<namespace>/<service>
     tags: tuple[str, ...]  # tags in `repository`, e.g. ("20261127T063513Z-production", "git-37e2a24e616a")
     git_sha: str | None = None
     duration: float = 0.0
 
     @property
-    def size_mb(self) -> float:
-        return self.size / 1e6
+    def size_mb(self) -> float | None:
+        return None if self.size is None else self.size / 1e6
 
     @property
     def references(self) -> tuple[str, ...]:
@@ -143,7 +169,7 @@ def build(
     config: blubber.Config | None = None,
     variant: str = PRODUCTION_VARIANT,
     *,
-    git_sha: str | None = None,
+    source: git.Source | None = None,
     progress: Progress | None = None,
     policy: Policy = blubber.DEFAULT_POLICY,
     namespace: str = NAMESPACE,
@@ -151,14 +177,17 @@ def build(
     no_cache: bool = False,
     now: dt.datetime | None = None,
     session: Session | None = None,
+    inspect: bool = True,
 ) -> BuildResult:
     """Compile `variant` of the service's config and build it (BuildKit, host network).
 
     The Dockerfile goes to docker on stdin; the build context is the service directory. The registry
     login comes first because base images are pulled from the authenticated local registry. The image
     is tagged locally only (`local_image`); its push tags (`push_tags`) in `<registry>/<namespace>/<service>`
-    are decided here and applied by `push`. `git_sha` overrides what git says (callers that already asked);
-    a `session` shared with other builds and pushes checks the engine and logs in only once.
+    are decided here and applied by `push`. `source` is what git says about the service
+    directory, when the caller has already asked (else git is asked here);
+    a `session` shared with other builds and pushes checks the engine and logs in only once. `inspect=False`
+    skips `docker image inspect` (size and layers are then None): a test image is run, never reported.
     Build output lines go to `progress`. Raises ConfigError/PolicyViolation (blubber), `BuildFailed`
     (the failing instruction and its output tail), `EnvironmentMissing` (docker/registry not running).
     """
@@ -166,9 +195,7 @@ def build(
     svc = _service(service)
     cfg = _config(svc, config, policy)
     dockerfile = blubber.compile_dockerfile(cfg, variant)
-    source = git.source(svc.directory)
-    if git_sha:
-        source = git.Source(sha=git_sha, dirty_files=source.dirty_files)
+    source = source or git.source(svc.directory)
     host = registry_host or registry.REGISTRY
     repository = f"{host}/{namespace}/{svc.name}"
     tags = push_tags(variant, source, now)
@@ -187,14 +214,14 @@ def build(
     except BuildFailed as err:
         err.next_command = f"deployer build {svc.directory} --variant {variant}"  # type: ignore[attr-defined]
         raise
-    info = docker.image(image_id)
+    info = docker.image(image_id) if inspect else None
     return BuildResult(
         service=svc.name,
         variant=variant,
         image_id=image_id,
-        size=info.size,
+        size=info.size if info else None,
         tag=local_image(svc, variant),
-        layers=len(info.layers),
+        layers=len(info.layers) if info else None,
         repository=repository,
         tags=tags,
         git_sha=source.sha,
@@ -227,11 +254,12 @@ def test(
     timeout: float | None = 1800,
     build_progress: Progress | None | bool = True,
     session: Session | None = None,
+    source: git.Source | None = None,
 ) -> TestResult:
     """Build the test variant and run its entrypoint on the host network, streaming its output.
 
     The test run's output goes to `progress`; the build's output too, unless `build_progress` is
-    another callback or None (quiet build). `session`: see `build`.
+    another callback or None (quiet build). `session`, `source`: see `build`.
 
     Raises `ConfigError` before building when the variant has no entrypoint, and `TestVariantFailed`
     (exit 12) when the entrypoint exits non-zero (or runs past `timeout`): the message has the exit
@@ -257,6 +285,8 @@ def test(
         progress=progress if build_progress is True else build_progress or None,
         policy=policy,
         session=session,
+        source=source,
+        inspect=False,
     )
     name = f"deployer-test-{svc.name}-{secrets.token_hex(4)}"
     repro = shlex.join([docker.DOCKER_BIN, "run", "--rm", "--network", "host", built.tag])

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 import yaml
 
 from blubber.errors import ConfigError
+from deployer.background import Background
 from deployer.deploy_config import DeployConfig, DeployPolicy, enforce
 from deployer.helm import Helm
 from deployer.redact import register
@@ -286,13 +287,17 @@ def publish(
     password: str | None = None,
     plain_http: bool = True,
 ) -> PublishedChart:
-    """`helm lint --strict`, `helm package` into `destination`, log in (if credentials given), `helm push`.
+    """`helm lint --strict` and `helm package` into `destination` (side by side: neither changes the chart
+    directory), log in (if credentials given), `helm push`.
 
     The password goes to helm on stdin and is registered with the redactor first, so it never shows up in
     logs, errors or reports. Lint findings raise DeployFailed before anything is pushed.
     """
-    helm.lint(chart.path)
-    package = helm.package(chart.path, destination)
+    lint = Background(lambda: helm.lint(chart.path), name="helm-lint")
+    try:
+        package = helm.package(chart.path, destination)
+    finally:
+        lint.result()  # its findings explain a failed package better than package's own error
     if username is not None and password is not None:
         register(password, user=username)
         host = repository.removeprefix("oci://").split("/", 1)[0]

@@ -11,6 +11,7 @@ Never prints: output goes to the caller's `stream` callback, command lines to th
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -122,8 +123,23 @@ def ping() -> str:
     return result.stdout.strip()
 
 
+def logged_in(registry: str, user: str, password: str) -> bool:
+    """Whether docker's config already holds exactly these credentials for `registry` (what `docker login`
+    would write), so the login process can be skipped."""
+    try:
+        auths = json.loads((DOCKER_CONFIG / "config.json").read_text(encoding="utf-8")).get("auths") or {}
+    except (OSError, ValueError, AttributeError):
+        return False
+    expected = base64.b64encode(f"{user}:{password}".encode()).decode()
+    entry = auths.get(registry)
+    return isinstance(entry, dict) and entry.get("auth") == expected
+
+
 def login(registry: str, user: str, password: str) -> None:
-    """`docker login` with the password on stdin (never in argv). Raises `ToolFailed` when refused."""
+    """`docker login` with the password on stdin (never in argv), unless docker's config already has
+    these credentials. Raises `ToolFailed` when refused."""
+    if logged_in(registry, user, password):
+        return
     DOCKER_CONFIG.mkdir(mode=0o700, parents=True, exist_ok=True)
     _docker(["login", registry, "--username", user, "--password-stdin"], input=password, timeout=60)
 
@@ -370,8 +386,8 @@ def run_container(
 ) -> ContainerRun:
     """Run the image's entrypoint to completion on the host network; the container is always removed.
 
-    `--rm` removes it on a normal exit; on a timeout, Ctrl-C or any error the container is removed by
-    name before the exception propagates, so nothing is left running.
+    `--rm` removes it when docker run returns (the client waits for the removal); on a timeout, Ctrl-C or
+    any error the container is removed by name before the exception propagates, so nothing is left running.
     """
     args = ["run", "--rm", "--name", name, "--network", "host"]
     for key, value in sorted((env or {}).items()):
@@ -379,8 +395,9 @@ def run_container(
     args.append(image_ref)
     try:
         result = _docker(args, stream=stream, timeout=timeout, check=False, merge_stderr=True)
-    finally:
+    except BaseException:
         remove_container(name)
+        raise
     return ContainerRun(name=name, exit_code=result.exit_code, tail=result.tail)
 
 

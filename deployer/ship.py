@@ -10,7 +10,8 @@ into results, and the report, the JUnit file, the summary and the exit code are 
 
 Ordering that matters:
 - the test variant runs before the production image is built, so a failing test pushes nothing;
-- the release lock (deployer.lock) is taken before `helm upgrade` and held through watch and smoke, and
+- the release lock (deployer.lock) is taken (in the background, during the chart stage) before `helm upgrade`
+  and held through watch and smoke, and
   only while holding it is a release stuck in pending-* (an interrupted run) repaired;
 - a failed rollout is rolled back (or a first install uninstalled) inside the watch step, and the old
   version is watched back to healthy, so "rolled back" in the report means "serves again".
@@ -82,6 +83,7 @@ class ShipState:
     service: Any = None  # deployer.service.Service
     git_sha: str | None = None
     git_dirty: bool | None = None
+    source: Any = None  # deployer.git.Source: asked once, in compile; the builds use it too
     config: Any = None  # blubber Config
     deploy: Any = None  # deployer.deploy_config.DeployConfig
     variants: tuple[str, ...] = ()
@@ -92,6 +94,7 @@ class ShipState:
     helm: Any = None
     api: Any = None
     lock: Any = None
+    lock_early: Any = None  # deployer.background.Background: (lock, release status) taken during chart
     preload: threading.Thread | None = None  # imports the Kubernetes client while docker works
     previous_revision: int | None = None
     revision: int | None = None
@@ -120,7 +123,9 @@ def step_compile(ctx: Ctx) -> dict[str, Any]:
 
     config, state = ctx.config, ctx.state
     svc = state.service = service.resolve(config.service)
+    _docker(state).start(_registry_host())  # the engine check and login overlap the compile
     source = git.source(svc.directory)
+    state.source = source
     state.git_sha, state.git_dirty = source.sha, (source.is_dirty if source.is_repo else None)
     changed = list(source.dirty_files)
     if source.is_dirty and config.strict_ci:
@@ -239,6 +244,12 @@ def _failure_excerpt(lines: Sequence[str], tail: Sequence[str]) -> list[str]:
     return excerpt + (["…", *ending] if excerpt and ending else ending) if excerpt else list(tail)
 
 
+def _registry_host() -> str:
+    from deployer import registry
+
+    return registry.REGISTRY
+
+
 def _docker(state: ShipState) -> Any:
     """The docker session test, build and push share: the engine is checked and docker logged in to the
     registry once per ship, not once per build or push."""
@@ -265,7 +276,12 @@ def step_test(ctx: Ctx) -> StepResult | dict[str, Any]:
 
     try:
         result = build.test(
-            state.service, state.config, config.test_variant, progress=take, session=_docker(state)
+            state.service,
+            state.config,
+            config.test_variant,
+            progress=take,
+            session=_docker(state),
+            source=state.source,
         )
     except errors.TestVariantFailed as e:
         # deployer.build gives the output tail as evidence, the command that reproduces the run as
@@ -301,7 +317,7 @@ def step_build(ctx: Ctx) -> dict[str, Any]:
         state.service,
         state.config,
         state.deploy.variant,
-        git_sha=state.git_sha,
+        source=state.source,
         progress=_tool_stream(ctx),
         session=_docker(state),
     )
@@ -337,22 +353,9 @@ def step_push(ctx: Ctx) -> dict[str, Any]:
 # --- chart, deploy, watch, smoke ----------------------------------------------------------------------
 
 
-def _registry_credentials() -> tuple[str | None, str | None]:
-    from deployer import doctor, redact
-
-    try:
-        text = doctor.CREDENTIALS.read_text(encoding="utf-8")
-    except OSError:
-        return None, None
-    values = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
-    user = values.get("REGISTRY_USER", "").strip() or None
-    password = values.get("REGISTRY_PASSWORD", "").strip() or None
-    redact.register(password, user=user)
-    return user, password
-
-
 def _helm(config: ShipConfig, state: ShipState) -> Any:
     if state.helm is None:
+        from deployer import docker
         from deployer.helm import Helm
         from deployer.kube import DEFAULT_KUBECONFIG
 
@@ -361,7 +364,9 @@ def _helm(config: ShipConfig, state: ShipState) -> Any:
         state.helm = Helm(
             kubeconfig=kubeconfig,
             context=config.context,
-            registry_config=state.workdir / "helm-registry.json",
+            # docker's own config (the same format): the ship's docker login is helm's too, so no
+            # `helm registry login` per ship
+            registry_config=docker.DOCKER_CONFIG / "config.json",
             timeout=int(state.deploy.timeouts.helm),
         )
     return state.helm
@@ -382,6 +387,7 @@ def step_chart(ctx: Ctx) -> dict[str, Any]:
     from deployer import deploy_config
 
     config, state = ctx.config, ctx.state
+    _take_lock_early(ctx)
     deploy = state.deploy
     runtime = blubber.runtime(state.config, deploy.variant)
     values = chart_mod.render_values(
@@ -396,10 +402,8 @@ def step_chart(ctx: Ctx) -> dict[str, Any]:
         state.workdir / "chart", deploy.release, version, values, app_version=state.image.tag
     )
     ctx.progress(f"rendered {rendered.name} {version}; helm lint, package, push")
-    user, password = _registry_credentials()
-    published = chart_mod.publish(
-        rendered, _helm(config, state), destination=state.workdir, username=user, password=password
-    )
+    _docker(state).login(_registry_host())  # helm pushes with docker's login (see _helm)
+    published = chart_mod.publish(rendered, _helm(config, state), destination=state.workdir)
     state.chart = published
     return {
         "chart": {
@@ -412,23 +416,52 @@ def step_chart(ctx: Ctx) -> dict[str, Any]:
     }
 
 
-def step_deploy(ctx: Ctx) -> dict[str, Any]:
-    _cluster_modules(ctx.state)
-    from deployer.lock import ReleaseLock
+def _take_lock_early(ctx: Ctx) -> None:
+    """Take the release lock and read the release's status in the background while the chart is rendered
+    and pushed; the deploy step waits for both (and reports a refused lock). Released by run() whatever
+    happens, also when the chart stage fails."""
+    from deployer.background import Background
 
     config, state = ctx.config, ctx.state
+    if state.lock_early is not None:
+        return
+
+    def take() -> tuple[Any, Any]:
+        _cluster_modules(state)
+        from deployer.lock import ReleaseLock
+
+        api = _api(config, state)
+        lock = ReleaseLock(api, state.namespace, state.release, command=f"deployer ship {config.service}")
+        lock.__enter__()  # held through watch and smoke
+        state.lock = lock
+        return lock, _helm(config, state).status(state.release, state.namespace)
+
+    _helm(config, state)  # made here, not in the thread: the chart stage uses it at the same time
+    early = state.lock_early = Background(take, name="release-lock")
+
+    def release() -> None:
+        try:
+            lock, _ = early.result()
+        except BaseException:  # noqa: BLE001 - not taken; the deploy step (if it ran) reported why
+            return
+        lock.__exit__(None, None, None)
+
+    state.cleanups.append(release)
+
+
+def step_deploy(ctx: Ctx) -> dict[str, Any]:
+    config, state = ctx.config, ctx.state
+    _take_lock_early(ctx)  # normally started by the chart stage
+    _, status = state.lock_early.result()
     helm = _helm(config, state)
     release, namespace = state.release, state.namespace
-    lock = ReleaseLock(_api(config, state), namespace, release, command=f"deployer ship {config.service}")
-    lock.__enter__()  # held through watch and smoke; released by run() whatever happens
-    state.lock = lock
-    state.cleanups.append(lambda: lock.__exit__(None, None, None))
-    recovery = helm.recover_pending(release, namespace)
-    if recovery.action != "none":
-        ctx.progress(recovery.describe())
-        current = helm.status(release, namespace)  # what the repair left
-    else:
-        current = recovery.release  # recover_pending has just read it: no second `helm status`
+    recovery, current = None, status
+    if status is not None and status.pending:  # an interrupted run's release: repair it first
+        recovery = helm.recover_pending(release, namespace)
+        current = recovery.release
+        if recovery.action != "none":
+            ctx.progress(recovery.describe())
+            current = helm.status(release, namespace)  # what the repair left
     state.previous_revision = current.revision if current is not None and not current.pending else None
     state.deploy_started = datetime.now(UTC)
     ctx.progress(f"helm upgrade --install {release} {state.chart.reference} --version {state.chart.version}")
@@ -444,7 +477,7 @@ def step_deploy(ctx: Ctx) -> dict[str, Any]:
     state.revision = deployed.revision
     state.generation = _deployment_generation(ctx)
     details: dict[str, Any] = {"revision": deployed.revision, "summary": f"revision {deployed.revision}"}
-    if recovery.action != "none":
+    if recovery is not None and recovery.action != "none":
         details["recovered"] = recovery.describe()
     return details
 

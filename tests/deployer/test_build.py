@@ -195,3 +195,40 @@ def test_a_session_logs_in_to_each_registry_and_retries_a_failed_login(monkeypat
     session.login("127.0.0.1:5000")
     session.login("127.0.0.1:5001")
     assert fake.calls == ["login 127.0.0.1:5000", "login 127.0.0.1:5000", "login 127.0.0.1:5001"]
+
+
+def test_a_started_session_checks_and_logs_in_in_the_background_once(monkeypatch):
+    fake = Boundary(monkeypatch)
+    session = build_mod.Session()
+    session.start("127.0.0.1:5000")
+    session.ping()  # waits for the background work instead of doing it again
+    session.login("127.0.0.1:5000")
+    assert fake.calls == ["ping", "login 127.0.0.1:5000"]
+
+
+def test_a_background_login_failure_is_raised_where_the_login_is_needed(monkeypatch):
+    from deployer import registry
+
+    fake = Boundary(monkeypatch)
+    fake.login_fails = True
+    session = build_mod.Session()
+    session.start("127.0.0.1:5000")
+    with pytest.raises(registry.RegistryAuthFailed):
+        session.ping()  # the first use takes the background's error, unchanged
+    assert fake.calls == ["ping", "login 127.0.0.1:5000"]
+
+
+def test_the_test_image_is_not_inspected_but_the_production_image_is(tmp_path, monkeypatch):
+    from deployer import docker
+
+    fake = Boundary(monkeypatch)
+    info = docker.Image("sha256:" + "i" * 64, 1000, ("l1",), (), (), "", (), "", ())
+    monkeypatch.setattr(docker, "image", lambda ref: fake.calls.append("inspect") or info)
+    ran = docker.ContainerRun("c", 0, ["ok"])
+    monkeypatch.setattr(docker, "run_container", lambda *a, **kw: fake.calls.append("run") or ran)
+    svc = make_service(tmp_path / "svc", PROD)
+    assert build_mod.test(svc, None, "test", session=build_mod.Session()).exit_code == 0
+    assert fake.calls == ["ping", "login 127.0.0.1:5000", "build", "run"]  # run, never reported
+    built = build_mod.build(svc, None, "production", session=build_mod.Session())
+    assert fake.calls[-2:] == ["build", "inspect"]
+    assert (built.size, built.layers) == (1000, 1)

@@ -349,3 +349,34 @@ def test_output_mode_from_flag_environment_and_terminal(flag, env, tty, expected
         monkeypatch.setenv(key, value)
     monkeypatch.setattr(cli.sys.stdout, "isatty", lambda: tty)
     assert cli._make_state(flag) == expected
+
+
+# --- the console script: `entry` exits at once, with main's code and all output flushed ---------------
+
+
+def _entry(*args: str, **kw):
+    import subprocess
+    import sys
+
+    code = "import sys; from deployer.cli import entry; sys.argv = ['deployer', *sys.argv[1:]]; entry()"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, **kw)
+
+
+def test_entry_exits_with_mains_code_and_flushed_output(tmp_path):
+    version = _entry("--version")
+    assert (version.returncode, version.stdout) == (0, "deployer, version 0.1.0\n")
+    missing = _entry("test", str(tmp_path / "nope"))
+    assert missing.returncode == ExitCode.CONFIG
+    assert missing.stderr.startswith("error: ") and "nope" in missing.stderr
+    usage = _entry("ship")
+    assert usage.returncode == 2 and "Missing argument 'SERVICE'" in usage.stderr
+
+
+def test_a_reader_that_stops_reading_ends_the_command_quietly(monkeypatch):
+    def status(*a, **kw):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli, "_make_state", status)
+    result = CliRunner().invoke(cli.main, ["doctor"])
+    assert result.exit_code == 141
+    assert "Traceback" not in result.output and "internal error" not in result.output

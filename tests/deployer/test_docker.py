@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from deployer import docker
 
 # `docker build --progress plain` of a RUN that fails (docker 20.10.24, BuildKit 0.8).
@@ -131,3 +133,45 @@ def test_engine_missing_is_recognised_only_from_the_clients_own_words():
     # A build step or test printing "connection refused" about something else is not a dead engine.
     build_line = "#9 1.2 Error: connect ECONNREFUSED 127.0.0.1:5432 (connection refused)"
     assert docker._engine_missing(build_line) is None
+
+
+# --- login and test runs: no process where none is needed -------------------------------------------------
+
+
+def test_login_is_skipped_when_dockers_config_has_these_credentials(tmp_path, monkeypatch):
+    import base64
+    import json
+
+    calls: list[list[str]] = []
+    monkeypatch.setattr(docker, "DOCKER_CONFIG", tmp_path)
+    monkeypatch.setattr(docker, "_docker", lambda args, **kw: calls.append(args))
+    docker.login("127.0.0.1:5000", "ci", "pw")  # no config yet: docker login runs
+    assert calls[-1][:2] == ["login", "127.0.0.1:5000"]
+    auth = base64.b64encode(b"ci:pw").decode()
+    (tmp_path / "config.json").write_text(json.dumps({"auths": {"127.0.0.1:5000": {"auth": auth}}}))
+    docker.login("127.0.0.1:5000", "ci", "pw")
+    assert len(calls) == 1
+    docker.login("127.0.0.1:5000", "ci", "new-password")  # other credentials: logs in again
+    docker.login("127.0.0.1:5001", "ci", "pw")  # another registry too
+    assert len(calls) == 3
+    (tmp_path / "config.json").write_text("{not json")
+    assert not docker.logged_in("127.0.0.1:5000", "ci", "pw")
+
+
+def test_a_test_container_is_removed_by_name_only_when_the_run_did_not_return(monkeypatch):
+    from deployer.command import Completed
+
+    calls: list[list[str]] = []
+
+    def fake(args, **kw):
+        calls.append(args)
+        if args[0] == "run" and kw.get("timeout") == 1:
+            raise KeyboardInterrupt
+        return Completed(argv=args, exit_code=3, stdout="", stderr="", duration=0.1, tail=["boom"])
+
+    monkeypatch.setattr(docker, "_docker", fake)
+    assert docker.run_container("img", name="t1", timeout=60).exit_code == 3
+    assert [c[0] for c in calls] == ["run"]  # --rm removed it before docker run returned
+    with pytest.raises(KeyboardInterrupt):
+        docker.run_container("img", name="t2", timeout=1)
+    assert calls[-1] == ["rm", "--force", "t2"]

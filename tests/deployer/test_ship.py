@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from blubber.errors import ExitCode
-from deployer import errors, ship
+from deployer import errors, git, ship
 from deployer.chart import ImageRef
 from deployer.report import report_schema
 from deployer.workflow import Status, StepContext, StepResult, WorkflowRun
@@ -52,7 +52,18 @@ def _service(root: Path, *, git: bool) -> Path:
     return svc
 
 
+class _Session:
+    """deployer.build.Session's start, recorded (the compile step starts the docker session early)."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+
+    def start(self, host: str) -> None:
+        self.started.append(host)
+
+
 def _ctx(config: ship.ShipConfig, tmp_path: Path, **state) -> tuple[StepContext, list[str]]:
+    state.setdefault("docker", _Session())
     ctx = StepContext(config, ship.ShipState(workdir=tmp_path, **state))
     seen: list[str] = []
     ctx._enter("step", lambda event: seen.append(event.message))
@@ -68,6 +79,7 @@ def test_compile_loads_both_configs_and_records_git(tmp_path):
     assert state.variants == ("test", "production")
     assert state.deploy.release == "hello"
     assert details["summary"] == f"variants test, production; release hello in {state.deploy.namespace}"
+    assert state.docker.started == ["127.0.0.1:5000"]  # engine check and login overlap the compile
 
 
 def test_compile_in_ci_refuses_a_dirty_service_dir(tmp_path):
@@ -396,44 +408,48 @@ def test_failure_excerpt_without_a_recognisable_failure_is_the_tail():
 
 
 class DeployHelm:
-    def __init__(self, status=None, recovery="none"):
-        from deployer.helm import Recovery
+    """helm as the deploy step sees it; every call (and the lock's) goes into one shared `log`."""
 
+    def __init__(self, log, status=None, recovery="none"):
+        from deployer.helm import Recovery, Release
+
+        self.log = log
         self._status = status
         stuck = recovery != "none"
         self.recovery = (
             Recovery(recovery, "pending-upgrade", 5, 4) if stuck else Recovery("none", release=status)
         )
-        self.calls = []
+        # after a repair, status says what the repair left: revision 4 deployed
+        self._repaired = Release("hello", "hello-ns", 4, "deployed") if stuck else status
 
     def recover_pending(self, release, namespace):
-        self.calls.append("recover")
+        self.log.append("recover")
         return self.recovery
 
     def status(self, release, namespace):
-        self.calls.append("status")
-        return self._status
+        self.log.append("status")
+        repaired = "recover" in self.log
+        return self._repaired if repaired else self._status
 
     def upgrade_install(self, release, namespace, chart, **kw):
-        self.calls.append(("upgrade", release, namespace, chart, kw["version"]))
+        self.log.append(("upgrade", release, namespace, chart, kw["version"]))
         from deployer.helm import Release
 
         return Release(release, namespace, 6, "deployed")
 
 
 class FakeLock:
-    instances = []
+    log: list = []
 
     def __init__(self, api, namespace, release, **kw):
-        self.events = [("init", namespace, release)]
-        FakeLock.instances.append(self)
+        FakeLock.log.append(("lock", namespace, release))
 
     def __enter__(self):
-        self.events.append("enter")
+        FakeLock.log.append("lock taken")
         return self
 
     def __exit__(self, *exc):
-        self.events.append("exit")
+        FakeLock.log.append("lock released")
 
 
 @pytest.mark.parametrize(
@@ -441,7 +457,7 @@ class FakeLock:
     [
         (None, "none", None),  # first install
         ("deployed", "none", 3),
-        ("deployed", "rolled-back", 3),
+        ("pending-upgrade", "rolled-back", 4),  # an interrupted run's release, repaired to revision 4
     ],
 )
 def test_deploy_takes_the_lock_recovers_and_remembers_the_previous_revision(
@@ -450,11 +466,12 @@ def test_deploy_takes_the_lock_recovers_and_remembers_the_previous_revision(
     from deployer import lock
     from deployer.helm import Release
 
+    log: list = []
     monkeypatch.setattr(lock, "ReleaseLock", FakeLock)
+    monkeypatch.setattr(FakeLock, "log", log)
     monkeypatch.setattr(ship, "_deployment_generation", lambda ctx: 5)
-    FakeLock.instances.clear()
     current = Release("hello", "hello-ns", 3, status) if status else None
-    helm = DeployHelm(current, recovery)
+    helm = DeployHelm(log, current, recovery)
     deploy = SimpleNamespace(namespace="hello-ns", release="hello", timeouts=SimpleNamespace(helm=300))
     chart = SimpleNamespace(reference="oci://127.0.0.1:5000/staging/charts/hello", version="0.0.1")
     image = SimpleNamespace(pinned="127.0.0.1:5000/staging/hello@sha256:" + "a" * 64)
@@ -462,20 +479,43 @@ def test_deploy_takes_the_lock_recovers_and_remembers_the_previous_revision(
     ctx, seen = _ctx(ship.ShipConfig(service="hello"), tmp_path, **state)
     details = ship.step_deploy(ctx)
 
-    (held,) = FakeLock.instances
-    assert held.events == [("init", "hello-ns", "hello"), "enter"]  # held after the step, until run() ends
-    ctx.state.cleanups[-1]()
-    assert held.events[-1] == "exit"
-    # repair only while holding the lock; `helm status` again only when the repair changed the release
-    reads = ["recover", "status"] if recovery != "none" else ["recover"]
-    assert helm.calls[: len(reads)] == reads
-    assert helm.calls[len(reads) :] == [("upgrade", "hello", "hello-ns", chart.reference, "0.0.1")]
+    # the lock first; the release is read (and repaired, and read again) only while holding it
+    reads = ["status", "recover", "status"] if recovery != "none" else ["status"]
+    upgrade = ("upgrade", "hello", "hello-ns", chart.reference, "0.0.1")
+    assert log == [("lock", "hello-ns", "hello"), "lock taken", *reads, upgrade]
+    ctx.state.cleanups[-1]()  # held after the step, until run() ends
+    assert log[-1] == "lock released"
     assert ctx.state.previous_revision == previous
     assert details["revision"] == 6 and ctx.state.revision == 6
     assert ctx.state.generation == 5  # read after helm applied, for the watch
     if recovery != "none":
         assert details["recovered"].startswith("release was stuck in pending-upgrade")
         assert seen[0] == details["recovered"]
+
+
+def test_a_lock_refused_in_the_background_fails_the_deploy_step_and_nothing_is_released(
+    tmp_path, monkeypatch
+):
+    """The chart stage starts taking the lock; a refusal is the deploy step's error, not the chart's."""
+    from deployer import lock
+
+    class Refused(FakeLock):
+        def __enter__(self):
+            raise lock.ShipInProgress("another ship of release 'hello' in namespace 'hello-ns' is running")
+
+    log: list = []
+    monkeypatch.setattr(lock, "ReleaseLock", Refused)
+    monkeypatch.setattr(FakeLock, "log", log)
+    deploy = SimpleNamespace(namespace="hello-ns", release="hello", timeouts=SimpleNamespace(helm=300))
+    state = dict(deploy=deploy, helm=DeployHelm(log), api=object())
+    ctx, _ = _ctx(ship.ShipConfig(service="hello"), tmp_path, **state)
+    ship._take_lock_early(ctx)  # what step_chart does first
+    with pytest.raises(lock.ShipInProgress) as info:
+        ship.step_deploy(ctx)
+    assert info.value.exit_code == ExitCode.DEPLOY
+    for cleanup in ctx.state.cleanups:
+        cleanup()
+    assert log == [("lock", "hello-ns", "hello")]  # never taken, so never released, and no helm call
 
 
 # --- test, build, push: one docker session per ship -----------------------------------------------------
@@ -488,15 +528,18 @@ def test_test_build_and_push_share_one_docker_session(tmp_path, monkeypatch):
     from deployer.build import BuildResult, PushResult, Session, TestResult
 
     sessions: list[object] = []
+    sources: list[object] = []
     built = BuildResult("hello", "production", "sha256:" + "i" * 64, 1, "deployer/hello:production", 1,
                         "127.0.0.1:5000/staging/hello", ("t1",))  # fmt: skip
 
-    def fake_test(service, config, variant, *, progress, session):
+    def fake_test(service, config, variant, *, progress, session, source):
         sessions.append(session)
+        sources.append(source)
         return TestResult("hello", variant, "deployer/hello:test", "sha256:" + "t" * 64, 0, 0.1)
 
-    def fake_build(service, config, variant, *, git_sha, progress, session):
+    def fake_build(service, config, variant, *, source, progress, session):
         sessions.append(session)
+        sources.append(source)
         return built
 
     def fake_push(b, *, progress, session):
@@ -507,13 +550,16 @@ def test_test_build_and_push_share_one_docker_session(tmp_path, monkeypatch):
     monkeypatch.setattr(build, "build", fake_build)
     monkeypatch.setattr(build, "push", fake_push)
     deploy = SimpleNamespace(variant="production")
-    ctx, _ = _ctx(ship.ShipConfig(service="hello"), tmp_path, variants=("test", "production"), deploy=deploy)
+    source = git.Source(sha="a" * 40)  # what compile asked git; the builds do not ask again
+    state = dict(variants=("test", "production"), deploy=deploy, docker=None, source=source)
+    ctx, _ = _ctx(ship.ShipConfig(service="hello"), tmp_path, **state)
     ship.step_test(ctx)
     ship.step_build(ctx)
     ship.step_push(ctx)
     assert len(sessions) == 3
     assert isinstance(sessions[0], Session)
     assert sessions[1] is sessions[0] and sessions[2] is sessions[0]
+    assert sources == [source, source]
     assert ctx.state.image.digest == "sha256:" + "d" * 64
 
 
@@ -549,7 +595,7 @@ def test_compile_starts_importing_the_cluster_client_and_deploy_waits_for_it(tmp
     deploy = SimpleNamespace(namespace="hello-ns", release="hello", timeouts=SimpleNamespace(helm=300))
     chart = SimpleNamespace(reference="oci://127.0.0.1:5000/staging/charts/hello", version="0.0.1")
     image = SimpleNamespace(pinned="127.0.0.1:5000/staging/hello@sha256:" + "a" * 64)
-    state = dict(deploy=deploy, helm=DeployHelm(), api=object(), chart=chart, image=image, preload=Joined())
+    state = dict(deploy=deploy, helm=DeployHelm([]), api=object(), chart=chart, image=image, preload=Joined())
     ctx, _ = _ctx(ship.ShipConfig(service="hello"), tmp_path, **state)
     ship.step_deploy(ctx)
     assert order[:2] == ["join", "lock"]
