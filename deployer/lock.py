@@ -227,10 +227,22 @@ class ReleaseLock:
     ) -> None:
         self.release()
 
+    @property
+    def lost(self) -> ShipInProgress | None:
+        """Why this run no longer holds the Lease (another run took it over after this one stalled past
+        the Lease duration), or None while it is still ours. Whoever holds it now owns the release: a
+        run that lost it must not change the release any more (no rollback, no smoke against it)."""
+        error = self.renew_error
+        return error if isinstance(error, ShipInProgress) else None
+
     def _renew_loop(self) -> None:
         while not self._stop.wait(max(1.0, self.duration / 3)):
             try:
                 self.renew()
+                self.renew_error = None
+            except ShipInProgress as e:
+                self.renew_error = e  # someone else holds it: renewing again cannot win it back
+                return
             except Exception as e:  # noqa: BLE001 - recorded; the next renewal may succeed
                 self.renew_error = e
 

@@ -525,6 +525,7 @@ def step_watch(ctx: Ctx) -> dict[str, Any]:
         # Another image running means something else changed the release (a concurrent deploy).
         images={"app": state.image.pinned},
     )
+    _still_holding_the_lock(ctx, "after the rollout watch")
     if verdict.healthy:
         return {
             "rollout": {"verdict": "healthy", "reason": None, "rolled_back": False, "rollback": None},
@@ -558,6 +559,18 @@ def step_watch(ctx: Ctx) -> dict[str, Any]:
         }
     }
     raise err
+
+
+def _still_holding_the_lock(ctx: Ctx, where: str) -> None:
+    """Stop here if another run took the release lock over (this one stalled past the Lease duration):
+    the release is that run's now, so this one must not roll it back or judge it."""
+    lock = ctx.state.lock
+    lost = lock.lost if lock is not None else None
+    if lost is not None:
+        raise errors.DeployFailed(
+            f"{lost.message}; this ship stopped {where} and changed nothing more (no rollback)",
+            hint="see what the other run deployed: deployer status; ship again once it has finished",
+        )
 
 
 def _roll_back(ctx: Ctx) -> dict[str, Any]:
@@ -627,6 +640,7 @@ def step_smoke(ctx: Ctx) -> StepResult | dict[str, Any]:
     deploy = state.deploy
     if not deploy.helm_test and not deploy.smoke_checks:
         return StepResult.skipped("smoke", "no smoke checks configured (deploy.yaml smoke:)")
+    _still_holding_the_lock(ctx, "before the smoke checks")
     helm, api = _helm(config, state), _api(config, state)
     selector = f"app.kubernetes.io/instance={deploy.release}"
 

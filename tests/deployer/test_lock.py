@@ -130,3 +130,49 @@ def test_context_manager_releases_on_error(cluster) -> None:  # type: ignore[no-
         assert "deployer-ship-hello" in cluster[0].leases
         raise RuntimeError("ship failed")
     assert cluster[0].leases == {}
+
+
+class Ticks:
+    """The renewal loop's timer: `n` renewals, then stop (no waiting in tests)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def wait(self, seconds: float) -> bool:
+        self.n -= 1
+        return self.n < 0
+
+
+def test_a_run_that_stalled_past_the_lease_learns_it_lost_the_lock(cluster) -> None:  # type: ignore[no-untyped-def]
+    stalled = lock(cluster, "alice")
+    stalled.acquire()
+    assert stalled.lost is None
+    cluster[2].now += timedelta(seconds=61)  # alice stalled (suspended laptop, SIGSTOP) past the lease
+    lock(cluster, "bob").acquire()
+    stalled._stop = Ticks(3)  # type: ignore[assignment]
+    stalled._renew_loop()
+    assert stalled.lost is not None and "lost the lock of release 'hello' to bob" in stalled.lost.message
+    assert stalled._stop.n == 2  # type: ignore[attr-defined]  # stopped renewing at the first refusal
+
+
+def test_a_renewal_that_failed_once_and_then_worked_is_not_a_lost_lock(cluster, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from deployer.kube import KubeRequestFailed
+
+    held = lock(cluster, "alice")
+    held.acquire()
+    real = held.renew
+    outcomes = iter([KubeRequestFailed("renew lease: apiserver restarting", status=503), None])
+
+    def renew() -> None:
+        failure = next(outcomes)
+        if failure is not None:
+            raise failure
+        real()
+
+    monkeypatch.setattr(held, "renew", renew)
+    held._stop = Ticks(1)  # type: ignore[assignment]
+    held._renew_loop()
+    assert isinstance(held.renew_error, KubeRequestFailed) and held.lost is None
+    held._stop = Ticks(1)  # type: ignore[assignment]
+    held._renew_loop()
+    assert held.renew_error is None and held.lost is None

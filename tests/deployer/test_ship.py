@@ -247,6 +247,35 @@ def test_rollout_cut_short_by_the_overall_deadline_is_a_timeout(watch_env):
     assert watch_env.calls[0][2] <= 30
 
 
+@pytest.mark.parametrize("healthy", [True, False])
+def test_a_ship_that_lost_its_lock_during_the_watch_stops_and_rolls_nothing_back(watch_env, healthy):
+    """Another run took the release over while this one stalled: it is that run's release now."""
+    from deployer.lock import ShipInProgress
+
+    lost = ShipInProgress("lost the lock of release 'hello' to bob@ci pid=2")
+    watch_env.ctx.state.lock = SimpleNamespace(lost=lost)
+    watch_env.ctx.state.previous_revision = 4
+    watch_env.verdicts.append(_verdict(healthy))
+    with pytest.raises(errors.DeployFailed) as info:
+        ship.step_watch(watch_env.ctx)
+    assert info.value.exit_code == ExitCode.DEPLOY
+    assert info.value.message == (
+        "lost the lock of release 'hello' to bob@ci pid=2; this ship stopped after the rollout watch "
+        "and changed nothing more (no rollback)"
+    )
+    assert watch_env.helm.calls == []  # no rollback of the other run's release
+
+
+def test_smoke_checks_do_not_run_against_a_release_another_run_took_over(tmp_path):
+    from deployer.lock import ShipInProgress
+
+    deploy = SimpleNamespace(helm_test=True, smoke_checks=[], namespace="hello-ns", release="hello")
+    lock = SimpleNamespace(lost=ShipInProgress("lost the lock of release 'hello' to bob"))
+    ctx, _ = _ctx(ship.ShipConfig(service="hello"), tmp_path, deploy=deploy, lock=lock, helm=None, api=None)
+    with pytest.raises(errors.DeployFailed, match="stopped before the smoke checks"):
+        ship.step_smoke(ctx)
+
+
 # --- smoke --------------------------------------------------------------------------------------------
 
 
