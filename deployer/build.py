@@ -61,6 +61,8 @@ NAMESPACE = os.environ.get("DEPLOYER_NAMESPACE", "staging")
 TEST_VARIANT = "test"
 PRODUCTION_VARIANT = "production"
 TAIL_LINES = 20
+BUILD_TIMEOUT = 1800.0  # seconds; a build or push with no deadline of its caller's still ends
+PUSH_TIMEOUT = 900.0
 
 Progress = Callable[[str], None]
 ServiceSpec = str | os.PathLike[str] | Service
@@ -178,6 +180,7 @@ def build(
     now: dt.datetime | None = None,
     session: Session | None = None,
     inspect: bool = True,
+    deadline: float | None = None,
 ) -> BuildResult:
     """Compile `variant` of the service's config and build it (BuildKit, host network).
 
@@ -188,6 +191,7 @@ def build(
     directory, when the caller has already asked (else git is asked here);
     a `session` shared with other builds and pushes checks the engine and logs in only once. `inspect=False`
     skips `docker image inspect` (size and layers are then None): a test image is run, never reported.
+    `deadline` (a `time.monotonic()` value) stops the build when it is reached, as its own timeout would.
     Build output lines go to `progress`. Raises ConfigError/PolicyViolation (blubber), `BuildFailed`
     (the failing instruction and its output tail), `EnvironmentMissing` (docker/registry not running).
     """
@@ -210,6 +214,7 @@ def build(
             labels={"org.opencontainers.image.revision": source.sha} if source.sha else None,
             stream=progress,
             no_cache=no_cache,
+            timeout=_within(BUILD_TIMEOUT, deadline),
         )
     except BuildFailed as err:
         err.next_command = f"deployer build {svc.directory} --variant {variant}"  # type: ignore[attr-defined]
@@ -255,11 +260,13 @@ def test(
     build_progress: Progress | None | bool = True,
     session: Session | None = None,
     source: git.Source | None = None,
+    deadline: float | None = None,
 ) -> TestResult:
     """Build the test variant and run its entrypoint on the host network, streaming its output.
 
     The test run's output goes to `progress`; the build's output too, unless `build_progress` is
-    another callback or None (quiet build). `session`, `source`: see `build`.
+    another callback or None (quiet build). `session`, `source`: see `build`. `deadline` (a
+    `time.monotonic()` value) bounds the build and the run together; `timeout` bounds the run alone.
 
     Raises `ConfigError` before building when the variant has no entrypoint, and `TestVariantFailed`
     (exit 12) when the entrypoint exits non-zero (or runs past `timeout`): the message has the exit
@@ -287,11 +294,13 @@ def test(
         session=session,
         source=source,
         inspect=False,
+        deadline=deadline,
     )
     name = f"deployer-test-{svc.name}-{secrets.token_hex(4)}"
     repro = shlex.join([docker.DOCKER_BIN, "run", "--rm", "--network", "host", built.tag])
+    run_timeout = _within(timeout, deadline)
     try:
-        run = docker.run_container(built.image_id, name=name, stream=progress, timeout=timeout)
+        run = docker.run_container(built.image_id, name=name, stream=progress, timeout=run_timeout)
         exit_code, tail = run.exit_code, run.tail[-TAIL_LINES:]
     except ToolFailed as err:
         if not err.timed_out:
@@ -303,7 +312,7 @@ def test(
         return TestResult(svc.name, variant, built.tag, built.image_id, 0, duration, tail)
 
     command_text = shlex.join(runtime.entrypoint)
-    what = f"exited with status {exit_code}" if exit_code is not None else f"ran past {timeout:.0f} s"
+    what = f"exited with status {exit_code}" if exit_code is not None else f"ran past {run_timeout:.0f} s"
     shown = "\n".join(f"  | {line}" for line in tail)
     error = TestVariantFailed(
         f"the {variant} variant of {svc.name} failed: `{command_text}` {what}; "
@@ -348,7 +357,11 @@ class PushResult:
 
 
 def push(
-    built: BuildResult, *, progress: Progress | None = None, session: Session | None = None
+    built: BuildResult,
+    *,
+    progress: Progress | None = None,
+    session: Session | None = None,
+    deadline: float | None = None,
 ) -> PushResult:
     """Push every tag of `built` and return the digest the registry stored.
 
@@ -356,7 +369,7 @@ def push(
     `EnvironmentMissing`; a refused push is `PushFailed` (exit 14). No tag in the registry points at a
     partial image (the manifest is the last thing a push writes). The registry-named local tags exist
     only while pushing, so repeated builds do not pile up tags in the engine. A `session` that has
-    already logged in to the registry (the build's) is not logged in again.
+    already logged in to the registry (the build's) is not logged in again. `deadline`: see `build`.
     """
     host = built.repository.split("/", 1)[0]
     creds = (session or Session()).login(host)
@@ -366,7 +379,9 @@ def push(
             docker.tag(built.image_id, reference)
             results.append(
                 registry.DEFAULT_RETRY.call(
-                    lambda ref=reference: docker.push(ref, stream=progress),
+                    lambda ref=reference: docker.push(
+                        ref, stream=progress, timeout=_within(PUSH_TIMEOUT, deadline)
+                    ),
                     lambda err: isinstance(err, ToolFailed) and _registry_unreachable(err),
                 )
             )
@@ -444,6 +459,15 @@ def push_service(
         now=now,
     )
     return push(built, progress=progress)
+
+
+def _within(timeout: float | None, deadline: float | None) -> float | None:
+    """`timeout`, or less when `deadline` (a `time.monotonic()` value) comes sooner (at least 1 ms: a
+    tool is never started with no time at all, it times out at once instead)."""
+    if deadline is None:
+        return timeout
+    left = max(deadline - time.monotonic(), 0.001)
+    return left if timeout is None else min(timeout, left)
 
 
 def _registry_unreachable(err: ToolFailed) -> bool:

@@ -232,7 +232,8 @@ def entry() -> NoReturn:
     type=click.FloatRange(min=1),
     default=600.0,
     show_default=True,
-    help="Overall deadline in seconds: no stage starts after it, and the rollout watch stops at it.",
+    help="Overall deadline in seconds for the whole ship: builds, the test run, pushes, helm and the "
+    "rollout watch are stopped when it comes (exit 18).",
 )
 @click.option("--skip-smoke", is_flag=True, default=False, help="Do not run smoke checks after the rollout.")
 @ci_option

@@ -389,7 +389,9 @@ def run_container(
     `--rm` removes it when docker run returns (the client waits for the removal); on a timeout, Ctrl-C or
     any error the container is removed by name before the exception propagates, so nothing is left running.
     """
-    args = ["run", "--rm", "--name", name, "--network", "host"]
+    # No signal proxy: stopping the client (deadline, Ctrl-C) must not wait for a test process that ignores
+    # SIGTERM (PID 1 without a handler does); the container is then removed with SIGKILL by name.
+    args = ["run", "--rm", "--sig-proxy=false", "--name", name, "--network", "host"]
     for key, value in sorted((env or {}).items()):
         args += ["--env", f"{key}={value}"]
     args.append(image_ref)

@@ -26,7 +26,9 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -244,6 +246,33 @@ def _failure_excerpt(lines: Sequence[str], tail: Sequence[str]) -> list[str]:
     return excerpt + (["…", *ending] if excerpt and ending else ending) if excerpt else list(tail)
 
 
+@contextmanager
+def _overall_deadline(ctx: Ctx, doing: str) -> Iterator[None]:
+    """A tool stopped because the ship's own deadline (--timeout) came is the ship's timeout (exit 18,
+    saying which --timeout ran out and during what), not a failure of that tool."""
+    try:
+        yield
+    except UserError as e:
+        if ctx.deadline is None or time.monotonic() < ctx.deadline or isinstance(e, errors.Timeout):
+            raise
+        # the tool's own one-line account, without the output tail that `evidence` carries
+        first = (e.message.splitlines() or [type(e).__name__])[0].split("; last ")[0]
+        err = errors.Timeout(
+            f"the ship's --timeout of {ctx.config.timeout:.0f}s ran out during {doing} ({first})",
+            hint="raise it with --timeout, or look at what was still running in the output above",
+        )
+        for name in ("evidence", "details"):
+            if getattr(e, name, None):
+                setattr(err, name, getattr(e, name))
+        raise err from e
+
+
+def _seconds_left(ctx: Ctx, timeout: float) -> int:
+    """A helm --timeout: `timeout`, or the whole seconds left before the ship's deadline if fewer."""
+    left = ctx.deadline - time.monotonic() if ctx.deadline is not None else timeout
+    return max(1, int(min(float(timeout), left)))
+
+
 def _registry_host() -> str:
     from deployer import registry
 
@@ -275,14 +304,16 @@ def step_test(ctx: Ctx) -> StepResult | dict[str, Any]:
         show(line)
 
     try:
-        result = build.test(
-            state.service,
-            state.config,
-            config.test_variant,
-            progress=take,
-            session=_docker(state),
-            source=state.source,
-        )
+        with _overall_deadline(ctx, "the test variant's build and run"):
+            result = build.test(
+                state.service,
+                state.config,
+                config.test_variant,
+                progress=take,
+                session=_docker(state),
+                source=state.source,
+                deadline=ctx.deadline,
+            )
     except errors.TestVariantFailed as e:
         # deployer.build gives the output tail as evidence, the command that reproduces the run as
         # next_command, and details["tests"] for the reports; the evidence shown is the failing tests.
@@ -313,14 +344,16 @@ def step_build(ctx: Ctx) -> dict[str, Any]:
     from deployer import build
 
     state = ctx.state
-    built = build.build(
-        state.service,
-        state.config,
-        state.deploy.variant,
-        source=state.source,
-        progress=_tool_stream(ctx),
-        session=_docker(state),
-    )
+    with _overall_deadline(ctx, "the production build"):
+        built = build.build(
+            state.service,
+            state.config,
+            state.deploy.variant,
+            source=state.source,
+            progress=_tool_stream(ctx),
+            session=_docker(state),
+            deadline=ctx.deadline,
+        )
     state.built = built
     image = {
         "variant": built.variant,
@@ -338,7 +371,10 @@ def step_push(ctx: Ctx) -> dict[str, Any]:
     from deployer.chart import ImageRef
 
     state = ctx.state
-    pushed = build.push(state.built, progress=_tool_stream(ctx), session=_docker(state))
+    with _overall_deadline(ctx, "the push"):
+        pushed = build.push(
+            state.built, progress=_tool_stream(ctx), session=_docker(state), deadline=ctx.deadline
+        )
     state.image = ImageRef(repository=pushed.repository, digest=pushed.digest, tag=pushed.tags[0])
     image = {
         "variant": pushed.image.variant,
@@ -465,15 +501,16 @@ def step_deploy(ctx: Ctx) -> dict[str, Any]:
     state.previous_revision = current.revision if current is not None and not current.pending else None
     state.deploy_started = datetime.now(UTC)
     ctx.progress(f"helm upgrade --install {release} {state.chart.reference} --version {state.chart.version}")
-    deployed = helm.upgrade_install(
-        release,
-        namespace,
-        state.chart.reference,
-        version=state.chart.version,
-        plain_http=True,
-        timeout=int(state.deploy.timeouts.helm),
-        description=f"deployer ship {state.image.pinned}",
-    )
+    with _overall_deadline(ctx, "helm upgrade"):
+        deployed = helm.upgrade_install(
+            release,
+            namespace,
+            state.chart.reference,
+            version=state.chart.version,
+            plain_http=True,
+            timeout=_seconds_left(ctx, state.deploy.timeouts.helm),
+            description=f"deployer ship {state.image.pinned}",
+        )
     state.revision = deployed.revision
     state.generation = _deployment_generation(ctx)
     details: dict[str, Any] = {"revision": deployed.revision, "summary": f"revision {deployed.revision}"}
@@ -646,7 +683,8 @@ def step_smoke(ctx: Ctx) -> StepResult | dict[str, Any]:
 
     def helm_test(release: str, namespace: str, timeout: int) -> str:
         ctx.progress("helm test --logs")
-        return helm.test(release, namespace, timeout=timeout)
+        with _overall_deadline(ctx, "helm test"):
+            return helm.test(release, namespace, timeout=_seconds_left(ctx, timeout))
 
     def http_get(path: str, timeout: float) -> tuple[int, bytes]:
         pod = portforward.ready_pod(api, deploy.namespace, selector)
@@ -740,7 +778,6 @@ def run(
     clock: Callable[[], float] | None = None,
 ) -> int:
     """Ship `config.service`: run the steps, write the reports asked for, return the exit code."""
-    import time
 
     from deployer import junit, output, report, workflow
 

@@ -137,7 +137,7 @@ class Boundary:
                 raise registry.RegistryAuthFailed("refused")
             return creds
 
-        def push(ref: str, stream=None) -> docker.PushResult:
+        def push(ref: str, stream=None, timeout=None) -> docker.PushResult:
             self.calls.append(f"push {ref}")
             return docker.PushResult(ref, "sha256:" + "d" * 64, 1, 2)
 
@@ -232,3 +232,13 @@ def test_the_test_image_is_not_inspected_but_the_production_image_is(tmp_path, m
     built = build_mod.build(svc, None, "production", session=build_mod.Session())
     assert fake.calls[-2:] == ["build", "inspect"]
     assert (built.size, built.layers) == (1000, 1)
+
+
+def test_a_deadline_shortens_a_tools_timeout_but_never_lengthens_it(monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(build_mod.time, "monotonic", lambda: clock[0])
+    assert build_mod._within(1800, None) == 1800
+    assert build_mod._within(1800, 1060.0) == 60
+    assert build_mod._within(30, 1060.0) == 30
+    assert build_mod._within(None, 1060.0) == 60
+    assert build_mod._within(1800, 990.0) == 0.001  # past: the tool times out at once

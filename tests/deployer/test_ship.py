@@ -561,17 +561,17 @@ def test_test_build_and_push_share_one_docker_session(tmp_path, monkeypatch):
     built = BuildResult("hello", "production", "sha256:" + "i" * 64, 1, "deployer/hello:production", 1,
                         "127.0.0.1:5000/staging/hello", ("t1",))  # fmt: skip
 
-    def fake_test(service, config, variant, *, progress, session, source):
+    def fake_test(service, config, variant, *, progress, session, source, deadline):
         sessions.append(session)
         sources.append(source)
         return TestResult("hello", variant, "deployer/hello:test", "sha256:" + "t" * 64, 0, 0.1)
 
-    def fake_build(service, config, variant, *, source, progress, session):
+    def fake_build(service, config, variant, *, source, progress, session, deadline):
         sessions.append(session)
         sources.append(source)
         return built
 
-    def fake_push(b, *, progress, session):
+    def fake_push(b, *, progress, session, deadline):
         sessions.append(session)
         return PushResult("hello", b.repository, b.tags, "sha256:" + "d" * 64, b, 1, 0)
 
@@ -628,3 +628,44 @@ def test_compile_starts_importing_the_cluster_client_and_deploy_waits_for_it(tmp
     ctx, _ = _ctx(ship.ShipConfig(service="hello"), tmp_path, **state)
     ship.step_deploy(ctx)
     assert order[:2] == ["join", "lock"]
+
+
+# --- the overall deadline (--timeout) reaches into each tool ---------------------------------------------
+
+
+def test_a_tool_stopped_by_the_ships_deadline_is_the_ships_timeout(tmp_path):
+    import time
+
+    ctx, _ = _ctx(ship.ShipConfig(service="hello", timeout=30), tmp_path)
+    ctx.deadline = time.monotonic() - 0.1  # passed while the build ran
+    failed = errors.BuildFailed("docker build timed out at [production 5/6] RUN npm ci: killed")
+    failed.evidence = ("npm http fetch GET 200 ...",)
+    with pytest.raises(errors.Timeout) as info, ship._overall_deadline(ctx, "the production build"):
+        raise failed
+    assert info.value.exit_code == ExitCode.TIMEOUT
+    assert info.value.message == (
+        "the ship's --timeout of 30s ran out during the production build "
+        "(docker build timed out at [production 5/6] RUN npm ci: killed)"
+    )
+    assert info.value.evidence == ("npm http fetch GET 200 ...",)
+    assert info.value.__cause__ is failed
+
+
+def test_a_tool_failing_before_the_deadline_keeps_its_own_error(tmp_path):
+    import time
+
+    ctx, _ = _ctx(ship.ShipConfig(service="hello", timeout=30), tmp_path)
+    ctx.deadline = time.monotonic() + 30
+    with pytest.raises(errors.BuildFailed), ship._overall_deadline(ctx, "the production build"):
+        raise errors.BuildFailed("docker build failed at [production 5/6] RUN npm ci: exit code: 1")
+
+
+def test_helm_gets_the_seconds_left_when_fewer_than_its_own_timeout(tmp_path):
+    import time
+
+    ctx, _ = _ctx(ship.ShipConfig(service="hello"), tmp_path)
+    ctx.deadline = time.monotonic() + 42.5
+    assert ship._seconds_left(ctx, 300) == 42
+    assert ship._seconds_left(ctx, 10) == 10
+    ctx.deadline = time.monotonic() - 5
+    assert ship._seconds_left(ctx, 300) == 1  # at least a second: helm takes whole seconds
