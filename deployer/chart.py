@@ -6,8 +6,8 @@ The values come from two places:
   `securityContext.runAsUser/runAsGroup` (and `runAsNonRoot` when uid ≠ 0), workdir → `app.workingDir`,
   environment → `app.env`, entrypoint → `app.command`;
 - the service's deploy config (`deployer.deploy_config`): port, replicas, probes, resources, extra env
-  (wins over blubber's environment on a name clash), read-only root, Service port, helm test, pull secrets,
-  progress deadline;
+  (wins over blubber's environment on a name clash), read-only root, Service port, helm test (enabled, path,
+  image), pull secrets, progress deadline;
 
 plus the image by digest (`image.repository` + `image.digest`; the tag only labels the pods).
 
@@ -213,7 +213,8 @@ def render_values(
         "test": {
             "enabled": deploy.helm_test,
             "path": deploy.test_path,
-            "image": "",
+            # deploy.yaml smoke.testImage; empty: the chart runs the test in the service's own image
+            "image": deploy.test_image or "",
             # the pod gives up a little before `helm test --timeout` (the smoke timeout) would
             "timeoutSeconds": max(6, deploy.timeouts.smoke - 5),
         },

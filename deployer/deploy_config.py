@@ -131,6 +131,7 @@ class DeployConfig:
     image_pull_secrets: tuple[str, ...]
     helm_test: bool
     test_path: str
+    test_image: str | None  # the helm test pod's image; None: the service's own image
     smoke_checks: tuple[SmokeCheck, ...]
     timeouts: Timeouts
     file: str | None = None
@@ -211,6 +212,36 @@ def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, An
 
 _NOT_DNS = re.compile(r"[^a-z0-9-]+")
 
+# An image reference as docker and containerd parse it: [host[:port]/]path[:tag][@sha256:digest].
+_HOST = (
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)(?::[0-9]+)?"
+)
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE_REFERENCE = re.compile(
+    rf"^(?:{_HOST}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?"
+    r"(?:@sha256:[a-f0-9]{64})?$"
+)
+"""What `smoke.testImage` must look like."""
+
+# Keys whose value is an image reference: checked here, because a JSON Schema pattern would put the whole
+# regular expression into the error message.
+_IMAGE_KEYS: tuple[YamlPath, ...] = (("smoke", "testImage"),)
+
+
+def _check_image_references(source: Source, data: Mapping[str, Any], prefix: YamlPath = ()) -> None:
+    """Raise a ConfigError (file, line, YAML path) for a value of `_IMAGE_KEYS` that is no image reference."""
+    for keys in _IMAGE_KEYS:
+        value: Any = data
+        for key in keys:
+            value = value.get(key) if isinstance(value, Mapping) else None
+        if isinstance(value, str) and (len(value) > 255 or not _IMAGE_REFERENCE.match(value)):
+            raise source.error(
+                (*prefix, *keys),
+                f"{value!r} is not an image reference",
+                hint="write [registry/]repository[:tag][@sha256:digest] in lower case, without spaces or a "
+                "scheme, e.g. 127.0.0.1:5000/base/bookworm:12",
+            )
+
 
 def release_name(service_dir: str | Path) -> str:
     """The default release name for a service directory: its name as a DNS label (≤ 53 chars for helm)."""
@@ -239,6 +270,7 @@ def load_policy(path: str | Path | None = None) -> DeployPolicy:
     _check_schema(source, section, "deploy-policy.schema.json", ("deploy",))
     defaults = section.get("defaults") or {}
     _check_schema(source, defaults, "deploy.schema.json", ("deploy", "defaults"))
+    _check_image_references(source, defaults, ("deploy", "defaults"))
     for key in ("release", "namespace"):
         if key in defaults:
             raise source.error(
@@ -266,6 +298,7 @@ def load(service_dir: str | Path, policy: DeployPolicy | None = None) -> DeployC
                 raise source.error((), "deploy.yaml must be a mapping of settings")
             data = source.data
         _check_schema(source, data, "deploy.schema.json")
+        _check_image_references(source, data)
     merged = _merge(_merge(BUILTIN_DEFAULTS, policy.defaults), data)
     return _resolve(service_dir, merged, str(path) if source else None, source)
 
@@ -343,6 +376,7 @@ def _resolve(service_dir: Path, m: dict[str, Any], file: str | None, source: Sou
         image_pull_secrets=tuple(m["imagePullSecrets"]),
         helm_test=bool(m["smoke"].get("helmTest", True)),
         test_path=str(m["smoke"].get("testPath") or readiness.path),
+        test_image=m["smoke"].get("testImage") or None,
         smoke_checks=tuple(checks),
         timeouts=timeouts,
         file=file,
@@ -419,4 +453,14 @@ def enforce(
             "push to one of: " + ", ".join(allowed),
             "imageRepositories",
             {"file": None, "line": None, "path": None},
+        )
+    # The helm test pod runs in the cluster too: its image obeys the same rule.
+    if allowed and config.test_image and not any(config.test_image.startswith(p) for p in allowed):
+        key = ("smoke", "testImage")
+        set_here = config.source is not None and key in config.source.lines
+        raise violation(
+            f"smoke.testImage {config.test_image!r} is not in the policy's allowed repositories",
+            "use an image from one of: " + ", ".join(allowed) + " (e.g. the base image)",
+            "imageRepositories",
+            config.where(key) if set_here else policy.where(("defaults", *key)),
         )

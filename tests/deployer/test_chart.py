@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
 import yaml
 
+from blubber import Runtime
 from blubber.errors import ConfigError, PolicyViolation
 from deployer.chart import BASE_CHART, ImageRef, chart_version, dump_yaml, render_values, write_chart
 from deployer.deploy_config import DeployPolicy, load, load_policy
@@ -20,21 +22,20 @@ DIGEST = "sha256:" + "ab" * 32
 IMAGE = ImageRef("127.0.0.1:5000/staging/node-hello", DIGEST, "2026-11-27-070000-production")
 
 
-@dataclass(frozen=True)
-class Runtime:
-    """Shaped like blubber.runtime(config, variant)."""
-
-    variant: str = "production"
-    base: str = "127.0.0.1:5000/base/nodejs:12"
-    user: str = "runuser"
-    uid: int = 900
-    gid: int = 900
-    workdir: str = "/srv/app"
-    environment: dict[str, str] = field(
-        default_factory=lambda: {"NODE_ENV": "production", "GREETING": "image"}
+def runtime(**changes: Any) -> Runtime:
+    """blubber's runtime facts for a node-hello-like production variant, with `changes` applied."""
+    facts = Runtime(
+        variant="production",
+        base="127.0.0.1:5000/base/nodejs:12",
+        user="runuser",
+        uid=900,
+        gid=900,
+        workdir="/srv/app",
+        environment={"NODE_ENV": "production", "GREETING": "image"},
+        entrypoint=("node", "server.js"),
+        insecure=False,
     )
-    entrypoint: tuple[str, ...] = ("node", "server.js")
-    insecure: bool = False
+    return replace(facts, **changes)
 
 
 def deploy(tmp_path: Path, text: str | None = None, policy: DeployPolicy | None = None):  # type: ignore[no-untyped-def]
@@ -47,7 +48,7 @@ def deploy(tmp_path: Path, text: str | None = None, policy: DeployPolicy | None 
 
 def test_values_mapping(tmp_path: Path) -> None:
     config = deploy(tmp_path, 'port: 3000\nreplicas: 2\nenv: {GREETING: deploy, EXTRA: "a\\"b\\nc"}\n')
-    values = render_values(config, Runtime(), IMAGE, policy=load_policy())
+    values = render_values(config, runtime(), IMAGE, policy=load_policy())
     assert values["image"] == {
         "repository": "127.0.0.1:5000/staging/node-hello",
         "digest": DIGEST,
@@ -76,7 +77,7 @@ def test_values_mapping(tmp_path: Path) -> None:
 
 def test_values_satisfy_the_base_charts_schema(tmp_path: Path) -> None:
     schema = json.loads((BASE_CHART / "values.schema.json").read_text())
-    values = render_values(deploy(tmp_path, "readOnlyRootFilesystem: true\n"), Runtime(), IMAGE)
+    values = render_values(deploy(tmp_path, "readOnlyRootFilesystem: true\n"), runtime(), IMAGE)
     jsonschema.Draft7Validator(schema).validate(values)
     # and the base chart's own defaults too
     jsonschema.Draft7Validator(schema).validate(yaml.safe_load((BASE_CHART / "values.yaml").read_text()))
@@ -85,14 +86,14 @@ def test_values_satisfy_the_base_charts_schema(tmp_path: Path) -> None:
 def test_root_runtime_is_refused_by_policy_and_flagged_without(tmp_path: Path) -> None:
     config = deploy(tmp_path)
     with pytest.raises(PolicyViolation, match="runs as root"):
-        render_values(config, Runtime(uid=0, gid=0), IMAGE, policy=load_policy(), blubber_file="b.yaml")
-    values = render_values(config, Runtime(uid=0, gid=0), IMAGE)  # no policy: allowed, but not "non-root"
+        render_values(config, runtime(uid=0, gid=0), IMAGE, policy=load_policy(), blubber_file="b.yaml")
+    values = render_values(config, runtime(uid=0, gid=0), IMAGE)  # no policy: allowed, but not "non-root"
     assert values["securityContext"]["runAsNonRoot"] is False
 
 
 def test_non_numeric_uid_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="numeric"):
-        render_values(deploy(tmp_path), Runtime(uid=-1), IMAGE)
+        render_values(deploy(tmp_path), runtime(uid=-1), IMAGE)
 
 
 def test_image_ref_parsing_refuses_tags_without_digest() -> None:
@@ -118,7 +119,7 @@ def test_chart_version_is_semver_and_time_ordered() -> None:
 def test_chart_version_names_the_content(tmp_path: Path) -> None:
     """Two different charts rendered in the same second never share a version (an OCI tag)."""
     when = datetime(2026, 11, 27, 7, 0, 0, tzinfo=UTC)
-    values = render_values(deploy(tmp_path), Runtime(), IMAGE)
+    values = render_values(deploy(tmp_path), runtime(), IMAGE)
     other = {**values, "replicaCount": 7}
     a = chart_version(when, values=values)
     assert re.fullmatch(r"0\.0\.20261127070000-c[0-9a-f]{12}", a)
@@ -127,7 +128,7 @@ def test_chart_version_names_the_content(tmp_path: Path) -> None:
 
 
 def test_written_chart_is_deterministic(tmp_path: Path) -> None:
-    values = render_values(deploy(tmp_path), Runtime(), IMAGE)
+    values = render_values(deploy(tmp_path), runtime(), IMAGE)
     one = write_chart(tmp_path / "one", "node-hello", "0.0.1", values, app_version=IMAGE.tag)
     two = write_chart(
         tmp_path / "two", "node-hello", "0.0.1", dict(reversed(list(values.items()))), app_version=IMAGE.tag
@@ -149,3 +150,26 @@ def test_dump_yaml_sorts_keys_and_keeps_newlines_safe() -> None:
     text = dump_yaml({"b": 1, "a": {"d": "x\n- injected: true", "c": "y"}})
     assert text.index("a:") < text.index("b:") and text.index("c:") < text.index("d:")
     assert yaml.safe_load(text) == {"b": 1, "a": {"d": "x\n- injected: true", "c": "y"}}
+
+
+def test_test_pod_image_comes_from_smoke_test_image(tmp_path: Path) -> None:
+    schema = json.loads((BASE_CHART / "values.schema.json").read_text())
+    default = render_values(deploy(tmp_path), runtime(), IMAGE, policy=load_policy())
+    assert default["test"] == {"enabled": True, "path": "/", "image": "", "timeoutSeconds": 25}
+    text = "smoke:\n  testPath: /healthz\n  testImage: 127.0.0.1:5000/base/bookworm:12\n"
+    values = render_values(deploy(tmp_path / "b", text), runtime(), IMAGE, policy=load_policy())
+    assert values["test"] == {
+        "enabled": True,
+        "path": "/healthz",
+        "image": "127.0.0.1:5000/base/bookworm:12",
+        "timeoutSeconds": 25,
+    }
+    assert values["image"]["repository"] == IMAGE.repository  # the service's own pods are unchanged
+    jsonschema.Draft7Validator(schema).validate(values)
+
+
+def test_test_image_outside_the_allowed_repositories_is_refused(tmp_path: Path) -> None:
+    config = deploy(tmp_path, "smoke:\n  testImage: docker.io/library/debian:12\n")
+    with pytest.raises(PolicyViolation, match="smoke.testImage") as info:
+        render_values(config, runtime(), IMAGE, policy=load_policy())
+    assert (info.value.line, info.value.path) == (2, "smoke.testImage")

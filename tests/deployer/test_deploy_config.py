@@ -182,3 +182,113 @@ def test_enforcements_point_at_deploy_yaml(tmp_path: Path) -> None:
     assert (info.value.line, info.value.path) == (2, "resources.limits")
     root = service(tmp_path / "d", "resources:\n  limits: {cpu: 100m, memory: 1Gi}\n")
     enforce(load(root, policy), policy, uid=1, insecure=False, image_repository="r/x")
+
+
+# --- smoke.testImage -------------------------------------------------------------------------------------
+
+BOOKWORM = "127.0.0.1:5000/base/bookworm:12"
+
+
+def test_test_image_is_optional_and_read(tmp_path: Path) -> None:
+    assert load(service(tmp_path, None), NO_POLICY).test_image is None
+    config = load(service(tmp_path / "b", f"smoke:\n  testImage: {BOOKWORM}\n"), NO_POLICY)
+    assert config.test_image == BOOKWORM
+    assert config.helm_test is True  # setting the image does not change whether the test runs
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "bookworm",
+        "bookworm:12",
+        BOOKWORM,
+        "localhost:5000/team/app_x:v1.2-rc.3",
+        "registry.example.org/a/b-c/d__e@sha256:" + "0a" * 32,
+        "127.0.0.1:5000/base/bookworm:12@sha256:" + "f" * 64,
+    ],
+)
+def test_test_image_accepts_image_references(tmp_path: Path, ref: str) -> None:
+    assert load(service(tmp_path, f"smoke:\n  testImage: '{ref}'\n"), NO_POLICY).test_image == ref
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("12", "12 is not of type 'string'"),
+        ("[a, b]", "is not of type 'string'"),
+        ("{image: x}", "is not of type 'string'"),
+        ("true", "True is not of type 'string'"),
+        ("''", "should be non-empty"),
+        ("'http://127.0.0.1:5000/base/bookworm:12'", "is not an image reference"),
+        ("'base/bookworm 12'", "is not an image reference"),
+        ("'base/Bookworm:12'", "is not an image reference"),
+        ("'base//bookworm'", "is not an image reference"),
+        ("'bookworm:'", "is not an image reference"),
+        ("'bookworm:12:13'", "is not an image reference"),
+        ("'bookworm@sha256:abc'", "is not an image reference"),
+    ],
+)
+def test_bad_test_image_names_file_line_and_path(tmp_path: Path, value: str, words: str) -> None:
+    root = service(tmp_path, f"port: 8080\nsmoke:\n  helmTest: true\n  testImage: {value}\n")
+    with pytest.raises(ConfigError) as info:
+        load(root, NO_POLICY)
+    error = info.value
+    assert (error.file, error.line, error.path) == (
+        str(root / ".pipeline" / "deploy.yaml"),
+        4,
+        "smoke.testImage",
+    )
+    assert words in error.message
+    assert error.hint is not None and "127.0.0.1:5000/base/bookworm:12" in error.hint  # an example to copy
+    assert error.exit_code == ConfigError.exit_code
+
+
+def test_bad_test_image_in_policy_defaults_points_into_the_policy(tmp_path: Path) -> None:
+    bad = tmp_path / "policy.yaml"
+    bad.write_text("deploy:\n  defaults:\n    smoke:\n      testImage: 'Not An Image'\n")
+    with pytest.raises(ConfigError, match="is not an image reference") as info:
+        load_policy(bad)
+    assert (info.value.file, info.value.line, info.value.path) == (
+        str(bad),
+        4,
+        "deploy.defaults.smoke.testImage",
+    )
+
+
+def test_policy_default_test_image_is_used_and_overridden(tmp_path: Path) -> None:
+    policy = DeployPolicy(defaults={"smoke": {"testImage": BOOKWORM}}, enforcements={})
+    assert load(service(tmp_path, "smoke:\n  testPath: /x\n"), policy).test_image == BOOKWORM
+    own = load(service(tmp_path / "b", "smoke:\n  testImage: 127.0.0.1:5000/t/x:1\n"), policy)
+    assert own.test_image == "127.0.0.1:5000/t/x:1"
+
+
+def test_test_image_obeys_the_image_repository_rule(tmp_path: Path) -> None:
+    root = service(tmp_path, "replicas: 1\nsmoke:\n  testImage: docker.io/library/bash:5\n")
+    with pytest.raises(PolicyViolation, match="smoke.testImage 'docker.io/library/bash:5' is not in") as info:
+        _enforce(load(root, load_policy()))
+    assert (info.value.file, info.value.line, info.value.path) == (
+        str(root / ".pipeline" / "deploy.yaml"),
+        3,
+        "smoke.testImage",
+    )
+    assert "127.0.0.1:5000/" in (info.value.hint or "")
+    assert "imageRepositories" in info.value.message  # names the rule that fired
+    allowed = service(tmp_path / "b", f"smoke:\n  testImage: {BOOKWORM}\n")
+    _enforce(load(allowed, load_policy()))  # the base image is allowed
+
+
+def test_test_image_from_policy_defaults_is_located_in_the_policy(tmp_path: Path) -> None:
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(
+        "deploy:\n  defaults:\n    smoke:\n      testImage: quay.io/x/y:1\n"
+        "  enforcements:\n    imageRepositories: ['127.0.0.1:5000/']\n"
+    )
+    policy = load_policy(policy_file)
+    config = load(service(tmp_path, "replicas: 1\n"), policy)
+    with pytest.raises(PolicyViolation, match="smoke.testImage") as info:
+        enforce(config, policy, uid=1, insecure=False, image_repository="127.0.0.1:5000/staging/x")
+    assert (info.value.file, info.value.line, info.value.path) == (
+        str(policy_file),
+        4,
+        "deploy.defaults.smoke.testImage",
+    )

@@ -5,12 +5,12 @@ helm is a local binary (no daemon, no cluster): these tests need only the pinned
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import yaml
 
+from blubber import Runtime
 from deployer.chart import BASE_CHART, ImageRef, chart_version, render_values, write_chart
 from deployer.deploy_config import load, load_policy
 from deployer.errors import DeployFailed
@@ -20,17 +20,18 @@ from tests.conftest import require
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 
 
-@dataclass(frozen=True)
-class Runtime:
-    variant: str = "production"
-    base: str = "127.0.0.1:5000/base/nodejs:12"
-    user: str = "runuser"
-    uid: int = 900
-    gid: int = 901
-    workdir: str = "/srv/app"
-    environment: dict[str, str] = field(default_factory=lambda: {"NODE_ENV": "production"})
-    entrypoint: tuple[str, ...] = ("node", "server.js")
-    insecure: bool = False
+# What blubber.runtime gives for a node-hello-like production variant.
+RUNTIME = Runtime(
+    variant="production",
+    base="127.0.0.1:5000/base/nodejs:12",
+    user="runuser",
+    uid=900,
+    gid=901,
+    workdir="/srv/app",
+    environment={"NODE_ENV": "production"},
+    entrypoint=("node", "server.js"),
+    insecure=False,
+)
 
 
 @pytest.fixture
@@ -45,7 +46,7 @@ def rendered(tmp_path: Path, deploy_yaml: str = "") -> Path:
     (service / ".pipeline" / "deploy.yaml").write_text(deploy_yaml or "{}\n")
     config = load(service, load_policy())
     image = ImageRef("127.0.0.1:5000/staging/node-hello", DIGEST, "2026-11-27-071500-production")
-    values = render_values(config, Runtime(), image, policy=load_policy())
+    values = render_values(config, RUNTIME, image, policy=load_policy())
     return write_chart(tmp_path / "out", config.release, chart_version(), values, app_version=image.tag).path
 
 
@@ -113,3 +114,14 @@ def test_package_names_the_chart_like_the_service(tmp_path: Path, helm: Helm) ->
     version = yaml.safe_load((chart / "Chart.yaml").read_text())["version"]
     assert tgz == tmp_path / f"node-hello-{version}.tgz"
     assert tgz.is_file()
+
+
+def test_test_pod_runs_smoke_test_image(tmp_path: Path, helm: Helm) -> None:
+    chart = rendered(tmp_path, "smoke:\n  testImage: 127.0.0.1:5000/base/bookworm:12\n")
+    assert "0 chart(s) failed" in helm.lint(chart)
+    manifests = docs(helm.template("node-hello", "staging", chart, values_file=str(chart / "values.yaml")))
+    (test,) = manifests["Pod"]["spec"]["containers"]
+    assert test["image"] == "127.0.0.1:5000/base/bookworm:12"
+    assert test["command"][0] == "bash"  # what the image must have
+    (app,) = manifests["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert app["image"] == f"127.0.0.1:5000/staging/node-hello@{DIGEST}"

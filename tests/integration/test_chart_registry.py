@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import tarfile
 import tempfile
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
 
+from blubber import Runtime
 from deployer import command
 from deployer.chart import CHART_REPOSITORY, ImageRef, chart_version, publish, render_values, write_chart
 from deployer.deploy_config import load, load_policy
@@ -22,17 +22,18 @@ from tests.conftest import require
 DIGEST = "sha256:" + "fedcba9876543210" * 4
 
 
-@dataclass(frozen=True)
-class Runtime:
-    variant: str = "production"
-    base: str = "127.0.0.1:5000/base/nodejs:12"
-    user: str = "runuser"
-    uid: int = 900
-    gid: int = 900
-    workdir: str = "/srv/app"
-    environment: dict[str, str] = field(default_factory=dict)
-    entrypoint: tuple[str, ...] = ("node", "server.js")
-    insecure: bool = False
+# What blubber.runtime gives for a node-hello-like production variant.
+RUNTIME = Runtime(
+    variant="production",
+    base="127.0.0.1:5000/base/nodejs:12",
+    user="runuser",
+    uid=900,
+    gid=900,
+    workdir="/srv/app",
+    environment={},
+    entrypoint=("node", "server.js"),
+    insecure=False,
+)
 
 
 @pytest.mark.registry
@@ -45,7 +46,7 @@ def test_publish_pushes_a_chart_that_pulls_back_byte_identical(tmp_path: Path) -
     (service / ".pipeline").mkdir(parents=True)
     config = load(service, load_policy())
     image = ImageRef("127.0.0.1:5000/staging/chart-push-check", DIGEST, "t1")
-    values = render_values(config, Runtime(), image, policy=load_policy())
+    values = render_values(config, RUNTIME, image, policy=load_policy())
     version = chart_version(datetime.now(UTC))
     chart = write_chart(tmp_path / "out", config.release, version, values)
     helm = Helm(registry_config=tmp_path / "registry.json")
