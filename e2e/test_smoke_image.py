@@ -1,0 +1,276 @@
+"""`smoke.testImage` through the real `deployer ship` CLI (CI mode), on the real cluster, registry and docker.
+
+The chart's `helm test` pod runs a bash script. Each test ships a copy of node-hello from a clean git work
+tree into its own namespace, with `--report`, and reads the report (validated against its schema):
+
+- `smoke.testImage: 127.0.0.1:5000/base/bookworm:12`: the test pod runs that image and the ship passes;
+- a test image without bash (a one-file image holding Debian's static catatonit, pushed to the registry
+  by this module): exit 17, and the output and the report say the test pod's image has no bash and what
+  to set; the kubelet's reason is read back from the real test pod;
+- a `smoke.testImage` that is no image reference, or one outside the policy's repositories: exit 10 / 11
+  before anything is built, naming deploy.yaml's line and `smoke.testImage`.
+
+Short probe periods and deadlines keep each ship to a few seconds.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from kubernetes import client
+
+from deployer import smoke
+from deployer.errors import ExitCode
+from deployer.helm import Helm
+from deployer.report import report_schema
+from e2e.conftest import DOCKER, REPO, Registry
+from e2e.localcluster import pause
+from e2e.localcluster.configs import registry_credentials
+from tests.conftest import require
+
+pytestmark = [pytest.mark.cluster, pytest.mark.registry, pytest.mark.docker]
+
+DEPLOYER = str(Path(sys.executable).parent / "deployer")
+NODE_HELLO = REPO / "examples" / "node-hello"
+BOOKWORM = "127.0.0.1:5000/base/bookworm:12"  # the base image: has bash
+FIX = (
+    "has no bash: set smoke.testImage in .pipeline/deploy.yaml to an image with bash "
+    "(e.g. the base image), or smoke.helmTest: false"
+)
+
+DEPLOY_YAML = """namespace: {namespace}
+probes:
+  readiness: {{path: /healthz, periodSeconds: 1, timeoutSeconds: 1, failureThreshold: 3}}
+  liveness: {{path: /healthz, initialDelaySeconds: 5, periodSeconds: 5}}
+smoke:
+  helmTest: true
+  testPath: /healthz
+  testImage: {test_image}
+timeouts: {{progressDeadline: 30, rollout: 45, helm: 60, smoke: 15}}
+"""
+
+
+@dataclass
+class Ship:
+    """One `deployer ship` run: exit code, output and report."""
+
+    returncode: int
+    output: str
+    report: dict[str, Any]
+
+    def stage(self, name: str) -> dict[str, Any]:
+        return next(s for s in self.report["stages"] if s["name"] == name)
+
+
+@dataclass
+class Service:
+    """A copy of node-hello in its own git repository, shipped to its own namespace."""
+
+    root: Path
+    namespace: str
+    kubeconfig: Path
+    runs: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.root.name  # also the release name and the image repository's last part
+
+    def configure(self, test_image: str) -> None:
+        deploy = DEPLOY_YAML.format(namespace=self.namespace, test_image=test_image)
+        (self.root / ".pipeline" / "deploy.yaml").write_text(deploy)
+        git = ["git", "-C", str(self.root), "-c", "user.email=e2e@test", "-c", "user.name=e2e"]
+        subprocess.run([*git, "add", "-A"], check=True, capture_output=True)
+        subprocess.run([*git, "commit", "-qm", f"test image {test_image}"], check=True, capture_output=True)
+
+    def ship(self) -> Ship:
+        self.runs += 1
+        report = self.root.parent / f"ship{self.runs}.json"
+        argv = [
+            DEPLOYER,
+            "ship",
+            str(self.root),
+            "--kubeconfig",
+            str(self.kubeconfig),
+            "--report",
+            str(report),
+        ]
+        done = subprocess.run(
+            argv, capture_output=True, text=True, env={**os.environ, "CI": "true"}, timeout=600
+        )
+        output = done.stdout + done.stderr
+        assert report.exists(), output[-4000:]
+        data = json.loads(report.read_text())
+        jsonschema.Draft202012Validator(report_schema()).validate(data)
+        assert data["outcome"]["exit_code"] == done.returncode
+        return Ship(done.returncode, output, data)
+
+
+def _registry_request(path: str, method: str = "GET", accept: str = "") -> urllib.request.Request:
+    creds = registry_credentials()
+    assert creds is not None
+    token = base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()
+    headers = {"Authorization": f"Basic {token}"} | ({"Accept": accept} if accept else {})
+    return urllib.request.Request(f"http://127.0.0.1:5000{path}", method=method, headers=headers)
+
+
+def _delete_pushed(repository: str) -> None:
+    """Remove the manifests a test pushed to `repository` (the registry's GC owns the blobs)."""
+    try:
+        with urllib.request.urlopen(_registry_request(f"/v2/{repository}/tags/list"), timeout=10) as r:
+            tags = json.loads(r.read()).get("tags") or []
+    except urllib.error.HTTPError as e:
+        if e.code == 404:  # nothing was ever pushed
+            return
+        raise
+    accept = (
+        "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"
+    )
+    for tag in tags:
+        try:
+            head = _registry_request(f"/v2/{repository}/manifests/{tag}", "HEAD", accept)
+            with urllib.request.urlopen(head, timeout=10) as r:
+                digest = r.headers["Docker-Content-Digest"]
+            delete = _registry_request(f"/v2/{repository}/manifests/{digest}", "DELETE")
+            urllib.request.urlopen(delete, timeout=10).close()
+        except urllib.error.HTTPError:
+            pass  # already gone (two tags, one manifest)
+
+
+@pytest.fixture(scope="module")
+def no_bash_image(registry: Registry) -> Iterator[str]:
+    """A one-layer image holding only Debian's static catatonit (no shell at all), pushed to the registry."""
+    require(
+        "catatonit (static, for a bash-less image)", pause.CATATONIT.is_file(), "apt-get install catatonit"
+    )
+    ref = f"{registry.host}/e2e/no-bash:{uuid.uuid4().hex[:8]}"
+    archive = pause.single_file_archive(
+        ref, "pause", pause.CATATONIT.read_bytes(), ["/pause", "-P"], "e2e/test_smoke_image.py: no bash"
+    )
+    loaded = subprocess.run(
+        [DOCKER, "load"],
+        input=archive,
+        capture_output=True,
+        env={**os.environ, "DOCKER_CONFIG": str(registry.docker_config)},
+        timeout=120,
+    )
+    assert loaded.returncode == 0, loaded.stderr.decode()
+    pushed = registry.docker("push", ref)
+    assert pushed.returncode == 0, pushed.stderr
+    yield ref
+    registry.docker("image", "rm", "--force", ref)
+    _delete_pushed("e2e/no-bash")
+
+
+@pytest.fixture
+def service(
+    cluster_kubeconfig: Path, kube: client.ApiClient, registry: Registry, tmp_path: Path
+) -> Iterator[Service]:
+    suffix = uuid.uuid4().hex[:6]
+    root = tmp_path / f"esi-{suffix}"
+    shutil.copytree(NODE_HELLO, root, ignore=shutil.ignore_patterns("node_modules", ".git"))
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    svc = Service(root, f"esi-{suffix}", cluster_kubeconfig)
+    yield svc
+    Helm(kubeconfig=cluster_kubeconfig, timeout=120).uninstall(svc.name, svc.namespace)
+    try:
+        client.CoreV1Api(kube).delete_namespace(svc.namespace, propagation_policy="Background")
+    except client.ApiException as e:
+        if e.status != 404:
+            raise
+    _delete_pushed(f"staging/{svc.name}")
+    _delete_pushed(f"staging/charts/{svc.name}")
+    listed = registry.docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}")
+    refs = [r for r in listed.stdout.split() if r.split(":")[0].endswith(f"/{svc.name}")]
+    if refs:
+        registry.docker("image", "rm", "--force", *refs)
+
+
+def _test_pods(service: Service, kube: client.ApiClient) -> list[dict[str, Any]]:
+    return smoke.read_test_pods(kube, service.namespace, service.name)
+
+
+def test_a_test_image_with_bash_runs_the_helm_test(service: Service, kube: client.ApiClient) -> None:
+    service.configure(BOOKWORM)
+    ship = service.ship()
+    assert ship.returncode == 0, ship.output[-4000:]
+    assert ship.stage("smoke")["status"] == "success"
+    assert [(c["name"], c["status"]) for c in ship.stage("smoke")["details"]["smoke"]] == [
+        ("helm-test", "passed")
+    ]
+    # The test pod really ran the base image (not the service's), and succeeded there.
+    (pod,) = _test_pods(service, kube)
+    (container,) = pod["spec"]["containers"]
+    assert container["image"] == BOOKWORM
+    assert container["command"][0] == "bash"
+    assert pod["status"]["phase"] == "Succeeded"
+    (image,) = [i for i in ship.report["images"] if i.get("pushed")]
+    deployed = client.AppsV1Api(kube).read_namespaced_deployment(service.name, service.namespace)
+    assert deployed.spec.template.spec.containers[0].image == f"{image['repository']}@{image['digest']}"
+
+
+def test_a_test_image_without_bash_fails_smoke_with_the_fix(
+    service: Service, kube: client.ApiClient, no_bash_image: str
+) -> None:
+    service.configure(no_bash_image)
+    ship = service.ship()
+
+    assert ship.returncode == ExitCode.SMOKE == 17, ship.output[-4000:]
+    outcome = ship.report["outcome"]
+    assert (outcome["failed_stage"], outcome["exit_class"]) == ("smoke", "smoke")
+    # The fix is the hint of the failure, in the report and in the CI log.
+    assert FIX in outcome["hint"], outcome
+    assert FIX in ship.stage("smoke")["hint"]
+    assert f"hint: the test pod's image {FIX}" in ship.output or f"probably {FIX}" in ship.output, ship.output
+    (check,) = ship.stage("smoke")["details"]["smoke"]
+    assert (check["name"], check["status"]) == ("helm-test", "failed")
+    assert "bash" in check["detail"], check
+    # The rollout itself was healthy: only the test pod is at fault, and the release stays deployed.
+    assert ship.report["rollout"]["verdict"] == "healthy"
+    assert ship.stage("watch")["status"] == "success"
+
+    # The kubelet's reason, read back from the real test pod, is what deployer names plainly.
+    (pod,) = _test_pods(service, kube)
+    (status,) = pod["status"]["containerStatuses"]
+    terminated = status["state"]["terminated"]
+    assert terminated["reason"] in ("StartError", "ContainerCannotRun"), status
+    assert 'exec: "bash": executable file not found in $PATH' in terminated["message"], status
+    found = smoke.diagnose_helm_test("", [pod])
+    assert found is not None
+    assert found.hint == smoke.BASH_HINT == f"the test pod's image {FIX}"
+    assert found.message == f"the test pod's image {no_bash_image} has no bash: its container could not start"
+
+
+@pytest.mark.parametrize(
+    ("test_image", "exit_code", "stage", "words"),
+    [
+        # refused when deploy.yaml is read, before anything is built
+        ("'http://127.0.0.1:5000/base/bookworm:12'", ExitCode.CONFIG, "compile", "is not an image reference"),
+        # refused with the other policy enforcements, when the chart is rendered: before any deploy
+        ("docker.io/library/bash:5", ExitCode.POLICY, "chart", "not in the policy's allowed repositories"),
+    ],
+)
+def test_a_bad_test_image_is_refused_with_its_place_in_deploy_yaml(
+    service: Service, test_image: str, exit_code: int, stage: str, words: str
+) -> None:
+    service.configure(test_image)
+    ship = service.ship()
+    assert ship.returncode == exit_code, ship.output[-4000:]
+    assert ship.report["outcome"]["failed_stage"] == stage, ship.report["outcome"]
+    assert ship.stage("deploy")["status"] == "not-run"
+    assert words in ship.output
+    assert f"{service.root / '.pipeline' / 'deploy.yaml'}:8" in ship.output  # file:line of smoke.testImage
+    assert "smoke.testImage" in ship.output
