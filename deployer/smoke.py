@@ -209,11 +209,11 @@ def diagnose_helm_test(
     """Explain a failed `helm test` from the test pods' status (`pods`, API JSON) or else helm's `output`.
 
     None when nothing points at the test pod itself (then the service's answer, in the log, is the story).
+    The empty-log inference is used only without the pods' status: with it, a pod that did start (and was,
+    say, OOM-killed before its first line) is not blamed on bash.
     """
     if pods:
-        found = _from_pods(pods)
-        if found is not None:
-            return found
+        return _from_pods(pods)
     silent = _silent_test_pod(output)
     if silent is None:
         return None

@@ -353,6 +353,12 @@ def test_a_test_pod_that_ran_is_not_explained_away(tmp_path: Path) -> None:
     assert "attempt 1 (0s): GET http://hello:80/ -> HTTP/1.1 500 Internal Server Error" in report.evidence
 
 
+def test_a_started_test_pod_with_an_empty_log_is_not_blamed_on_bash() -> None:
+    killed = pod_with(terminated={"exitCode": 137, "reason": "OOMKilled"})
+    assert diagnose_helm_test(SILENT_FAILURE, [killed]) is None
+    assert diagnose_helm_test(SILENT_FAILURE, None) is not None  # the log alone would have suggested it
+
+
 def test_without_the_pods_status_an_empty_test_log_points_at_bash(tmp_path: Path) -> None:
     report = smoke_report(tmp_path, SILENT_FAILURE)  # no test_pods reader
     assert report.hint == (
