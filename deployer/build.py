@@ -26,6 +26,7 @@ import datetime as dt
 import os
 import secrets
 import shlex
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -104,6 +105,9 @@ class Session:
     pinged: bool = False
     logins: dict[str, registry.Credentials] = field(default_factory=dict)
     _early: Background[None] | None = field(default=None, repr=False)
+    # builds may run side by side (`deployer ship` builds production during the test run): one check
+    # and one login at a time, the second caller finds them done
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def start(self, host: str) -> None:
         """Check the engine and log in to `host` in the background now (while the caller compiles the
@@ -118,13 +122,15 @@ class Session:
 
     def ping(self) -> None:
         """`docker.ping()` the first time; raises `EnvironmentMissing` when the engine does not answer."""
-        self._settle()
-        self._ping()
+        with self._lock:
+            self._settle()
+            self._ping()
 
     def login(self, host: str) -> registry.Credentials:
         """`registry.login(host)` the first time for `host`; the credentials used."""
-        self._settle()
-        return self._login(host)
+        with self._lock:
+            self._settle()
+            return self._login(host)
 
     def _settle(self) -> None:
         early, self._early = self._early, None

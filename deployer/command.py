@@ -31,7 +31,7 @@ import sh
 from deployer.errors import EnvironmentMissing
 from deployer.redact import redact, redact_argv
 
-__all__ = ["DEFAULT_TIMEOUT", "Completed", "ToolFailed", "base_env", "run"]
+__all__ = ["DEFAULT_TIMEOUT", "Completed", "ToolFailed", "base_env", "run", "stop_running"]
 
 log = logging.getLogger("deployer.command")
 
@@ -43,6 +43,11 @@ TAIL_LINES = 40
 
 # How long a child gets between SIGTERM and SIGKILL when we stop it (Ctrl-C, deadline).
 _TERM_GRACE = 5.0
+
+# Every tool process still running, so work started in the background (deployer.background) can be
+# stopped when the command that started it ends early: no tool outlives the deployer command.
+_running: dict[int, tuple[str, sh.RunningCommand]] = {}  # pgid -> (tool, process)
+_running_lock = threading.Lock()
 
 
 class ToolFailed(Exception):
@@ -141,6 +146,17 @@ def _stop(process: sh.RunningCommand, pgid: int) -> None:
     # The leader may be gone while others in its group (a shell's children) still run.
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
+
+
+def stop_running() -> int:
+    """Stop every tool process this deployer command started that is still running (SIGTERM, then
+    SIGKILL after the grace time); how many there were. Their `run` calls raise `ToolFailed`."""
+    with _running_lock:
+        running = list(_running.items())
+    for pgid, (tool, process) in running:
+        log.warning("stopping %s (pid %d): the command that started it is ending", tool, pgid)
+        _stop(process, pgid)
+    return len(running)
 
 
 class _Deadline:
@@ -257,6 +273,8 @@ def run(
         raise EnvironmentMissing(f"{tool} not found: {program}", hint=missing_hint) from e
 
     pgid = process.pgid  # == its pid: the child leads a new session
+    with _running_lock:
+        _running[pgid] = (tool, process)
     deadline = _Deadline(timeout, lambda: _stop(process, pgid))
     exit_code: int | None = None
     try:
@@ -292,6 +310,8 @@ def run(
         raise
     finally:
         deadline.cancel()
+        with _running_lock:
+            _running.pop(pgid, None)
         log.debug("%s exited with %s after %.1fs", tool, exit_code, time.monotonic() - started)
 
     return Completed(

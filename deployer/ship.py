@@ -9,7 +9,8 @@ what later steps and the report need back into the state and its `details`, and 
 into results, and the report, the JUnit file, the summary and the exit code are all read from those.
 
 Ordering that matters:
-- the test variant runs before the production image is built, so a failing test pushes nothing;
+- the production image is built while the test variant builds and runs, but nothing is pushed before
+  the tests pass, so a failing test pushes nothing (and stops that build);
 - the release lock (deployer.lock) is taken (in the background, during the chart stage) before `helm upgrade`
   and held through watch and smoke, and
   only while holding it is a release stuck in pending-* (an interrupted run) repaired;
@@ -97,6 +98,7 @@ class ShipState:
     api: Any = None
     lock: Any = None
     lock_early: Any = None  # deployer.background.Background: (lock, release status) taken during chart
+    production_build: Any = None  # (Background of deployer.build.build, its output relay), from test on
     preload: threading.Thread | None = None  # imports the Kubernetes client while docker works
     previous_revision: int | None = None
     revision: int | None = None
@@ -303,6 +305,7 @@ def step_test(ctx: Ctx) -> StepResult | dict[str, Any]:
             output.append(line)
         show(line)
 
+    _start_production_build(ctx)
     try:
         with _overall_deadline(ctx, "the test variant's build and run"):
             result = build.test(
@@ -340,20 +343,68 @@ def step_test(ctx: Ctx) -> StepResult | dict[str, Any]:
     return {"tests": tests, "images": [image], "summary": f"tests passed in {result.image}"}
 
 
-def step_build(ctx: Ctx) -> dict[str, Any]:
+class _Relay:
+    """Output of work started before its stage: kept until the stage starts, then passed on live."""
+
+    def __init__(self) -> None:
+        self._kept: list[str] = []
+        self._to: Callable[[str], None] | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, line: str) -> None:
+        with self._lock:
+            if self._to is None:
+                self._kept.append(line)
+            else:
+                self._to(line)
+
+    def attach(self, to: Callable[[str], None]) -> None:
+        with self._lock:
+            for line in self._kept:
+                to(line)
+            self._kept, self._to = [], to
+
+
+def _build_production(ctx: Ctx, progress: Callable[[str], None]) -> Any:
     from deployer import build
 
     state = ctx.state
+    return build.build(
+        state.service,
+        state.config,
+        state.deploy.variant,
+        source=state.source,
+        progress=progress,
+        session=_docker(state),
+        deadline=ctx.deadline,
+    )
+
+
+def _start_production_build(ctx: Ctx) -> None:
+    """Build the production image while the test variant builds and runs: nothing is pushed before the
+    tests pass (push waits for them), but the build no longer waits for the test run. Its output is
+    shown under the build stage; a failed test stops it (run() stops every tool still running)."""
+    from deployer.background import Background
+
+    state = ctx.state
+    if state.production_build is not None:
+        return
+    _docker(state)  # made here, not in the thread: the test build uses the same session
+    relay = _Relay()
+    state.production_build = (Background(lambda: _build_production(ctx, relay), name="build"), relay)
+
+
+def step_build(ctx: Ctx) -> dict[str, Any]:
+    state = ctx.state
     with _overall_deadline(ctx, "the production build"):
-        built = build.build(
-            state.service,
-            state.config,
-            state.deploy.variant,
-            source=state.source,
-            progress=_tool_stream(ctx),
-            session=_docker(state),
-            deadline=ctx.deadline,
-        )
+        if state.production_build is not None:
+            early, relay = state.production_build
+            if not early.done:
+                ctx.progress("the production build started with the test stage; waiting for it")
+            relay.attach(_tool_stream(ctx))
+            built = early.result()
+        else:
+            built = _build_production(ctx, _tool_stream(ctx))
     state.built = built
     image = {
         "variant": built.variant,
@@ -779,7 +830,7 @@ def run(
 ) -> int:
     """Ship `config.service`: run the steps, write the reports asked for, return the exit code."""
 
-    from deployer import junit, output, report, workflow
+    from deployer import command, junit, output, report, workflow
 
     display = display or output.make_display(ci=config.ci, color=config.color)
     started_at = datetime.now(UTC)
@@ -799,6 +850,7 @@ def run(
         finally:
             for cleanup in reversed(state.cleanups):
                 cleanup()
+            command.stop_running()  # work started early that the run no longer waits for
         outcome = _with_next_commands(outcome, config, state)
     info = report.RunInfo(
         service=state.service.name if state.service else Path(config.service).name,

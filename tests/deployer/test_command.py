@@ -233,3 +233,31 @@ def test_sh_is_called_without_its_polling_paths(monkeypatch):
     assert "_timeout" not in kwargs
     assert kwargs["_in"] is not None
     assert callable(kwargs["_out"])
+
+
+def test_stop_running_stops_a_tool_another_thread_is_waiting_for():
+    """What `deployer ship` does when it ends early: work started in the background is stopped too."""
+    import threading
+
+    from deployer import command
+
+    outcome: list[BaseException] = []
+
+    def background() -> None:
+        try:
+            command.run("sleep", ["sleep", "60"], timeout=120)
+        except command.ToolFailed as e:
+            outcome.append(e)
+
+    thread = threading.Thread(target=background)
+    thread.start()
+    for _ in range(200):  # until it has started
+        if command._running:
+            break
+        threading.Event().wait(0.01)
+    assert command.stop_running() == 1
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    (failed,) = outcome
+    assert failed.exit_code != 0 and not failed.timed_out  # stopped, not timed out
+    assert command._running == {} and command.stop_running() == 0

@@ -669,3 +669,60 @@ def test_helm_gets_the_seconds_left_when_fewer_than_its_own_timeout(tmp_path):
     assert ship._seconds_left(ctx, 10) == 10
     ctx.deadline = time.monotonic() - 5
     assert ship._seconds_left(ctx, 300) == 1  # at least a second: helm takes whole seconds
+
+
+# --- the production build runs beside the test stage --------------------------------------------------
+
+
+def test_production_builds_during_the_test_run_and_its_output_shows_under_build(tmp_path, monkeypatch):
+    import threading
+
+    from deployer import build
+    from deployer.build import BuildResult, TestResult
+
+    test_running = threading.Event()
+    order: list[str] = []
+    built = BuildResult("hello", "production", "sha256:" + "i" * 64, 1, "deployer/hello:production", 1,
+                        "127.0.0.1:5000/staging/hello", ("t1",))  # fmt: skip
+
+    def fake_build(service, config, variant, *, source, progress, session, deadline):
+        assert test_running.wait(10), "the production build waited for the test run"
+        progress("#5 [production 2/6] RUN npm ci")
+        order.append("production built")
+        return built
+
+    def fake_test(service, config, variant, *, progress, session, source, deadline):
+        test_running.set()
+        order.append("tests ran")
+        return TestResult("hello", variant, "deployer/hello:test", "sha256:" + "t" * 64, 0, 0.1)
+
+    monkeypatch.setattr(build, "build", fake_build)
+    monkeypatch.setattr(build, "test", fake_test)
+    deploy = SimpleNamespace(variant="production")
+    state = dict(variants=("test", "production"), deploy=deploy, docker=None)
+    ctx, seen = _ctx(ship.ShipConfig(service="hello"), tmp_path, **state)
+    ship.step_test(ctx)
+    assert "#5 [production 2/6] RUN npm ci" not in seen  # not under the test stage
+    details = ship.step_build(ctx)
+    assert ctx.state.built is built and details["images"][0]["image_id"] == built.image_id
+    assert "#5 [production 2/6] RUN npm ci" in seen
+    assert set(order) == {"tests ran", "production built"}
+
+
+def test_a_production_build_failure_is_the_build_stages_error(tmp_path, monkeypatch):
+    from deployer import build
+    from deployer.build import TestResult
+
+    def fake_build(service, config, variant, **kw):
+        raise errors.BuildFailed("docker build failed at [production 5/6] RUN npm ci: exit code: 1")
+
+    def fake_test(service, config, variant, **kw):
+        return TestResult("hello", variant, "deployer/hello:test", "sha256:" + "t" * 64, 0, 0.1)
+
+    monkeypatch.setattr(build, "build", fake_build)
+    monkeypatch.setattr(build, "test", fake_test)
+    state = dict(variants=("test", "production"), deploy=SimpleNamespace(variant="production"), docker=None)
+    ctx, _ = _ctx(ship.ShipConfig(service="hello"), tmp_path, **state)
+    ship.step_test(ctx)  # the tests pass; the build's failure waits for its own stage
+    with pytest.raises(errors.BuildFailed, match=r"RUN npm ci: exit code: 1"):
+        ship.step_build(ctx)
