@@ -744,7 +744,13 @@ def step_smoke(ctx: Ctx) -> StepResult | dict[str, Any]:
         return response.status, response.body
 
     try:
-        results = smoke.run_checks(deploy, helm_test=helm_test, http_get=http_get)
+        results = smoke.run_checks(
+            deploy,
+            helm_test=helm_test,
+            http_get=http_get,
+            # a failed test pod's own status says why it failed (helm test prints only "pod failed")
+            test_pods=lambda release, namespace: smoke.read_test_pods(api, namespace, release),
+        )
     except smoke.SmokeReport as e:
         e.details = {"smoke": _smoke_entries(e.results)}
         raise

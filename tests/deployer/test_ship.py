@@ -294,7 +294,8 @@ def test_smoke_failure_details_follow_the_report_shape(tmp_path, monkeypatch):
         CheckResult("root", "http", False, 0.1, "GET /: status 500, expected 200"),
     ]
 
-    def fake_run_checks(deploy, *, helm_test, http_get):
+    def fake_run_checks(deploy, *, helm_test, http_get, test_pods):
+        assert callable(test_pods)  # the failed test pod is explained from its status
         raise SmokeReport(results, "hello", "hello-ns")
 
     monkeypatch.setattr(smoke, "run_checks", fake_run_checks)
