@@ -593,12 +593,25 @@ def test_test_build_and_push_share_one_docker_session(tmp_path, monkeypatch):
     assert ctx.state.image.digest == "sha256:" + "d" * 64
 
 
-def test_compile_starts_importing_the_cluster_client_and_deploy_waits_for_it(tmp_path, monkeypatch):
+def test_the_test_run_starts_importing_the_cluster_client_and_deploy_waits_for_it(tmp_path, monkeypatch):
     import sys
 
+    from deployer import build
+    from deployer.build import TestResult
+
+    def fake_test(service, config, variant, *, progress, **kw):
+        progress("#7 [4/7] WORKDIR /srv/app")  # the builds: CPU is busy, no import yet
+        assert ctx.state.preload is None
+        progress("> node --test")  # the run has started
+        return TestResult("hello", variant, "deployer/hello:test", "sha256:" + "t" * 64, 0, 0.1)
+
+    monkeypatch.setattr(build, "test", fake_test)
+    monkeypatch.setattr(ship, "_start_production_build", lambda ctx: None)
     svc = _service(tmp_path, git=False)
     ctx, _ = _ctx(ship.ShipConfig(service=str(svc)), tmp_path)
     ship.step_compile(ctx)
+    assert ctx.state.preload is None  # a config with tests: not while the images build
+    ship.step_test(ctx)
     preload = ctx.state.preload
     assert preload is not None and preload.name == "deployer-preload-kubernetes"
     ship._cluster_modules(ctx.state)
@@ -727,3 +740,16 @@ def test_a_production_build_failure_is_the_build_stages_error(tmp_path, monkeypa
     ship.step_test(ctx)  # the tests pass; the build's failure waits for its own stage
     with pytest.raises(errors.BuildFailed, match=r"RUN npm ci: exit code: 1"):
         ship.step_build(ctx)
+
+
+def test_without_a_test_variant_compile_starts_the_import_itself(tmp_path):
+    svc = _service(tmp_path, git=False)
+    config = svc / ".pipeline" / "blubber.yaml"
+    config.write_text(
+        config.read_text().replace("  test:\n    entrypoint: [python3, -c, \"print('ok')\"]\n", "")
+    )
+    ctx, _ = _ctx(ship.ShipConfig(service=str(svc)), tmp_path)
+    ship.step_compile(ctx)
+    assert ctx.state.variants == ("production",)
+    assert ctx.state.preload is not None
+    ship._cluster_modules(ctx.state)
