@@ -56,7 +56,9 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
             "enabled": True,
             "path": "/",
             "initialDelaySeconds": 0,
-            "periodSeconds": 2,
+            # every second: the first probe often comes before the server listens, and the next one
+            # is when a rollout is seen to be ready (a staging pod answers "/" cheaply)
+            "periodSeconds": 1,
             "timeoutSeconds": 2,
             "failureThreshold": 3,
         },
