@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,25 +16,15 @@ from blubber import Runtime
 from blubber.errors import ConfigError, PolicyViolation
 from deployer.chart import BASE_CHART, ImageRef, chart_version, dump_yaml, render_values, write_chart
 from deployer.deploy_config import DeployPolicy, load, load_policy
+from tests.runtimes import node_hello_runtime
 
 DIGEST = "sha256:" + "ab" * 32
 IMAGE = ImageRef("127.0.0.1:5000/staging/node-hello", DIGEST, "2026-11-27-070000-production")
 
 
 def runtime(**changes: Any) -> Runtime:
-    """blubber's runtime facts for a node-hello-like production variant, with `changes` applied."""
-    facts = Runtime(
-        variant="production",
-        base="127.0.0.1:5000/base/nodejs:12",
-        user="runuser",
-        uid=900,
-        gid=900,
-        workdir="/srv/app",
-        environment={"NODE_ENV": "production", "GREETING": "image"},
-        entrypoint=("node", "server.js"),
-        insecure=False,
-    )
-    return replace(facts, **changes)
+    """node-hello's runtime facts with an image-set GREETING, and `changes` applied."""
+    return node_hello_runtime(**{"environment": {"NODE_ENV": "production", "GREETING": "image"}, **changes})
 
 
 def deploy(tmp_path: Path, text: str | None = None, policy: DeployPolicy | None = None):  # type: ignore[no-untyped-def]

@@ -10,28 +10,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from blubber import Runtime
 from deployer.chart import BASE_CHART, ImageRef, chart_version, render_values, write_chart
 from deployer.deploy_config import load, load_policy
 from deployer.errors import DeployFailed
 from deployer.helm import HELM_BIN, Helm
 from tests.conftest import require
+from tests.runtimes import node_hello_runtime
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 
 
 # What blubber.runtime gives for a node-hello-like production variant.
-RUNTIME = Runtime(
-    variant="production",
-    base="127.0.0.1:5000/base/nodejs:12",
-    user="runuser",
-    uid=900,
-    gid=901,
-    workdir="/srv/app",
-    environment={"NODE_ENV": "production"},
-    entrypoint=("node", "server.js"),
-    insecure=False,
-)
+RUNTIME = node_hello_runtime(gid=901)
 
 
 @pytest.fixture

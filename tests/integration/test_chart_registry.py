@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from blubber import Runtime
 from deployer import command
 from deployer.chart import CHART_REPOSITORY, ImageRef, chart_version, publish, render_values, write_chart
 from deployer.deploy_config import load, load_policy
@@ -18,22 +17,13 @@ from deployer.helm import HELM_BIN, Helm
 from deployer.redact import MASK, redact
 from e2e.localcluster.configs import registry_credentials
 from tests.conftest import require
+from tests.runtimes import node_hello_runtime
 
 DIGEST = "sha256:" + "fedcba9876543210" * 4
 
 
 # What blubber.runtime gives for a node-hello-like production variant.
-RUNTIME = Runtime(
-    variant="production",
-    base="127.0.0.1:5000/base/nodejs:12",
-    user="runuser",
-    uid=900,
-    gid=900,
-    workdir="/srv/app",
-    environment={},
-    entrypoint=("node", "server.js"),
-    insecure=False,
-)
+RUNTIME = node_hello_runtime(environment={})
 
 
 @pytest.mark.registry
