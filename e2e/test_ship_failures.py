@@ -21,35 +21,21 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import shutil
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
-from junitparser import Error, Failure, JUnitXml
+from junitparser import Error, Failure
 from kubernetes import client
 
-from deployer import portforward
 from deployer.errors import ExitCode
-from deployer.helm import Helm
-from deployer.report import report_schema
-from e2e.conftest import REPO, Registry
-from e2e.localcluster.configs import registry_credentials
+from e2e.conftest import Registry
+from e2e.shipping import ServiceCopy, Ship, service_copy, tags
 
 pytestmark = [pytest.mark.cluster, pytest.mark.registry, pytest.mark.docker, pytest.mark.slow]
 
-DEPLOYER = str(Path(sys.executable).parent / "deployer")
-NODE_HELLO = REPO / "examples" / "node-hello"
 HELLO = b"hello from node-hello"
 
 # Fast probes and short deadlines: a healthy pod is ready in ~1 s, a broken one is recognised in seconds.
@@ -71,198 +57,34 @@ process.exit(3);
 """
 
 
-@dataclass
-class Ship:
-    """One `deployer ship` run: its exit code, output, report and JUnit file."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-    report: dict[str, Any]
-    junit: JUnitXml
-    files: dict[str, str]
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-    def stage(self, name: str) -> dict[str, Any]:
-        return next(s for s in self.report["stages"] if s["name"] == name)
-
-    def cases(self) -> dict[str, str]:
-        """'<suite>/<case>' → passed | failure | error | skipped."""
-        out = {}
-        for suite in self.junit:
-            for case in suite:
-                kinds = {type(r).__name__.lower() for r in case.result}
-                verdict = next((k for k in ("failure", "error", "skipped") if k in kinds), "passed")
-                out[f"{suite.name}/{case.name}"] = verdict
-        return out
-
-
-@dataclass
-class Service:
-    """A copy of node-hello in its own git repository, shipped to its own namespace."""
-
-    root: Path
-    namespace: str
-    kubeconfig: Path
-    api: client.ApiClient
-    runs: int = 0
-
-    @property
-    def name(self) -> str:
-        return self.root.name  # also the release name and the image repository's last part
-
-    def write(self, relative: str, text: str) -> None:
-        (self.root / relative).write_text(text)
+class Service(ServiceCopy):
+    """node-hello with fast probes and short deadlines (FAST), shipped with a 240 s overall deadline."""
 
     def deploy_yaml(self, readiness: str = "/healthz", extra: str = "") -> None:
         self.write(
             ".pipeline/deploy.yaml", f"namespace: {self.namespace}\n{FAST.format(readiness=readiness)}{extra}"
         )
 
-    def commit(self, message: str) -> None:
-        git = ["git", "-C", str(self.root), "-c", "user.email=e2e@test", "-c", "user.name=e2e"]
-        subprocess.run([*git, "add", "-A"], check=True, capture_output=True)
-        subprocess.run([*git, "commit", "-qm", message], check=True, capture_output=True)
-
-    def ship(self) -> Ship:
-        self.runs += 1
-        report, junit = self.root.parent / f"ship{self.runs}.json", self.root.parent / f"ship{self.runs}.xml"
-        done = self.deployer(
-            "ship", str(self.root), "--kubeconfig", str(self.kubeconfig), "--timeout", "240",
-            "--report", str(report), "--junit", str(junit),
-        )  # fmt: skip
-        assert report.exists() and junit.exists(), done.stdout[-3000:] + done.stderr[-3000:]
-        data = json.loads(report.read_text())
-        # Every report of every outcome validates against the schema, and a JUnit reader reads every file.
-        jsonschema.Draft202012Validator(report_schema()).validate(data)
-        assert data["outcome"]["exit_code"] == done.returncode
-        ship = Ship(
-            done.returncode,
-            done.stdout,
-            done.stderr,
-            data,
-            JUnitXml.fromfile(str(junit)),
-            {"report": report.read_text(), "junit": junit.read_text()},
-        )
-        _assert_no_secret(ship)
-        return ship
-
-    def deployer(self, *args: str) -> subprocess.CompletedProcess[str]:
-        # CI mode, as a post-merge job runs it: plain lines, and a dirty work tree would be refused.
-        env = {**os.environ, "CI": "true"}
-        return subprocess.run([DEPLOYER, *args], capture_output=True, text=True, env=env, timeout=600)
-
-    def release_command(self, command: str, *args: str) -> subprocess.CompletedProcess[str]:
-        return self.deployer(command, str(self.root), "--kubeconfig", str(self.kubeconfig), *args)
-
-    def helm(self) -> Helm:
-        return Helm(kubeconfig=self.kubeconfig, timeout=120)
-
-    def get(self, path: str) -> portforward.HttpResponse:
-        """GET `path` on a ready pod of the release through a port-forward."""
-        pod = portforward.ready_pod(self.api, self.namespace, f"app.kubernetes.io/instance={self.name}")
-        return portforward.http_get(self.api, self.namespace, pod, 8080, path, timeout=10)
-
-    def running_images(self) -> set[str]:
-        pods = client.CoreV1Api(self.api).list_namespaced_pod(
-            self.namespace, label_selector=f"app.kubernetes.io/instance={self.name}"
-        )
-        return {p.spec.containers[0].image for p in pods.items if p.metadata.deletion_timestamp is None}
-
-
-def _secrets() -> set[str]:
-    creds = registry_credentials()
-    assert creds is not None
-    user, password = creds
-    return {password, base64.b64encode(f"{user}:{password}".encode()).decode()}
-
-
-def _assert_no_secret(ship: Ship) -> None:
-    texts = {"stdout": ship.stdout, "stderr": ship.stderr, **ship.files}
-    for where, text in texts.items():
-        for secret in _secrets():
-            assert secret not in text, f"a registry secret appears in the ship's {where}"
-
-
-def _registry_get(path: str) -> tuple[int, dict[str, Any]]:
-    creds = registry_credentials()
-    assert creds is not None
-    token = base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()
-    request = urllib.request.Request(
-        f"http://127.0.0.1:5000{path}", headers={"Authorization": f"Basic {token}"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as r:
-            return r.status, json.loads(r.read() or b"{}")
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
-
-
-def _tags(repository: str) -> list[str]:
-    status, body = _registry_get(f"/v2/{repository}/tags/list")
-    if status == 404:  # NAME_UNKNOWN: nothing was ever pushed to it
-        return []
-    assert status == 200, body
-    return list(body.get("tags") or [])
-
-
-def _delete_pushed(repository: str) -> None:
-    """Remove what the test pushed (manifests; the registry's GC owns the blobs)."""
-    creds = registry_credentials()
-    assert creds is not None
-    token = base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()
-    accept = (
-        "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"
-    )
-    for tag in _tags(repository):
-        url = f"http://127.0.0.1:5000/v2/{repository}/manifests/{tag}"
-        head = urllib.request.Request(
-            url, method="HEAD", headers={"Authorization": f"Basic {token}", "Accept": accept}
-        )
-        try:
-            with urllib.request.urlopen(head, timeout=10) as r:
-                digest = r.headers["Docker-Content-Digest"]
-            delete = urllib.request.Request(
-                f"http://127.0.0.1:5000/v2/{repository}/manifests/{digest}",
-                method="DELETE",
-                headers={"Authorization": f"Basic {token}"},
-            )
-            urllib.request.urlopen(delete, timeout=10).close()
-        except urllib.error.HTTPError:
-            pass  # already gone (two tags, one manifest)
-
-
-def _remove_local_images(registry: Registry, name: str) -> None:
-    listed = registry.docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}")
-    refs = [r for r in listed.stdout.split() if r.split(":")[0].endswith(f"/{name}")]
-    if refs:
-        registry.docker("image", "rm", "--force", *refs)
+    def ship(self, *args: str) -> Ship:
+        return super().ship("--timeout", "240", *args)
 
 
 @pytest.fixture
 def service(
     cluster_kubeconfig: Path, kube: client.ApiClient, registry: Registry, tmp_path: Path
 ) -> Iterator[Service]:
-    suffix = uuid.uuid4().hex[:6]
-    root = tmp_path / f"e8f-{suffix}"
-    shutil.copytree(NODE_HELLO, root, ignore=shutil.ignore_patterns("node_modules", ".git"))
-    subprocess.run(["git", "init", "-q", str(root)], check=True)
-    svc = Service(root, f"e8-{suffix}", cluster_kubeconfig, kube)
-    svc.deploy_yaml()
-    svc.commit("node-hello copy")
-    yield svc
-    svc.helm().uninstall(svc.name, svc.namespace)
-    try:
-        client.CoreV1Api(kube).delete_namespace(svc.namespace, propagation_policy="Background")
-    except client.ApiException as e:
-        if e.status != 404:
-            raise
-    _delete_pushed(f"staging/{svc.name}")
-    _delete_pushed(f"staging/charts/{svc.name}")
-    _remove_local_images(registry, svc.name)
+    with service_copy(
+        Service,
+        "node-hello",
+        "e8f",
+        kubeconfig=cluster_kubeconfig,
+        api=kube,
+        registry=registry,
+        tmp_path=tmp_path,
+    ) as svc:
+        svc.deploy_yaml()
+        svc.commit("node-hello copy")
+        yield svc
 
 
 def _pushed_image(ship: Ship) -> str:
@@ -488,7 +310,7 @@ def test_failing_test_variant_pushes_and_deploys_nothing(service: Service) -> No
     (failure,) = [r for r in case.result if isinstance(r, Failure | Error)]
     assert "greets in French" in (failure.text or "")
     # Nothing pushed: the service's repository has no tag at all; nothing deployed: no release.
-    assert _tags(f"staging/{service.name}") == [] and _tags(f"staging/charts/{service.name}") == []
+    assert tags(f"staging/{service.name}") == [] and tags(f"staging/charts/{service.name}") == []
     assert service.helm().status(service.name, service.namespace) is None
 
 

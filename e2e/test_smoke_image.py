@@ -15,37 +15,25 @@ Short probe periods and deadlines keep each ship to a few seconds.
 
 from __future__ import annotations
 
-import base64
-import json
 import os
-import shutil
 import subprocess
-import sys
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
 from kubernetes import client
 
 from deployer import smoke
 from deployer.errors import ExitCode
-from deployer.helm import Helm
-from deployer.report import report_schema
-from e2e.conftest import DOCKER, REPO, Registry
+from e2e.conftest import DOCKER, Registry
 from e2e.localcluster import pause
-from e2e.localcluster.configs import registry_credentials
+from e2e.shipping import ServiceCopy, delete_pushed, service_copy
 from tests.conftest import require
 
 pytestmark = [pytest.mark.cluster, pytest.mark.registry, pytest.mark.docker]
 
-DEPLOYER = str(Path(sys.executable).parent / "deployer")
-NODE_HELLO = REPO / "examples" / "node-hello"
 BOOKWORM = "127.0.0.1:5000/base/bookworm:12"  # the base image: has bash
 FIX = (
     "has no bash: set smoke.testImage in .pipeline/deploy.yaml to an image with bash "
@@ -64,90 +52,12 @@ timeouts: {{progressDeadline: 30, rollout: 45, helm: 60, smoke: 15}}
 """
 
 
-@dataclass
-class Ship:
-    """One `deployer ship` run: exit code, output and report."""
-
-    returncode: int
-    output: str
-    report: dict[str, Any]
-
-    def stage(self, name: str) -> dict[str, Any]:
-        return next(s for s in self.report["stages"] if s["name"] == name)
-
-
-@dataclass
-class Service:
-    """A copy of node-hello in its own git repository, shipped to its own namespace."""
-
-    root: Path
-    namespace: str
-    kubeconfig: Path
-    runs: int = 0
-
-    @property
-    def name(self) -> str:
-        return self.root.name  # also the release name and the image repository's last part
-
+class Service(ServiceCopy):
     def configure(self, test_image: str) -> None:
-        deploy = DEPLOY_YAML.format(namespace=self.namespace, test_image=test_image)
-        (self.root / ".pipeline" / "deploy.yaml").write_text(deploy)
-        git = ["git", "-C", str(self.root), "-c", "user.email=e2e@test", "-c", "user.name=e2e"]
-        subprocess.run([*git, "add", "-A"], check=True, capture_output=True)
-        subprocess.run([*git, "commit", "-qm", f"test image {test_image}"], check=True, capture_output=True)
-
-    def ship(self) -> Ship:
-        self.runs += 1
-        report = self.root.parent / f"ship{self.runs}.json"
-        argv = [
-            DEPLOYER,
-            "ship",
-            str(self.root),
-            "--kubeconfig",
-            str(self.kubeconfig),
-            "--report",
-            str(report),
-        ]
-        done = subprocess.run(
-            argv, capture_output=True, text=True, env={**os.environ, "CI": "true"}, timeout=600
+        self.write(
+            ".pipeline/deploy.yaml", DEPLOY_YAML.format(namespace=self.namespace, test_image=test_image)
         )
-        output = done.stdout + done.stderr
-        assert report.exists(), output[-4000:]
-        data = json.loads(report.read_text())
-        jsonschema.Draft202012Validator(report_schema()).validate(data)
-        assert data["outcome"]["exit_code"] == done.returncode
-        return Ship(done.returncode, output, data)
-
-
-def _registry_request(path: str, method: str = "GET", accept: str = "") -> urllib.request.Request:
-    creds = registry_credentials()
-    assert creds is not None
-    token = base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()
-    headers = {"Authorization": f"Basic {token}"} | ({"Accept": accept} if accept else {})
-    return urllib.request.Request(f"http://127.0.0.1:5000{path}", method=method, headers=headers)
-
-
-def _delete_pushed(repository: str) -> None:
-    """Remove the manifests a test pushed to `repository` (the registry's GC owns the blobs)."""
-    try:
-        with urllib.request.urlopen(_registry_request(f"/v2/{repository}/tags/list"), timeout=10) as r:
-            tags = json.loads(r.read()).get("tags") or []
-    except urllib.error.HTTPError as e:
-        if e.code == 404:  # nothing was ever pushed
-            return
-        raise
-    accept = (
-        "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"
-    )
-    for tag in tags:
-        try:
-            head = _registry_request(f"/v2/{repository}/manifests/{tag}", "HEAD", accept)
-            with urllib.request.urlopen(head, timeout=10) as r:
-                digest = r.headers["Docker-Content-Digest"]
-            delete = _registry_request(f"/v2/{repository}/manifests/{digest}", "DELETE")
-            urllib.request.urlopen(delete, timeout=10).close()
-        except urllib.error.HTTPError:
-            pass  # already gone (two tags, one manifest)
+        self.commit(f"test image {test_image}")
 
 
 @pytest.fixture(scope="module")
@@ -172,31 +82,16 @@ def no_bash_image(registry: Registry) -> Iterator[str]:
     assert pushed.returncode == 0, pushed.stderr
     yield ref
     registry.docker("image", "rm", "--force", ref)
-    _delete_pushed("e2e/no-bash")
+    delete_pushed("e2e/no-bash")
 
 
 @pytest.fixture
 def service(
     cluster_kubeconfig: Path, kube: client.ApiClient, registry: Registry, tmp_path: Path
 ) -> Iterator[Service]:
-    suffix = uuid.uuid4().hex[:6]
-    root = tmp_path / f"esi-{suffix}"
-    shutil.copytree(NODE_HELLO, root, ignore=shutil.ignore_patterns("node_modules", ".git"))
-    subprocess.run(["git", "init", "-q", str(root)], check=True)
-    svc = Service(root, f"esi-{suffix}", cluster_kubeconfig)
-    yield svc
-    Helm(kubeconfig=cluster_kubeconfig, timeout=120).uninstall(svc.name, svc.namespace)
-    try:
-        client.CoreV1Api(kube).delete_namespace(svc.namespace, propagation_policy="Background")
-    except client.ApiException as e:
-        if e.status != 404:
-            raise
-    _delete_pushed(f"staging/{svc.name}")
-    _delete_pushed(f"staging/charts/{svc.name}")
-    listed = registry.docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}")
-    refs = [r for r in listed.stdout.split() if r.split(":")[0].endswith(f"/{svc.name}")]
-    if refs:
-        registry.docker("image", "rm", "--force", *refs)
+    where = dict(kubeconfig=cluster_kubeconfig, api=kube, registry=registry, tmp_path=tmp_path)
+    with service_copy(Service, "node-hello", "esi", **where) as svc:
+        yield svc
 
 
 def _test_pods(service: Service, kube: client.ApiClient) -> list[dict[str, Any]]:
