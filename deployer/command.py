@@ -154,7 +154,7 @@ def stop_running() -> int:
     with _running_lock:
         running = list(_running.items())
     for pgid, (tool, process) in running:
-        log.warning("stopping %s (pid %d): the command that started it is ending", tool, pgid)
+        log.info("stopping %s (pid %d): the command that started it is ending", tool, pgid)
         _stop(process, pgid)
     return len(running)
 
