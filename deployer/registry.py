@@ -7,13 +7,15 @@ is never printed.
 
 A registry that does not answer is retried a bounded number of times with exponential backoff, then
 reported as `EnvironmentMissing` with how to start it. Wrong credentials are `RegistryAuthFailed`.
-The HTTP API is spoken directly (urllib) for the read-only questions (is it up, which digest does a tag
-have, does a manifest exist); logins and pushes go through docker.
+The HTTP API is spoken directly (urllib) for the read-only questions (is it up, which tags does a
+repository have, which digest does a tag have, does a manifest exist) and for deleting a manifest by
+digest (`deployer prune`); logins and pushes go through docker.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import time
 import urllib.error
@@ -38,6 +40,7 @@ __all__ = [
     "digest",
     "login",
     "ping",
+    "tags",
 ]
 
 REGISTRY = os.environ.get("DEPLOYER_REGISTRY", "127.0.0.1:5000")
@@ -273,3 +276,51 @@ def delete_manifest(
         if err.code == 404:
             return False
         raise
+
+
+def tags(
+    repository: str,
+    *,
+    registry: str = REGISTRY,
+    creds: Credentials | None = None,
+    retry: Retry = DEFAULT_RETRY,
+    page_size: int = 1000,
+) -> list[str]:
+    """Every tag of `repository` (sorted), following the registry's `Link` pagination; [] when the
+    repository does not exist (never pushed to, or every manifest in it deleted)."""
+    creds = creds or credentials()
+    found: list[str] = []
+    path: str | None = f"/v2/{repository}/tags/list?n={page_size}"
+
+    def once(url: str) -> tuple[list[str], str | None]:
+        try:
+            with _request("GET", url, creds) as r:
+                body = json.loads(r.read() or b"{}")
+                return list(body.get("tags") or []), _next_page(r.headers.get("Link"))
+        except urllib.error.HTTPError as err:
+            if err.code == 404:
+                return [], None
+            if err.code == 401:
+                raise _auth_failed(registry, creds) from err
+            raise
+
+    while path:
+        url = f"http://{registry}{path}"
+        try:
+            page, path = retry.call(lambda url=url: once(url), _is_down)
+        except RegistryAuthFailed:
+            raise
+        except Exception as err:
+            raise EnvironmentMissing(
+                f"the registry at {registry} does not answer: {_reason(err)}", hint=START_HINT
+            ) from err
+        found += page
+    return sorted(set(found))
+
+
+def _next_page(link: str | None) -> str | None:
+    """The path of the next page from a `Link: </v2/…?n=…&last=…>; rel="next"` header (RFC 5988)."""
+    if not link or 'rel="next"' not in link:
+        return None
+    start, end = link.find("<"), link.find(">")
+    return link[start + 1 : end] if 0 <= start < end else None
