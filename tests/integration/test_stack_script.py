@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import stat
 import subprocess
 from pathlib import Path
@@ -50,4 +51,31 @@ def test_credentials_are_private_and_never_printed(stack):
 def test_usage():
     result = run("sideways")
     assert result.returncode == 2
-    assert result.stderr == "usage: scripts/stack up|down|status\n"
+    assert result.stderr == "usage: scripts/stack up|down|status|gc [--dry-run]\n"
+
+
+REG_PID = Path("/var/lib/deployer/registry/registry.pid")
+
+
+# The real `gc` stops the registry for its duration; other test runs on this machine may be pushing at
+# that moment, so the test suite only runs `gc --dry-run`, which never stops it (README: scripts/README.md).
+def test_gc_dry_run_reports_and_leaves_the_registry_running(stack):
+    pid = REG_PID.read_text().strip()
+    result = run("gc", "--dry-run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert re.fullmatch(r"stack: gc: registry data \d+\.\d MiB \(/var/lib/deployer/registry/data\)", lines[0])
+    assert re.fullmatch(
+        r"stack: gc: dry run, nothing removed: \d+ blobs marked, \d+ blobs and \d+ manifests eligible "
+        r"for deletion",
+        lines[1],
+    ), result.stdout
+    assert "stopping" not in result.stdout
+    assert REG_PID.read_text().strip() == pid  # the same registry process, never restarted
+    assert run("status").returncode == 0
+
+
+def test_gc_refuses_an_unknown_argument(stack):
+    result = run("gc", "--now")
+    assert result.returncode == 1
+    assert result.stderr == "stack: error: gc: unknown argument --now (usage: scripts/stack gc [--dry-run])\n"
