@@ -539,6 +539,13 @@ def diff_command(
     show_default=True,
     help="Keep this many newest pushes of the image and of the chart (in-use ones are kept besides).",
 )
+@click.option(
+    "--min-age",
+    type=click.FloatRange(min=0),
+    default=600.0,
+    show_default=True,
+    help="Keep pushes younger than this many seconds: a ship in flight has pushed but not deployed yet.",
+)
 @click.option("--dry-run", is_flag=True, default=False, help="Print what would be deleted; delete nothing.")
 def prune_command(
     service: str,
@@ -547,18 +554,20 @@ def prune_command(
     namespace: str | None,
     release: str | None,
     keep: int,
+    min_age: float,
     dry_run: bool,
 ) -> None:
     """Delete old pushes of SERVICE's image and chart from the registry, never a rollback target.
 
-    Keeps the KEEP newest pushes of each, and every image and chart version any revision in the helm
-    history still references (SERVICE's release, and every other release on the cluster). Prints what is
-    kept and why and what is deleted. Exits 19 when the cluster or registry cannot be read (nothing is
-    deleted then). Blob space is freed by the registry's garbage collector: `scripts/stack gc`.
+    Keeps the KEEP newest pushes of each, those younger than --min-age, and every image and chart version
+    any revision in the helm history still references (SERVICE's release, and every other release on the
+    cluster). Prints what is kept and why and what is deleted. Exits 19 when the cluster or registry
+    cannot be read (nothing is deleted then). Blob space is freed by the registry's garbage collector:
+    `scripts/stack gc`.
     """
     from deployer import prune as prune_mod
 
     tgt, cluster = _release_target(service, environment, kubeconfig, namespace, release)
-    result = prune_mod.prune(tgt, cluster, keep=keep, dry_run=dry_run, progress=_out)
+    result = prune_mod.prune(tgt, cluster, keep=keep, dry_run=dry_run, min_age=min_age, progress=_out)
     for line in result.lines():
         _out(line)

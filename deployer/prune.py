@@ -13,6 +13,8 @@ For each of the two repositories the plan keeps:
   service may be released under other names or in other namespaces from the same repository, the same
   for every other release on the cluster, read from helm's release Secrets (`owner=helm`, all namespaces);
 - a push whose tags carry no timestamp (its age is unknown, so it is never guessed old);
+- a push younger than `min_age` (default 600 s, ship's default deadline): a ship in flight pushes its
+  image and chart before helm records them in a revision;
 
 and deletes the manifests of the rest by digest (`DELETE /v2/<repo>/manifests/<digest>`, which also
 removes every tag pointing at it). A tag pointing at a kept digest is kept with it. Blob space is only
@@ -129,9 +131,21 @@ class Decision:
     reasons: tuple[str, ...]
 
 
-def decide(found: Sequence[Push], keep: int, in_use: Mapping[str, Iterable[str]]) -> list[Decision]:
-    """Keep the `keep` newest dated pushes, every push whose digest is in `in_use` (digest → why), and
-    every push of unknown age; delete the rest. `found` is ordered as `pushes` returns it."""
+def decide(
+    found: Sequence[Push],
+    keep: int,
+    in_use: Mapping[str, Iterable[str]],
+    *,
+    now: datetime | None = None,
+    min_age: float = 0.0,
+) -> list[Decision]:
+    """Keep the `keep` newest dated pushes, every push whose digest is in `in_use` (digest → why), every
+    push of unknown age, and (given `now`) every push younger than `min_age` seconds; delete the rest.
+    `found` is ordered as `pushes` returns it.
+
+    The age rule is for ships in flight: a ship pushes its image minutes before helm records it in a
+    revision, and another push of the same service in between would make it look old and unused.
+    """
     if keep < 1:
         raise UserError(
             f"--keep must be at least 1 (got {keep})",
@@ -147,6 +161,9 @@ def decide(found: Sequence[Push], keep: int, in_use: Mapping[str, Iterable[str]]
                 reasons.append(f"newest push #{rank} of {keep} kept")
         else:
             reasons.append("no timestamp in its tags: age unknown")
+        if now is not None and push.pushed is not None and (now - push.pushed).total_seconds() < min_age:
+            age = max((now - push.pushed).total_seconds(), 0)
+            reasons.append(f"pushed {age:.0f}s ago, younger than --min-age {min_age:.0f}s")
         reasons += [f"in use: {why}" for why in sorted(set(in_use.get(push.digest, ())))]
         decisions.append(Decision(push, bool(reasons), tuple(reasons)))
     return decisions
@@ -235,6 +252,7 @@ class PruneResult:
     dry_run: bool
     plans: list[Plan]
     releases_checked: int  # other helm releases read from the cluster
+    min_age: float = 0.0
     deleted: list[tuple[str, str]] = field(default_factory=list)  # (repository, digest)
     already_gone: list[tuple[str, str]] = field(default_factory=list)
     kept_late: list[tuple[str, str, str]] = field(default_factory=list)  # (repository, digest, new tag)
@@ -242,7 +260,8 @@ class PruneResult:
     def lines(self) -> list[str]:
         out = [
             f"release {self.release} in {self.namespace} and {self.releases_checked} other helm release(s) "
-            f"checked; keeping the {self.keep} newest push(es) and everything in use"
+            f"checked; keeping the {self.keep} newest push(es), those younger than {self.min_age:.0f}s and "
+            "everything in use"
         ]
         for plan in self.plans:
             deleting = len(plan.to_delete)
@@ -417,11 +436,11 @@ def registry_deleter(creds: Any) -> Deleter:
     return delete
 
 
-def _plan(kind: str, host: str, repository: str, keep: int, in_use: InUse, read: TagReader,
-          stamp: Callable[[str], datetime | None]) -> tuple[Plan, dict[str, str]]:  # fmt: skip
+def _plan(kind: str, host: str, repository: str, in_use: InUse, read: TagReader,
+          stamp: Callable[[str], datetime | None], **rules: Any) -> tuple[Plan, dict[str, str]]:  # fmt: skip
     tag_digests = read(repository, host)
     digests, missing = in_use.resolve(tag_digests)
-    plan = Plan(kind, host, repository, decide(pushes(tag_digests, stamp), keep, digests), missing)
+    plan = Plan(kind, host, repository, decide(pushes(tag_digests, stamp), in_use=digests, **rules), missing)
     return plan, tag_digests
 
 
@@ -431,6 +450,8 @@ def prune(
     *,
     keep: int = 10,
     dry_run: bool = False,
+    min_age: float = 600.0,
+    now: datetime | None = None,
     image_host: str | None = None,
     image_repository: str | None = None,
     chart_host: str | None = None,
@@ -441,9 +462,11 @@ def prune(
 ) -> PruneResult:
     """Plan and (unless `dry_run`) delete old pushes of `tgt`'s image and chart repositories.
 
-    The repositories default to where `deployer ship` pushes: `<registry>/<DEPLOYER_NAMESPACE>/<service>`
-    and the chart repository of `deployer.chart.CHART_REPOSITORY` + `/<release>`. The cluster is read first
-    and completely; any failure to read it raises `EnvironmentMissing` before the registry is touched.
+    Pushes younger than `min_age` seconds (at `now`, default: the current time) are kept: a ship may be
+    between its push and its helm upgrade. The repositories default to where `deployer ship` pushes:
+    `<registry>/<DEPLOYER_NAMESPACE>/<service>` and the chart repository of
+    `deployer.chart.CHART_REPOSITORY` + `/<release>`. The cluster is read first and completely; any
+    failure to read it raises `EnvironmentMissing` before the registry is touched.
     """
     from deployer import chart as chart_mod
     from deployer import registry
@@ -470,11 +493,14 @@ def prune(
         creds = registry.credentials()
         read_tags = read_tags or registry_tags(creds)
         delete = delete or registry_deleter(creds)
+    rules = {"keep": keep, "now": now or datetime.now(UTC), "min_age": min_age}
     planned = [
-        _plan("image", image_host, image_repository, keep, images, read_tags, image_stamp),
-        _plan("chart", chart_host, chart_repository, keep, charts, read_tags, chart_stamp),
+        _plan("image", image_host, image_repository, images, read_tags, image_stamp, **rules),
+        _plan("chart", chart_host, chart_repository, charts, read_tags, chart_stamp, **rules),
     ]
-    result = PruneResult(tgt.release, tgt.namespace, keep, dry_run, [p for p, _ in planned], others)
+    result = PruneResult(
+        tgt.release, tgt.namespace, keep, dry_run, [p for p, _ in planned], others, min_age=min_age
+    )
     if dry_run:
         return result
     for plan, before in planned:

@@ -27,6 +27,7 @@ import pytest
 import yaml
 from kubernetes import client
 
+from deployer import registry as registry_mod
 from deployer.errors import ExitCode
 from deployer.helm import Helm
 from e2e.conftest import Registry
@@ -180,7 +181,9 @@ def test_prune_keeps_the_newest_and_every_rollback_target_and_deletes_the_rest(
     assert f"image repository {HOST}/{images}: 4 push(es), keep 3, delete 1" in out
     assert f"chart repository {HOST}/{charts}: 3 push(es), keep 2, delete 1" in out
     kept = {line.split()[1]: line for line in out if line.startswith("  keep    ")}
-    assert kept[y].endswith(f"[{now}-production]  newest push #1 of 1 kept"), kept[y]
+    # Y is kept as the newest, and (like A and B, shipped moments ago) as younger than --min-age
+    assert f"[{now}-production]  newest push #1 of 1 kept; pushed " in kept[y], kept[y]
+    assert kept[y].endswith("s ago, younger than --min-age 600s"), kept[y]
     assert kept[b].endswith(f"in use: release {name} revision 2 (deployed)"), kept[b]
     assert kept[a].endswith(f"in use: release {name} revision 1 (superseded)"), kept[a]
     assert out[-1] == "deleted 2 manifest(s); blob space is reclaimed by `scripts/stack gc`"
@@ -191,6 +194,8 @@ def test_prune_keeps_the_newest_and_every_rollback_target_and_deletes_the_rest(
     assert _status(f"/v2/{images}/manifests/{x}") == 404
     assert _status(f"/v2/{charts}/manifests/{cx}") == 404
     assert registry.docker("pull", f"{HOST}/{images}@{x}").returncode != 0
+    # deployer's tag listing follows the registry's pagination
+    assert registry_mod.tags(images, page_size=1) == sorted(tags(images))
     # What is kept still pulls: the rollback targets, the newest push and both charts in use.
     assert sorted(tags(charts)) == sorted(chart_tags)
     for digest in (a, b, y):

@@ -149,6 +149,26 @@ def test_a_tag_pointing_at_a_kept_digest_is_kept_with_it() -> None:
     assert (older.keep, older.push.tags) == (False, ("20261127T090000Z-production",))
 
 
+def test_pushes_younger_than_min_age_are_kept_for_ships_in_flight() -> None:
+    found = prune.pushes(image_tags((1, "090000"), (2, "095000"), (3, "095500")), prune.image_stamp)
+    assert _decided_at(found, at("100000"), 600) == [
+        (d(3), True, ("newest push #1 of 1 kept", "pushed 300s ago, younger than --min-age 600s")),
+        (d(2), False, ()),  # exactly 600 s old: no longer young
+        (d(1), False, ()),
+    ]
+    assert _decided_at(found, at("100000"), 601)[1] == (
+        d(2),
+        True,
+        ("pushed 600s ago, younger than --min-age 601s",),
+    )
+    # a clock behind the pusher's: a negative age reads as 0
+    assert _decided_at(found, at("095000"), 60)[0][2][-1] == "pushed 0s ago, younger than --min-age 60s"
+
+
+def _decided_at(found: Sequence[Push], now: datetime, min_age: float) -> list[tuple[str, bool, tuple]]:
+    return [(x.push.digest, x.keep, x.reasons) for x in prune.decide(found, 1, {}, now=now, min_age=min_age)]
+
+
 def test_keep_zero_is_refused() -> None:
     with pytest.raises(UserError, match=r"--keep must be at least 1 \(got 0\)"):
         prune.decide([], 0, {})
@@ -307,6 +327,7 @@ def _world() -> tuple[FakeHelmRunner, FakeCore, FakeRegistry]:
 
 
 def _run(tmp_path: Path, runner: FakeHelmRunner, core: FakeCore, reg: FakeRegistry, **kw: Any) -> Any:
+    kw.setdefault("now", at("100000"))  # 20 minutes after the newest push: none is young
     return prune.prune(_target(tmp_path), _cluster(runner, core), read_tags=reg.read, delete=reg.delete, **kw)
 
 
@@ -321,8 +342,8 @@ def test_prune_deletes_only_what_no_revision_uses(tmp_path: Path) -> None:
     assert result.releases_checked == 1
     lines = result.lines()
     assert lines[0] == (
-        "release node-hello in ns and 1 other helm release(s) checked; keeping the 1 newest push(es) and "
-        "everything in use"
+        "release node-hello in ns and 1 other helm release(s) checked; keeping the 1 newest push(es), those "
+        "younger than 600s and everything in use"
     )
     assert lines[1] == "image repository 127.0.0.1:5000/staging/node-hello: 5 push(es), keep 4, delete 1"
     assert (
@@ -359,6 +380,15 @@ def test_a_digest_tagged_again_while_pruning_is_kept(tmp_path: Path) -> None:
         f"kept staging/node-hello@{d(3)}: tag 20261127T095959Z-production was pushed to it while pruning"
         in (result.lines())
     )
+
+
+def test_a_young_push_is_not_deleted_even_when_unused(tmp_path: Path) -> None:
+    runner, core, reg = _world()
+    # d3 was pushed at 09:20; at 09:25 with --min-age 600 it may belong to a ship still deploying
+    result = _run(tmp_path, runner, core, reg, keep=1, now=at("092500"), min_age=600)
+    assert ("staging/node-hello", d(3)) not in reg.deleted
+    (kept,) = [x for x in result.plans[0].decisions if x.push.digest == d(3)]
+    assert kept.reasons == ("pushed 300s ago, younger than --min-age 600s",)
 
 
 def test_a_revision_whose_image_is_gone_is_warned_about(tmp_path: Path) -> None:
@@ -432,10 +462,8 @@ def test_cli_prune_dry_run_prints_the_plan(monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.setattr(prune, "registry_tags", lambda _creds: reg.read)
     monkeypatch.setattr(prune, "registry_deleter", lambda _creds: reg.delete)
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))  # never loaded: connect is replaced
-    result = CliRunner().invoke(
-        cli.main, ["prune", str(NODE_HELLO), "--keep", "1", "--dry-run", "--namespace", "ns"],
-        catch_exceptions=False,
-    )  # fmt: skip
+    argv = ["prune", str(NODE_HELLO), "--keep", "1", "--dry-run", "--namespace", "ns", "--min-age", "0"]
+    result = CliRunner().invoke(cli.main, argv, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert reg.deleted == []
     assert result.output.splitlines()[0] == "read 2 revision(s) of node-hello in ns and 1 other release(s)"
