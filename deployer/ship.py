@@ -545,6 +545,7 @@ def step_deploy(ctx: Ctx) -> dict[str, Any]:
     config, state = ctx.config, ctx.state
     _take_lock_early(ctx)  # normally started by the chart stage
     _, status = state.lock_early.result()
+    _still_holding_the_lock(ctx, "before helm upgrade")
     helm = _helm(config, state)
     release, namespace = state.release, state.namespace
     recovery, current = None, status
@@ -617,6 +618,7 @@ def step_watch(ctx: Ctx) -> dict[str, Any]:
         generation=state.generation,
         # Another image running means something else changed the release (a concurrent deploy).
         images={"app": state.image.pinned},
+        abort=lambda: _lost_lock(ctx, "during the rollout watch"),
     )
     _still_holding_the_lock(ctx, "after the rollout watch")
     if verdict.healthy:
@@ -654,16 +656,23 @@ def step_watch(ctx: Ctx) -> dict[str, Any]:
     raise err
 
 
-def _still_holding_the_lock(ctx: Ctx, where: str) -> None:
-    """Stop here if another run took the release lock over (this one stalled past the Lease duration):
-    the release is that run's now, so this one must not roll it back or judge it."""
+def _lost_lock(ctx: Ctx, where: str) -> errors.DeployFailed | None:
+    """The error to stop with if another run took the release lock over (this one stalled past the Lease
+    duration): the release is that run's now, so this one must not roll it back or judge it."""
     lock = ctx.state.lock
     lost = lock.lost if lock is not None else None
-    if lost is not None:
-        raise errors.DeployFailed(
-            f"{lost.message}; this ship stopped {where} and changed nothing more (no rollback)",
-            hint="see what the other run deployed: deployer status; ship again once it has finished",
-        )
+    if lost is None:
+        return None
+    return errors.DeployFailed(
+        f"{lost.message}; this ship stopped {where} and changed nothing more (no rollback)",
+        hint="see what the other run deployed: deployer status; ship again once it has finished",
+    )
+
+
+def _still_holding_the_lock(ctx: Ctx, where: str) -> None:
+    error = _lost_lock(ctx, where)
+    if error is not None:
+        raise error
 
 
 def _roll_back(ctx: Ctx) -> dict[str, Any]:

@@ -327,6 +327,7 @@ def watch_rollout(
     source: Source | None = None,
     generation: int | None = None,
     images: Mapping[str, str] | None = None,
+    abort: Callable[[], BaseException | None] | None = None,
 ) -> RolloutVerdict:
     """Follow `deployment` in `namespace` until it is fully available, fails, or `timeout` seconds pass.
 
@@ -336,8 +337,9 @@ def watch_rollout(
     status and pods: replicas == ready == available == desired, no old replicas (see
     `deployment.rollout_status`). Failure is reported as soon as a rule in `reasons.RULES` fires; with
     `images` (container name → the image the deploy applied), a Deployment running another image fails
-    with `UnexpectedImage`. `source` replaces the client (tests); otherwise `api` is used through
-    `ApiSource`.
+    with `UnexpectedImage`. `abort` is asked after every event (at least every `heartbeat` seconds): an
+    error it returns is raised at once, ending the watch without a verdict. `source` replaces the client
+    (tests); otherwise `api` is used through `ApiSource`.
     """
     if source is None:
         if api is None:
@@ -353,7 +355,14 @@ def watch_rollout(
         generation=generation,
         images=images,
     )
-    for event in watch.events():
-        if on_event:
-            on_event(event)
+    events = watch.events()
+    try:
+        for event in events:
+            if on_event:
+                on_event(event)
+            stop = abort() if abort is not None else None
+            if stop is not None:
+                raise stop
+    finally:
+        events.close()  # stops the watch streams now, also when aborted
     return watch.verdict(log_lines=log_lines)

@@ -266,6 +266,24 @@ def test_a_ship_that_lost_its_lock_during_the_watch_stops_and_rolls_nothing_back
     assert watch_env.helm.calls == []  # no rollback of the other run's release
 
 
+def test_the_watch_is_aborted_as_soon_as_the_lock_is_lost(watch_env):
+    from deployer.lock import ShipInProgress
+
+    lock = SimpleNamespace(lost=None)
+    watch_env.ctx.state.lock = lock
+    watch_env.verdicts.append(_verdict(True))
+    ship.step_watch(watch_env.ctx)
+    abort = watch_env.passed[0]["abort"]
+    assert abort() is None  # still ours
+    lock.lost = ShipInProgress("lost the lock of release 'hello' to bob")
+    stop = abort()
+    assert isinstance(stop, errors.DeployFailed) and stop.exit_code == ExitCode.DEPLOY
+    assert stop.message == (
+        "lost the lock of release 'hello' to bob; this ship stopped during the rollout watch "
+        "and changed nothing more (no rollback)"
+    )
+
+
 def test_smoke_checks_do_not_run_against_a_release_another_run_took_over(tmp_path):
     from deployer.lock import ShipInProgress
 
@@ -470,6 +488,7 @@ class DeployHelm:
 
 class FakeLock:
     log: list = []
+    lost = None  # still ours
 
     def __init__(self, api, namespace, release, **kw):
         FakeLock.log.append(("lock", namespace, release))

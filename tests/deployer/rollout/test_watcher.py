@@ -156,3 +156,26 @@ def test_heartbeat_while_nothing_changes() -> None:
     assert beats[0].waiting_for == "waiting for the controller to observe generation 1"
     assert 0 < beats[0].remaining < 1.0
     assert isinstance(seen[-1], feed.RolloutTimedOut)
+
+
+def test_abort_ends_the_watch_with_its_error_and_stops_the_streams() -> None:
+    r = recorded("healthy")
+    source = ScriptedSource(
+        lists={"deployment": [[_unobserved(r.deployment)]], "replicaset": [r.replicasets], "pod": [r.pods]}
+    )
+    seen: list[feed.RolloutEvent] = []
+    asked: list[int] = []
+
+    class Lost(Exception):
+        pass
+
+    def abort() -> BaseException | None:
+        asked.append(len(seen))
+        return Lost("lost the lock") if len(asked) >= 2 else None
+
+    with pytest.raises(Lost, match="lost the lock"):
+        watch_rollout(
+            None, "ns", "web", timeout=30.0, heartbeat=0.2, on_event=seen.append, source=source, abort=abort
+        )
+    assert len(asked) == 2 and asked[-1] == len(seen)  # asked after each event, stopped at the second
+    assert source.stopped.is_set()
