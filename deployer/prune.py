@@ -253,6 +253,7 @@ class PruneResult:
     plans: list[Plan]
     releases_checked: int  # other helm releases read from the cluster
     min_age: float = 0.0
+    revisions: int = 0  # revisions of the release itself
     deleted: list[tuple[str, str]] = field(default_factory=list)  # (repository, digest)
     already_gone: list[tuple[str, str]] = field(default_factory=list)
     kept_late: list[tuple[str, str, str]] = field(default_factory=list)  # (repository, digest, new tag)
@@ -263,6 +264,11 @@ class PruneResult:
             f"checked; keeping the {self.keep} newest push(es), those younger than {self.min_age:.0f}s and "
             "everything in use"
         ]
+        if not self.revisions:
+            out.append(
+                f"warning: no release {self.release} in namespace {self.namespace}: only other releases "
+                "protect anything (check --namespace/--release)"
+            )
         for plan in self.plans:
             deleting = len(plan.to_delete)
             out.append(
@@ -499,7 +505,7 @@ def prune(
         _plan("chart", chart_host, chart_repository, charts, read_tags, chart_stamp, **rules),
     ]
     result = PruneResult(
-        tgt.release, tgt.namespace, keep, dry_run, [p for p, _ in planned], others, min_age=min_age
+        tgt.release, tgt.namespace, keep, dry_run, [p for p, _ in planned], others, min_age, revisions
     )
     if dry_run:
         return result

@@ -251,8 +251,6 @@ class FakeHelmRunner:
         self.calls.append(args)
         if args[0] == "history":
             if self.history_error:
-                from tests.deployer.test_release import HelmSaid
-
                 raise HelmSaid(self.history_error)
             rows = [
                 {"revision": n, "status": s, "chart": f"node-hello-{v}", "app_version": "", "description": ""}
@@ -290,10 +288,16 @@ class FakeRegistry:
         return True
 
 
+class HelmSaid(Exception):
+    """Stands in for command.ToolFailed."""
+
+    def __init__(self, stderr_tail: str) -> None:
+        super().__init__(stderr_tail)
+        self.stderr_tail = stderr_tail
+
+
 @pytest.fixture(autouse=True)
 def helm_failures_are_helm_said(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.deployer.test_release import HelmSaid
-
     monkeypatch.setattr("deployer.helm._tool_failed_type", lambda: HelmSaid)
 
 
@@ -389,6 +393,16 @@ def test_a_young_push_is_not_deleted_even_when_unused(tmp_path: Path) -> None:
     assert ("staging/node-hello", d(3)) not in reg.deleted
     (kept,) = [x for x in result.plans[0].decisions if x.push.digest == d(3)]
     assert kept.reasons == ("pushed 300s ago, younger than --min-age 600s",)
+
+
+def test_a_release_that_is_not_there_is_warned_about(tmp_path: Path) -> None:
+    runner, core, reg = _world()
+    runner.revisions.clear()
+    lines = _run(tmp_path, runner, core, reg, keep=1, dry_run=True).lines()
+    assert lines[1] == (
+        "warning: no release node-hello in namespace ns: only other releases protect anything "
+        "(check --namespace/--release)"
+    )
 
 
 def test_a_revision_whose_image_is_gone_is_warned_about(tmp_path: Path) -> None:
