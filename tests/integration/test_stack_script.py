@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import stat
 import subprocess
@@ -72,6 +73,10 @@ def test_gc_dry_run_reports_and_leaves_the_registry_running(stack):
     ), result.stdout
     assert "stopping" not in result.stdout
     assert REG_PID.read_text().strip() == pid  # the same registry process, never restarted
+    # A registry started by a real `gc` must not have inherited gc's lock (it would hold it for good and
+    # refuse every later gc, as this dry run would show).
+    held = [Path(f"/proc/{pid}/fd/{fd}").resolve() for fd in os.listdir(f"/proc/{pid}/fd")]
+    assert not [f for f in held if f.name == "gc.lock"], held
     assert run("status").returncode == 0
 
 
