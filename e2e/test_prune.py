@@ -3,13 +3,15 @@
 A copy of node-hello (its own image repository `staging/prune-<id>`, chart repository
 `staging/charts/prune-<id>` and release) is shipped twice, so helm's history has revision 1 (image A,
 chart cA) and revision 2 (image B, chart cB). The test then pushes, directly, an old image X and an old
-chart version cX that no revision uses, and a newer image Y that no revision uses either (a `deployer
-push` that was never deployed). `deployer prune --keep 1` must:
+chart version cX that no revision uses, a newer image Y that no revision uses either (a `deployer push`
+that was never deployed), and an old image W that only another release (`<name>-other`, a ConfigMap
+naming W) references: that one is found through helm's release Secrets. `deployer prune --keep 1` must:
 
 - refuse (exit 19) and delete nothing while the cluster cannot be reached;
 - with --dry-run, list X and cX for deletion and delete nothing;
-- delete X and cX (their tags and digests answer 404 and no longer pull), keep Y (the newest push), and
-  keep A, B, cA and cB (in use by revisions 1 and 2) so they still pull, blobs included;
+- delete X and cX (their tags and digests answer 404 and no longer pull), keep Y (the newest push), keep
+  W (in use by the other release), and keep A, B, cA and cB (in use by revisions 1 and 2) so they still
+  pull, blobs included;
 - leave `deployer rollback --revision 1` working: the pods run A again.
 """
 
@@ -46,6 +48,7 @@ timeouts: {progressDeadline: 30, rollout: 45, helm: 60, smoke: 15}
 """
 OLD_CHART_VERSION = "0.0.20200101000000-c000000000000"
 OLD_IMAGE_TAG = "20200101T000000Z-production"
+OTHERS_IMAGE_TAG = "20200101T000001Z-production"
 
 
 @pytest.fixture
@@ -125,6 +128,19 @@ def _push_chart(name: str, version: str, tmp_path: Path) -> str:
     return helm.push(package, f"oci://{HOST}/staging/charts")
 
 
+def _install_other_release(svc: ServiceCopy, image: str, tmp_path: Path) -> str:
+    """A second release in the copy's namespace whose only object is a ConfigMap naming `image`; its name."""
+    chart = tmp_path / "other-chart"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: other\nversion: 0.1.0\n")
+    (chart / "templates" / "configmap.yaml").write_text(
+        f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other\ndata:\n  image: {image}\n"
+    )
+    name = f"{svc.name}-other"
+    assert svc.helm().upgrade_install(name, svc.namespace, chart).status == "deployed"
+    return name
+
+
 def _tag_digest(repository: str, tag: str) -> str | None:
     try:
         with urllib.request.urlopen(_request(f"/v2/{repository}/manifests/{tag}", "HEAD")) as r:
@@ -149,10 +165,12 @@ def test_prune_keeps_the_newest_and_every_rollback_target_and_deletes_the_rest(
     x = _push_image(registry, f"{HOST}/base/nodejs-runtime:12", f"{HOST}/{images}:{OLD_IMAGE_TAG}")
     now = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     y = _push_image(registry, f"{HOST}/base/bookworm:12", f"{HOST}/{images}:{now}-production")
+    w = _push_image(registry, f"{HOST}/base/python3-runtime:12", f"{HOST}/{images}:{OTHERS_IMAGE_TAG}")
+    other = _install_other_release(service, f"{HOST}/{images}@{w}", tmp_path)
     cx = _push_chart(name, OLD_CHART_VERSION, tmp_path)
-    assert len({a, b, x, y}) == 4
+    assert len({a, b, x, y, w}) == 5
     before = {"images": sorted(tags(images)), "charts": sorted(tags(charts))}
-    assert len(before["images"]) == 6 and len(before["charts"]) == 3, before  # A, B: stamp + git tag each
+    assert len(before["images"]) == 7 and len(before["charts"]) == 3, before  # A, B: stamp + git tag each
 
     # The cluster cannot be reached: refused, nothing deleted.
     bad = yaml.safe_load(service.kubeconfig.read_text())
@@ -178,7 +196,7 @@ def test_prune_keeps_the_newest_and_every_rollback_target_and_deletes_the_rest(
     done = service.release_command("prune", "--keep", "1")
     out = done.stdout.splitlines()
     assert done.returncode == 0, done.stdout + done.stderr
-    assert f"image repository {HOST}/{images}: 4 push(es), keep 3, delete 1" in out
+    assert f"image repository {HOST}/{images}: 5 push(es), keep 4, delete 1" in out
     assert f"chart repository {HOST}/{charts}: 3 push(es), keep 2, delete 1" in out
     kept = {line.split()[1]: line for line in out if line.startswith("  keep    ")}
     # Y is kept as the newest, and (like A and B, shipped moments ago) as younger than --min-age
@@ -186,6 +204,10 @@ def test_prune_keeps_the_newest_and_every_rollback_target_and_deletes_the_rest(
     assert kept[y].endswith("s ago, younger than --min-age 600s"), kept[y]
     assert kept[b].endswith(f"in use: release {name} revision 2 (deployed)"), kept[b]
     assert kept[a].endswith(f"in use: release {name} revision 1 (superseded)"), kept[a]
+    assert kept[w] == (
+        f"  keep    {w}  [{OTHERS_IMAGE_TAG}]  "
+        f"in use: release {other} in {service.namespace} revision 1 (deployed)"
+    )
     assert out[-1] == "deleted 2 manifest(s); blob space is reclaimed by `scripts/stack gc`"
 
     # What was pruned is gone: tags and digests answer 404, and docker cannot pull it.
@@ -198,7 +220,7 @@ def test_prune_keeps_the_newest_and_every_rollback_target_and_deletes_the_rest(
     assert registry_mod.tags(images, page_size=1) == sorted(tags(images))
     # What is kept still pulls: the rollback targets, the newest push and both charts in use.
     assert sorted(tags(charts)) == sorted(chart_tags)
-    for digest in (a, b, y):
+    for digest in (a, b, y, w):
         assert _pullable(images, digest), digest
         pull = registry.docker("pull", f"{HOST}/{images}@{digest}")
         assert pull.returncode == 0, pull.stderr[-2000:]
