@@ -547,6 +547,7 @@ def diff_command(
     help="Keep pushes younger than this many seconds: a ship in flight has pushed but not deployed yet.",
 )
 @click.option("--dry-run", is_flag=True, default=False, help="Print what would be deleted; delete nothing.")
+@click.option("--json", "as_json", is_flag=True, default=False, help="Print the result as one JSON document.")
 def prune_command(
     service: str,
     environment: str,
@@ -556,6 +557,7 @@ def prune_command(
     keep: int,
     min_age: float,
     dry_run: bool,
+    as_json: bool,
 ) -> None:
     """Delete old pushes of SERVICE's image and chart from the registry, never a rollback target.
 
@@ -565,9 +567,16 @@ def prune_command(
     cannot be read (nothing is deleted then). Blob space is freed by the registry's garbage collector:
     `scripts/stack gc`.
     """
+    import json
+
     from deployer import prune as prune_mod
 
     tgt, cluster = _release_target(service, environment, kubeconfig, namespace, release)
-    result = prune_mod.prune(tgt, cluster, keep=keep, dry_run=dry_run, min_age=min_age, progress=_out)
+    # with --json, stdout carries only the document; progress goes to stderr
+    progress = (lambda line: click.echo(_redact(line), err=True)) if as_json else _out
+    result = prune_mod.prune(tgt, cluster, keep=keep, dry_run=dry_run, min_age=min_age, progress=progress)
+    if as_json:
+        _out(json.dumps(result.to_json(), indent=2))
+        return
     for line in result.lines():
         _out(line)

@@ -258,6 +258,39 @@ class PruneResult:
     already_gone: list[tuple[str, str]] = field(default_factory=list)
     kept_late: list[tuple[str, str, str]] = field(default_factory=list)  # (repository, digest, new tag)
 
+    def to_json(self) -> dict[str, Any]:
+        """The result as plain data (`deployer prune --json`): every push with its action and reasons."""
+        return {
+            "release": self.release,
+            "namespace": self.namespace,
+            "keep": self.keep,
+            "min_age": self.min_age,
+            "dry_run": self.dry_run,
+            "revisions": self.revisions,
+            "other_releases": self.releases_checked,
+            "repositories": [
+                {
+                    "kind": plan.kind,
+                    "repository": f"{plan.host}/{plan.repository}",
+                    "pushes": [
+                        {
+                            "digest": d.push.digest,
+                            "tags": list(d.push.tags),
+                            "pushed": d.push.pushed.isoformat() if d.push.pushed else None,
+                            "action": "keep" if d.keep else "delete",
+                            "reasons": list(d.reasons),
+                        }
+                        for d in plan.decisions
+                    ],
+                    "missing": plan.missing,
+                }
+                for plan in self.plans
+            ],
+            "deleted": [f"{repo}@{digest}" for repo, digest in self.deleted],
+            "already_gone": [f"{repo}@{digest}" for repo, digest in self.already_gone],
+            "kept_late": [f"{repo}@{digest} ({tag})" for repo, digest, tag in self.kept_late],
+        }
+
     def lines(self) -> list[str]:
         out = [
             f"release {self.release} in {self.namespace} and {self.releases_checked} other helm release(s) "

@@ -482,3 +482,28 @@ def test_cli_prune_dry_run_prints_the_plan(monkeypatch: pytest.MonkeyPatch, tmp_
     assert reg.deleted == []
     assert result.output.splitlines()[0] == "read 2 revision(s) of node-hello in ns and 1 other release(s)"
     assert result.output.splitlines()[-1] == "dry run: nothing deleted (2 manifest(s) would be)"
+
+
+def test_cli_prune_json_is_one_document_on_stdout(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    runner, core, reg = _world()
+    monkeypatch.setattr(release_mod, "connect", lambda tgt, **_kw: _cluster(runner, core))
+    monkeypatch.setattr("deployer.registry.credentials", lambda: None)
+    monkeypatch.setattr(prune, "registry_tags", lambda _creds: reg.read)
+    monkeypatch.setattr(prune, "registry_deleter", lambda _creds: reg.delete)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))
+    argv = ["prune", str(NODE_HELLO), "--keep", "1", "--namespace", "ns", "--min-age", "0", "--json"]
+    result = CliRunner().invoke(cli.main, argv, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["deleted"] == [f"staging/node-hello@{d(3)}", f"staging/charts/node-hello@{d(13)}"]
+    (image_repo, chart_repo) = data["repositories"]
+    assert (image_repo["repository"], chart_repo["kind"]) == ("127.0.0.1:5000/staging/node-hello", "chart")
+    assert image_repo["pushes"][0] == {
+        "digest": d(5),
+        "tags": ["20261127T094000Z-production", "git-000000000005"],
+        "pushed": "2026-11-27T09:40:00+00:00",
+        "action": "keep",
+        "reasons": ["newest push #1 of 1 kept"],
+    }
+    assert [p["action"] for p in image_repo["pushes"]] == ["keep", "keep", "delete", "keep", "keep"]
+    assert result.stderr.startswith("read 2 revision(s) of node-hello in ns")
