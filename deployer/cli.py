@@ -563,9 +563,9 @@ def prune_command(
 
     Keeps the KEEP newest pushes of each, those younger than --min-age, and every image and chart version
     any revision in the helm history still references (SERVICE's release, and every other release on the
-    cluster). Prints what is kept and why and what is deleted. Exits 19 when the cluster or registry
-    cannot be read (nothing is deleted then). Blob space is freed by the registry's garbage collector:
-    `scripts/stack gc`.
+    cluster). Prints what is kept and why and what is deleted. Exits 19 when the cluster cannot be read
+    (nothing is deleted then) or the registry fails (each deletion done so far is printed). Blob space is
+    freed by the registry's garbage collector: `scripts/stack gc`.
     """
     import json
 
