@@ -302,6 +302,15 @@ class Helm:
                 return ""
             raise
 
+    def get_all(self, release: str, namespace: str, revision: int, *, template: str) -> str:
+        """`helm get all --revision` of one revision, hooks included, rendered through a Go `template`
+        (the release object: .Release.Manifest, .Release.Hooks, .Release.Chart ...)."""
+        return self._run(
+            "get all",
+            "get", "all", release, "--namespace", namespace, "--revision", str(revision),
+            "--template", template,
+        )  # fmt: skip
+
     def template(
         self,
         release: str,

@@ -403,11 +403,7 @@ def _own_release(cluster: Any, tgt: Any, image: str, chart_name: str, images: In
 
     def read(revision: int) -> str:
         # helm.get_manifest has no --revision and leaves hooks out; `get all --template` gives both.
-        return helm._run(
-            "get all",
-            "get", "all", tgt.release, "--namespace", tgt.namespace, "--revision", str(revision),
-            "--template", _REVISION_TEMPLATE,
-        )  # fmt: skip
+        return helm.get_all(tgt.release, tgt.namespace, revision, template=_REVISION_TEMPLATE)
 
     try:
         with ThreadPoolExecutor(max_workers=4) as pool:
