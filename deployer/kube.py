@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import TypeVar
 
 import urllib3.exceptions
@@ -21,6 +20,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from deployer.apiserver import DEFAULT_KUBECONFIG, kubeconfig_path
 from deployer.errors import DeployFailed, EnvironmentMissing
 
 __all__ = [
@@ -35,7 +35,6 @@ __all__ = [
     "load_api",
 ]
 
-DEFAULT_KUBECONFIG = "/var/lib/deployer/cluster/kubeconfig"
 """The local staging cluster that `e2e/cluster up` writes; the default target."""
 
 _T = TypeVar("_T")
@@ -76,7 +75,7 @@ def load_api(
     `kubeconfig=None` uses `$KUBECONFIG` when set, else `DEFAULT_KUBECONFIG`. Raises `KubeUnreachable`
     when the file is missing or unusable, with a hint on how to get one.
     """
-    path = Path(kubeconfig or os.environ.get("KUBECONFIG") or DEFAULT_KUBECONFIG)
+    path = kubeconfig_path(kubeconfig)
     hint = "start the local cluster with `e2e/cluster up`, or pass --kubeconfig/--context for another one"
     if not path.is_file():
         raise KubeUnreachable(f"kubeconfig {path} does not exist", hint=hint)

@@ -23,7 +23,6 @@ Never prints: all output goes through the display (deployer.output) the caller p
 from __future__ import annotations
 
 import importlib
-import os
 import re
 import tempfile
 import threading
@@ -99,6 +98,7 @@ class ShipState:
     lock: Any = None
     lock_early: Any = None  # deployer.background.Background: (lock, release status) taken during chart
     production_build: Any = None  # (Background of deployer.build.build, its output relay), from test on
+    cluster_check: Any = None  # Background of deployer.apiserver.unreachable, started by compile
     preload: threading.Thread | None = None  # imports the Kubernetes client while docker works
     previous_revision: int | None = None
     revision: int | None = None
@@ -128,6 +128,7 @@ def step_compile(ctx: Ctx) -> dict[str, Any]:
     config, state = ctx.config, ctx.state
     svc = state.service = service.resolve(config.service)
     _docker(state).start(_registry_host())  # the engine check and login overlap the compile
+    _check_cluster_early(ctx)
     source = git.source(svc.directory)
     state.source = source
     state.git_sha, state.git_dirty = source.sha, (source.is_dirty if source.is_repo else None)
@@ -277,6 +278,31 @@ def _seconds_left(ctx: Ctx, timeout: float) -> int:
     return max(1, int(min(float(timeout), left)))
 
 
+def _check_cluster_early(ctx: Ctx) -> None:
+    """Ask (in the background, during compile) whether the target cluster's API server answers at all."""
+    from deployer import apiserver
+    from deployer.background import Background
+
+    config, state = ctx.config, ctx.state
+    if state.cluster_check is None:
+        state.cluster_check = Background(
+            lambda: apiserver.unreachable(config.kubeconfig, config.context), name="cluster-check"
+        )
+
+
+def _cluster_answers(ctx: Ctx, before: str) -> None:
+    """Stop before `before` (building, pushing) when the cluster the ship deploys to cannot be reached:
+    it would only fail at the deploy stage, after the builds and pushes."""
+    check = ctx.state.cluster_check
+    reason = check.result() if check is not None else None
+    if reason is not None:
+        raise errors.EnvironmentMissing(
+            f"{reason}; stopped before {before}",
+            hint="start the local cluster with `e2e/cluster up`, or pick another with --env/--kubeconfig; "
+            "`deployer doctor` checks everything a ship needs",
+        )
+
+
 def _registry_host() -> str:
     from deployer import registry
 
@@ -309,6 +335,7 @@ def step_test(ctx: Ctx) -> StepResult | dict[str, Any]:
             _preload_cluster_modules(state)
         show(line)
 
+    _cluster_answers(ctx, "building anything")
     _start_production_build(ctx)
     try:
         with _overall_deadline(ctx, "the test variant's build and run"):
@@ -400,6 +427,7 @@ def _start_production_build(ctx: Ctx) -> None:
 
 def step_build(ctx: Ctx) -> dict[str, Any]:
     state = ctx.state
+    _cluster_answers(ctx, "building the production image")  # when there was no test stage
     with _overall_deadline(ctx, "the production build"):
         if state.production_build is not None:
             early, relay = state.production_build
@@ -447,12 +475,11 @@ def step_push(ctx: Ctx) -> dict[str, Any]:
 
 def _helm(config: ShipConfig, state: ShipState) -> Any:
     if state.helm is None:
-        from deployer import docker
+        from deployer import apiserver, docker
         from deployer.helm import Helm
-        from deployer.kube import DEFAULT_KUBECONFIG
 
         # The same kubeconfig deployer.kube.load_api picks, so helm and the watcher see one cluster.
-        kubeconfig = config.kubeconfig or os.environ.get("KUBECONFIG") or DEFAULT_KUBECONFIG
+        kubeconfig = apiserver.kubeconfig_path(config.kubeconfig)
         state.helm = Helm(
             kubeconfig=kubeconfig,
             context=config.context,

@@ -772,3 +772,24 @@ def test_without_a_test_variant_compile_starts_the_import_itself(tmp_path):
     assert ctx.state.variants == ("production",)
     assert ctx.state.preload is not None
     ship._cluster_modules(ctx.state)
+
+
+def test_a_cluster_that_does_not_answer_stops_the_ship_before_anything_is_built(tmp_path, monkeypatch):
+    from deployer import apiserver, build
+
+    built: list[str] = []
+    monkeypatch.setattr(build, "test", lambda *a, **kw: built.append("test"))
+    monkeypatch.setattr(build, "build", lambda *a, **kw: built.append("build"))
+    reason = "the Kubernetes API server https://10.200.255.2:6443 does not answer: Connection refused"
+    asked: list[tuple[object, object]] = []
+    monkeypatch.setattr(apiserver, "unreachable", lambda k, c: asked.append((k, c)) or reason)
+    svc = _service(tmp_path, git=False)
+    config = ship.ShipConfig(service=str(svc), kubeconfig=tmp_path / "kc", environment="prod")
+    ctx, _ = _ctx(config, tmp_path)
+    ship.step_compile(ctx)  # starts the check
+    with pytest.raises(errors.EnvironmentMissing) as info:
+        ship.step_test(ctx)
+    assert info.value.exit_code == ExitCode.ENVIRONMENT
+    assert info.value.message == f"{reason}; stopped before building anything"
+    assert "e2e/cluster up" in info.value.hint
+    assert asked == [(tmp_path / "kc", "prod")] and built == []
