@@ -254,8 +254,13 @@ def digest(
                 raise _auth_failed(registry, creds) from err
             raise
 
+    return _retried(registry, retry, once)
+
+
+def _retried(registry: str, retry: Retry, fn: Callable[[], T]) -> T:
+    """`fn()`, tried again while the registry is down; `EnvironmentMissing` when it never answers."""
     try:
-        return retry.call(once, _is_down)
+        return retry.call(fn, _is_down)
     except RegistryAuthFailed:
         raise
     except Exception as err:
@@ -306,14 +311,7 @@ def tags(
 
     while path:
         url = f"http://{registry}{path}"
-        try:
-            page, path = retry.call(lambda url=url: once(url), _is_down)
-        except RegistryAuthFailed:
-            raise
-        except Exception as err:
-            raise EnvironmentMissing(
-                f"the registry at {registry} does not answer: {_reason(err)}", hint=START_HINT
-            ) from err
+        page, path = _retried(registry, retry, lambda url=url: once(url))
         found += page
     return sorted(set(found))
 
