@@ -527,7 +527,7 @@ def diff_command(
         _out(line)
 
 
-# --- registry housekeeping: prune (prune helper) -------------------------------------------------------
+# --- registry housekeeping: prune ---------------------------------------------------------------------
 
 
 @main.command("prune")
