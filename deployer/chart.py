@@ -6,8 +6,9 @@ The values come from two places:
   `securityContext.runAsUser/runAsGroup` (and `runAsNonRoot` when uid ≠ 0), workdir → `app.workingDir`,
   environment → `app.env`, entrypoint → `app.command`;
 - the service's deploy config (`deployer.deploy_config`): port, replicas, probes, resources, extra env
-  (wins over blubber's environment on a name clash), read-only root, Service port, helm test (enabled, path,
-  image), pull secrets, progress deadline;
+  (wins over blubber's environment on a name clash), secret env → `app.secretEnv` (names of a Secret and a
+  key only, rendered as `valueFrom.secretKeyRef`; it too wins over blubber's environment), read-only root,
+  Service port, helm test (enabled, path, image), pull secrets, progress deadline;
 
 plus the image by digest (`image.repository` + `image.digest`; the tag only labels the pods).
 
@@ -171,6 +172,10 @@ def render_values(
         )
     env = {str(k): str(v) for k, v in runtime.environment.items()}
     env.update(deploy.env)  # deploy.yaml's env wins over the image's environment
+    # ... and so does secretEnv: the image's value is a default, the Secret the deployed one. (env and
+    # secretEnv never share a name: deploy_config refuses that.)
+    for name in deploy.secret_env:
+        env.pop(name, None)
 
     def probe(p: Any) -> dict[str, Any]:
         return {
@@ -200,6 +205,10 @@ def render_values(
             "args": [],
             "workingDir": runtime.workdir or "",
             "env": dict(sorted(env.items())),
+            "secretEnv": {
+                name: {"secret": ref.secret, "key": ref.key}
+                for name, ref in sorted(deploy.secret_env.items())
+            },
         },
         "securityContext": {
             "runAsNonRoot": runtime.uid != 0,

@@ -31,6 +31,7 @@ __all__ = [
     "DeployConfig",
     "DeployPolicy",
     "Probe",
+    "SecretRef",
     "SmokeCheck",
     "Timeouts",
     "enforce",
@@ -74,6 +75,8 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     # Limits come from the ops policy (policies/deploy.yaml), which may also require them.
     "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}},
     "env": {},
+    # NAME → {secret, key}: read by the kubelet from a Secret in the release's namespace, never by deployer
+    "secretEnv": {},
     "readOnlyRootFilesystem": False,
     "service": {"port": 80},
     "imagePullSecrets": [],
@@ -105,6 +108,15 @@ class SmokeCheck:
 
 
 @dataclass(frozen=True)
+class SecretRef:
+    """Where an environment variable's value comes from: `key` in the Secret `secret` of the release's
+    namespace. Only the names; deployer never reads the value (the kubelet does, when it starts the pod)."""
+
+    secret: str
+    key: str
+
+
+@dataclass(frozen=True)
 class Timeouts:
     """Deadlines in seconds."""
 
@@ -128,6 +140,7 @@ class DeployConfig:
     liveness: Probe
     resources: Mapping[str, Mapping[str, str]]
     env: Mapping[str, str]
+    secret_env: Mapping[str, SecretRef]
     read_only_root_filesystem: bool
     service_port: int
     image_pull_secrets: tuple[str, ...]
@@ -167,16 +180,23 @@ def _validator(name: str) -> jsonschema.protocols.Validator:
     return cls(schema)
 
 
+def _error_path(error: jsonschema.ValidationError, prefix: YamlPath) -> YamlPath:
+    path: YamlPath = (*prefix, *error.absolute_path)
+    if "propertyNames" in error.schema_path and isinstance(error.instance, str):
+        path = (*path, error.instance)  # a bad key: point at the key, not at its mapping
+    return path
+
+
 def _check_schema(source: Source, data: object, name: str, prefix: YamlPath = ()) -> None:
     """Raise a ConfigError for the first (deepest-located, then document-order) schema error."""
     errors = sorted(
         _validator(name).iter_errors(data),
-        key=lambda e: (source.line((*prefix, *e.absolute_path)) or 0, -len(e.absolute_path)),
+        key=lambda e: (source.line(_error_path(e, prefix)) or 0, -len(_error_path(e, prefix))),
     )
     if not errors:
         return
     error = errors[0]
-    path: YamlPath = (*prefix, *error.absolute_path)
+    path = _error_path(error, prefix)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         if extra:  # point at the unknown key itself, not at its parent mapping
@@ -302,7 +322,45 @@ def load(service_dir: str | Path, policy: DeployPolicy | None = None) -> DeployC
         _check_schema(source, data, "deploy.schema.json")
         _check_image_references(source, data)
     merged = _merge(_merge(BUILTIN_DEFAULTS, policy.defaults), data)
+    _check_env_clash(merged, data, source, policy)
     return _resolve(service_dir, merged, str(path) if source else None, source)
+
+
+def _check_env_clash(
+    merged: Mapping[str, Any], data: Mapping[str, Any], source: Source | None, policy: DeployPolicy
+) -> None:
+    """Refuse a name set in both `env` and `secretEnv` (after layering): which value the pod should get is
+    ambiguous, and a plain value silently replacing a secret (or the reverse) is a likely mistake.
+
+    The error points at the deploy.yaml entry (`secretEnv` first, else `env`), or into the policy's
+    defaults when both come from there, and names where the other one is set.
+    """
+    clash = sorted(set(merged["env"]) & set(merged["secretEnv"]))
+    if not clash:
+        return
+    name = clash[0]
+
+    def in_service(key: str) -> bool:
+        return source is not None and name in (data.get(key) or {})
+
+    def where(key: str) -> dict[str, Any]:
+        if source is not None and in_service(key):
+            return {"file": source.file, "line": source.line((key, name)), "path": format_path((key, name))}
+        return policy.where(("defaults", key, name))
+
+    # deploy.yaml's secretEnv entry, else its env entry (secretEnv from the policy), else the policy's
+    first, second = (
+        ("env", "secretEnv") if in_service("env") and not in_service("secretEnv") else ("secretEnv", "env")
+    )
+    here, other = where(first), where(second)
+    other_text = f"{other['file']}:{other['line']}: {other['path']}" if other["file"] else other["path"]
+    ref = merged["secretEnv"][name]
+    raise ConfigError(
+        f"{name} is set in both env and secretEnv (also at {other_text})",
+        hint=f"give {name} one source: keep secretEnv (key {ref.get('key')!r} of Secret "
+        f"{ref.get('secret')!r}) and remove it from env, or the other way round",
+        **here,
+    )
 
 
 def _probe(raw: Mapping[str, Any]) -> Probe:
@@ -373,6 +431,10 @@ def _resolve(service_dir: Path, m: dict[str, Any], file: str | None, source: Sou
             kind: {k: str(v) for k, v in sorted(q.items())} for kind, q in sorted(m["resources"].items())
         },
         env={k: _env_value(v) for k, v in sorted(m["env"].items())},
+        secret_env={
+            str(k): SecretRef(secret=str(v["secret"]), key=str(v["key"]))
+            for k, v in sorted(m["secretEnv"].items())
+        },
         read_only_root_filesystem=bool(m["readOnlyRootFilesystem"]),
         service_port=int(m["service"]["port"]),
         image_pull_secrets=tuple(m["imagePullSecrets"]),

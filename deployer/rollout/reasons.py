@@ -93,6 +93,14 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "CreateContainerConfigError",
         Kind.DEFINITIVE,
+        "a Secret the pod's env reads (deploy.yaml secretEnv), or a key in it, does not exist in the "
+        "release's namespace: create it there (`kubectl create secret generic <secret> "
+        "--from-literal=<key>=... -n <namespace>`), or fix the names in secretEnv",
+        r"secret \S+ not found|couldn't find key .* in Secret",
+    ),
+    Rule(
+        "CreateContainerConfigError",
+        Kind.DEFINITIVE,
         "the container's configuration is invalid (a missing ConfigMap or Secret, or a securityContext the "
         "image cannot satisfy): see the message",
     ),

@@ -57,6 +57,7 @@ def test_values_mapping(tmp_path: Path) -> None:
         "workingDir": "/srv/app",
         # deploy.yaml's env wins over the image's environment on a clash
         "env": {"EXTRA": 'a"b\nc', "GREETING": "deploy", "NODE_ENV": "production"},
+        "secretEnv": {},
     }
     assert values["replicaCount"] == 2
     assert values["progressDeadlineSeconds"] == 120
@@ -64,10 +65,32 @@ def test_values_mapping(tmp_path: Path) -> None:
     assert values["fullnameOverride"] == "node-hello"
 
 
+def test_secret_env_maps_to_app_secret_env_and_wins_over_the_image_environment(tmp_path: Path) -> None:
+    config = deploy(
+        tmp_path,
+        "env: {EXTRA: x}\n"
+        "secretEnv:\n"
+        "  DATABASE_URL: {secret: db, key: url}\n"
+        "  GREETING: {secret: app.tokens, key: greeting.txt}\n",
+    )
+    values = render_values(config, runtime(), IMAGE, policy=load_policy())
+    assert values["app"]["secretEnv"] == {
+        "DATABASE_URL": {"secret": "db", "key": "url"},
+        "GREETING": {"secret": "app.tokens", "key": "greeting.txt"},
+    }
+    # the image's GREETING is replaced by the Secret's, not rendered twice
+    assert values["app"]["env"] == {"EXTRA": "x", "NODE_ENV": "production"}
+
+
 def test_values_satisfy_the_base_charts_schema(tmp_path: Path) -> None:
     schema = json.loads((BASE_CHART / "values.schema.json").read_text())
     values = render_values(deploy(tmp_path, "readOnlyRootFilesystem: true\n"), runtime(), IMAGE)
     jsonschema.Draft7Validator(schema).validate(values)
+    with_secrets = deploy(tmp_path / "s", "secretEnv: {DB: {secret: db.main, key: url}}\n")
+    jsonschema.Draft7Validator(schema).validate(render_values(with_secrets, runtime(), IMAGE))
+    bad = {**values, "app": {**values["app"], "secretEnv": {"DB": {"secret": "db"}}}}
+    with pytest.raises(jsonschema.ValidationError, match="'key' is a required property"):
+        jsonschema.Draft7Validator(schema).validate(bad)
     # and the base chart's own defaults too
     jsonschema.Draft7Validator(schema).validate(yaml.safe_load((BASE_CHART / "values.yaml").read_text()))
 

@@ -8,7 +8,7 @@ import pytest
 
 from blubber.errors import ConfigError, PolicyViolation
 from deployer import deploy_config
-from deployer.deploy_config import DeployPolicy, enforce, load, load_policy
+from deployer.deploy_config import DeployPolicy, SecretRef, enforce, load, load_policy
 
 NO_POLICY = DeployPolicy(defaults={}, enforcements={})
 
@@ -292,3 +292,146 @@ def test_test_image_from_policy_defaults_is_located_in_the_policy(tmp_path: Path
         4,
         "deploy.defaults.smoke.testImage",
     )
+
+
+# --- secretEnv --------------------------------------------------------------------------------------------
+
+
+def test_secret_env_is_read_as_names_only(tmp_path: Path) -> None:
+    root = service(
+        tmp_path,
+        "env: {PLAIN: x}\n"
+        "secretEnv:\n"
+        "  DATABASE_URL: {secret: db, key: url}\n"
+        "  API_TOKEN:\n"
+        "    secret: api.tokens\n"
+        "    key: token.txt\n",
+    )
+    config = load(root, NO_POLICY)
+    assert dict(config.secret_env) == {
+        "API_TOKEN": SecretRef(secret="api.tokens", key="token.txt"),
+        "DATABASE_URL": SecretRef(secret="db", key="url"),
+    }
+    assert list(config.secret_env) == ["API_TOKEN", "DATABASE_URL"]  # sorted, like env
+    assert dict(config.env) == {"PLAIN": "x"}
+    assert load(service(tmp_path / "none", None), NO_POLICY).secret_env == {}
+
+
+def test_secret_env_from_policy_defaults_is_layered_under_the_service(tmp_path: Path) -> None:
+    policy = DeployPolicy(
+        defaults={"secretEnv": {"SENTRY_DSN": {"secret": "sentry", "key": "dsn"}}}, enforcements={}
+    )
+    config = load(service(tmp_path, "secretEnv: {DB: {secret: db, key: url}}\n"), policy)
+    assert dict(config.secret_env) == {"DB": SecretRef("db", "url"), "SENTRY_DSN": SecretRef("sentry", "dsn")}
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "path", "words", "hint"),
+    [
+        (
+            "port: 8080\nsecretEnv:\n  DB_URL: {secret: db}\n",
+            3,
+            "secretEnv.DB_URL",
+            "'key' is a required property",
+            "{secret: <Secret name>, key: <key in it>}",
+        ),
+        (
+            "secretEnv:\n  DB_URL: postgres://u:p@db/x\n",
+            2,
+            "secretEnv.DB_URL",
+            "is not of type 'object'",
+            "deployer never reads its value",
+        ),
+        (
+            "secretEnv:\n  A: {secret: a, key: b}\n  1DB: {secret: db, key: url}\n",
+            3,
+            "secretEnv.1DB",
+            "'1DB' is not valid here",
+            "environment variable name",
+        ),
+        (
+            "secretEnv:\n  DB:\n    secret: Db_Main\n    key: url\n",
+            3,
+            "secretEnv.DB.secret",
+            "'Db_Main' is not valid here",
+            "name of a Kubernetes Secret",
+        ),
+        (
+            "secretEnv:\n  DB:\n    secret: db\n    key: a/b\n",
+            4,
+            "secretEnv.DB.key",
+            "'a/b' is not valid here",
+            "a key in the Secret's data",
+        ),
+        (
+            "secretEnv:\n  DB: {secret: db, key: url, value: hunter2}\n",
+            2,
+            "secretEnv.DB.value",
+            "unknown key 'value'",
+            "allowed keys here: key, secret",
+        ),
+        (
+            "secretEnv:\n  DB: {secret: db, key: 7}\n",
+            2,
+            "secretEnv.DB.key",
+            "7 is not of type 'string'",
+            "a key in the Secret's data",
+        ),
+    ],
+)
+def test_secret_env_errors_name_file_line_path_and_hint(
+    tmp_path: Path, text: str, line: int, path: str, words: str, hint: str
+) -> None:
+    root = service(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load(root, NO_POLICY)
+    error = info.value
+    assert (error.file, error.line, error.path) == (str(root / ".pipeline" / "deploy.yaml"), line, path)
+    assert words in error.message
+    assert error.hint is not None and hint in error.hint
+
+
+def test_bad_env_name_points_at_the_name(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(service(tmp_path, "env:\n  GOOD: 1\n  BAD-NAME: 2\n"), NO_POLICY)
+    assert (info.value.line, info.value.path) == (3, "env.BAD-NAME")
+
+
+def test_a_name_in_both_env_and_secret_env_is_refused(tmp_path: Path) -> None:
+    root = service(
+        tmp_path,
+        "env:\n  DB_URL: sqlite:///tmp/x\n"
+        "secretEnv:\n  OTHER: {secret: o, key: k}\n  DB_URL: {secret: db, key: url}\n",
+    )
+    file = str(root / ".pipeline" / "deploy.yaml")
+    with pytest.raises(ConfigError) as info:
+        load(root, NO_POLICY)
+    error = info.value
+    assert (error.file, error.line, error.path) == (file, 5, "secretEnv.DB_URL")
+    assert error.message == f"DB_URL is set in both env and secretEnv (also at {file}:2: env.DB_URL)"
+    assert error.hint is not None and "give DB_URL one source" in error.hint and "'db'" in error.hint
+
+
+def test_a_clash_with_policy_defaults_points_at_the_service_and_names_the_policy(tmp_path: Path) -> None:
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(
+        "deploy:\n  defaults:\n    env: {LOG_LEVEL: info}\n"
+        "    secretEnv:\n      SENTRY_DSN: {secret: s, key: dsn}\n"
+    )
+    policy = load_policy(policy_file)
+    # secretEnv in the service, env from the policy
+    root = service(tmp_path / "a", "secretEnv:\n  LOG_LEVEL: {secret: log, key: level}\n")
+    with pytest.raises(ConfigError) as info:
+        load(root, policy)
+    assert (info.value.file, info.value.line, info.value.path) == (
+        str(root / ".pipeline" / "deploy.yaml"),
+        2,
+        "secretEnv.LOG_LEVEL",
+    )
+    assert f"also at {policy_file}:3: deploy.defaults.env.LOG_LEVEL" in info.value.message
+    # env in the service, secretEnv from the policy: the service's env entry is the one to change
+    root = service(tmp_path / "b", "port: 8080\nenv: {SENTRY_DSN: none}\n")
+    with pytest.raises(ConfigError) as info:
+        load(root, policy)
+    assert (info.value.line, info.value.path) == (2, "env.SENTRY_DSN")
+    assert f"also at {policy_file}:5: deploy.defaults.secretEnv.SENTRY_DSN" in info.value.message

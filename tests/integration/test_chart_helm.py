@@ -115,3 +115,47 @@ def test_test_pod_runs_smoke_test_image(tmp_path: Path, helm: Helm) -> None:
     assert test["command"][0] == "bash"  # what the image must have
     (app,) = manifests["Deployment"]["spec"]["template"]["spec"]["containers"]
     assert app["image"] == f"127.0.0.1:5000/staging/node-hello@{DIGEST}"
+
+
+def test_secret_env_renders_secret_key_refs_after_the_plain_env(tmp_path: Path, helm: Helm) -> None:
+    chart = rendered(
+        tmp_path,
+        "env: {PLAIN: x}\n"
+        "secretEnv:\n"
+        "  GREETING_TOKEN: {secret: app, key: token}\n"
+        "  DATABASE_URL: {secret: db.main, key: url.txt}\n",
+    )
+    assert "0 chart(s) failed" in helm.lint(chart)  # --strict
+    manifests = docs(helm.template("node-hello", "staging", chart, values_file=str(chart / "values.yaml")))
+    (container,) = manifests["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert container["env"] == [
+        {"name": "NODE_ENV", "value": "production"},
+        {"name": "PLAIN", "value": "x"},
+        {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": "db.main", "key": "url.txt"}}},
+        {"name": "GREETING_TOKEN", "valueFrom": {"secretKeyRef": {"name": "app", "key": "token"}}},
+    ]
+    # the test pod gets none of the app's environment
+    (test,) = manifests["Pod"]["spec"]["containers"]
+    assert not any("valueFrom" in e for e in test.get("env", []))
+
+
+def test_secret_env_alone_and_a_name_in_both_maps(tmp_path: Path, helm: Helm) -> None:
+    chart = rendered(tmp_path, "secretEnv: {NODE_ENV: {secret: app, key: node-env}}\n")
+    manifests = docs(helm.template("node-hello", "staging", chart, values_file=str(chart / "values.yaml")))
+    (container,) = manifests["Deployment"]["spec"]["template"]["spec"]["containers"]
+    # blubber's NODE_ENV gives way to the Secret's
+    assert container["env"] == [
+        {"name": "NODE_ENV", "valueFrom": {"secretKeyRef": {"name": "app", "key": "node-env"}}}
+    ]
+    # values written by hand with a name in both maps: the chart refuses them rather than render it twice
+    values = yaml.safe_load((chart / "values.yaml").read_text())
+    values["app"]["env"] = {"NODE_ENV": "production"}
+    (chart / "values.yaml").write_text(yaml.safe_dump(values))
+    with pytest.raises(DeployFailed, match="both set NODE_ENV"):
+        helm.template("node-hello", "staging", chart, values_file=str(chart / "values.yaml"))
+    # and its schema refuses an entry without a key
+    values["app"]["env"] = {}
+    values["app"]["secretEnv"] = {"DB": {"secret": "db"}}
+    (chart / "values.yaml").write_text(yaml.safe_dump(values))
+    with pytest.raises(DeployFailed, match="key"):
+        helm.lint(chart)

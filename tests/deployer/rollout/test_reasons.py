@@ -23,3 +23,15 @@ def test_unknown_reasons_never_fail_by_themselves() -> None:
 
 def test_every_rule_has_a_hint() -> None:
     assert all(rule.hint for rule in RULES)
+
+
+def test_a_missing_secret_or_key_says_to_create_it_in_the_release_namespace() -> None:
+    # the kubelet's messages (pkg/kubelet/kubelet_pods.go) for a secretKeyRef it cannot resolve
+    for message in ('secret "db" not found', "couldn't find key url in Secret esec-1a2b3c/db"):
+        rule = classify("CreateContainerConfigError", message)
+        assert rule.kind is Kind.DEFINITIVE
+        assert "kubectl create secret generic <secret> --from-literal=<key>=... -n <namespace>" in rule.hint
+        assert "secretEnv" in rule.hint
+    # other config errors keep their own hints
+    assert "ConfigMap" in classify("CreateContainerConfigError", 'configmap "web-config" not found').hint
+    assert "not numeric" in classify("CreateContainerConfigError", "non-numeric user (app)").hint
