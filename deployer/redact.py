@@ -36,9 +36,12 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
         rf"\g<keep>{MASK}",
     ),
     # password=xxx, token: xxx, REGISTRY_PASSWORD=xxx, --password=xxx, "auth": "xxx" (docker config.json).
+    # Not a JSON object or list after such a key (`"API_TOKEN":{"key":…}` in helm's --output json, a
+    # secretEnv entry): that is structure, and masking its `{` would leave JSON nobody can parse.
     (
         re.compile(
-            r"(?P<keep>(?:\b|_|-)(?:password|passwd|token|secret|auth)\"?\s*[=:]\s*\"?)(?!\*{8})[^\s\"',;&]+",
+            r"(?P<keep>(?:\b|_|-)(?:password|passwd|token|secret|auth)\"?\s*[=:]\s*\"?)(?!\*{8})"
+            r"(?![{\[][\"{}\[\]])[^\s\"',;&]+",
             re.IGNORECASE,
         ),
         rf"\g<keep>{MASK}",

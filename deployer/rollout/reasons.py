@@ -92,6 +92,15 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "CreateContainerConfigError",
+        Kind.TRANSIENT,
+        # The kubelet's first try with a Secret or ConfigMap it has not watched before may come before its
+        # watch has synced, for one that exists too; the next try says what is wrong, if anything.
+        "the kubelet has not read the Secret or ConfigMap the pod names yet and retries; a Secret that does "
+        'not exist shows next as `secret "<name>" not found`',
+        r"failed to sync (secret|configmap) cache",
+    ),
+    Rule(
+        "CreateContainerConfigError",
         Kind.DEFINITIVE,
         "a Secret the pod's env reads (deploy.yaml secretEnv), or a key in it, does not exist in the "
         "release's namespace: create it there (`kubectl create secret generic <secret> "

@@ -68,6 +68,8 @@ def test_credential_shapes_are_masked(text, expected):
         "auth.user.name=deployer",
         "no tokens here",
         f"password: {MASK}",
+        # JSON structure after a credential-like key (helm --output json of a secretEnv entry): parseable
+        '{"GREETING_TOKEN":{"key":"token"},"DB_PASSWORDS":["a"],"AUTH":{}}',
     ],
 )
 def test_ordinary_text_is_left_alone(text):

@@ -35,3 +35,15 @@ def test_a_missing_secret_or_key_says_to_create_it_in_the_release_namespace() ->
     # other config errors keep their own hints
     assert "ConfigMap" in classify("CreateContainerConfigError", 'configmap "web-config" not found').hint
     assert "not numeric" in classify("CreateContainerConfigError", "non-numeric user (app)").hint
+
+
+def test_a_secret_cache_not_synced_yet_waits_for_the_kubelets_next_try() -> None:
+    # the kubelet's first message for a Secret it has just started to watch (it exists, or not)
+    rule = classify(
+        "CreateContainerConfigError", "failed to sync secret cache: timed out waiting for the condition"
+    )
+    assert rule.kind is Kind.TRANSIENT
+    assert (
+        classify("CreateContainerConfigError", "failed to sync configmap cache: timed out").kind
+        is Kind.TRANSIENT
+    )
