@@ -17,6 +17,9 @@ from blubber.errors import ExitCode
 from deployer import errors, git, ship
 from deployer.chart import ImageRef
 from deployer.report import report_schema
+from deployer.ship import cluster as ship_cluster
+from deployer.ship import context as ship_context
+from deployer.ship import image as ship_image
 from deployer.workflow import Status, StepContext, StepResult, WorkflowRun
 from tests.deployer import shipfakes
 
@@ -434,14 +437,14 @@ FAILED tests/test_app.py::test_root - AssertionError: assert 'hi' == 'hello'
 
 
 def test_failure_excerpt_of_tap_output_starts_at_the_failing_test():
-    excerpt = ship._failure_excerpt(TAP, TAP[-4:])
+    excerpt = ship_image._failure_excerpt(TAP, TAP[-4:])
     assert excerpt[0] == "not ok 1 - GET / says hello"
     assert "  actual: 'broken'" in excerpt
     assert excerpt[-1] == "# fail 1"
 
 
 def test_failure_excerpt_of_pytest_output_has_the_assertion():
-    excerpt = ship._failure_excerpt(PYTEST, PYTEST[-3:])
+    excerpt = ship_image._failure_excerpt(PYTEST, PYTEST[-3:])
     assert excerpt[0] == "E       AssertionError: assert 'hi' == 'hello'"
     assert "FAILED tests/test_app.py::test_root - AssertionError: assert 'hi' == 'hello'" in excerpt
     assert excerpt[-1].startswith("========================= 1 failed, 1 passed")
@@ -449,7 +452,7 @@ def test_failure_excerpt_of_pytest_output_has_the_assertion():
 
 def test_failure_excerpt_without_a_recognisable_failure_is_the_tail():
     lines = ["building", "running", "exit 1"]
-    assert ship._failure_excerpt(lines, lines[-2:]) == ["running", "exit 1"]
+    assert ship_image._failure_excerpt(lines, lines[-2:]) == ["running", "exit 1"]
 
 
 # --- deploy: lock, recovery, previous revision ----------------------------------------------------------
@@ -518,7 +521,7 @@ def test_deploy_takes_the_lock_recovers_and_remembers_the_previous_revision(
     log: list = []
     monkeypatch.setattr(lock, "ReleaseLock", FakeLock)
     monkeypatch.setattr(FakeLock, "log", log)
-    monkeypatch.setattr(ship, "_deployment_generation", lambda ctx: 5)
+    monkeypatch.setattr(ship_cluster, "_deployment_generation", lambda ctx: 5)
     current = Release("hello", "hello-ns", 3, status) if status else None
     helm = DeployHelm(log, current, recovery)
     deploy = SimpleNamespace(namespace="hello-ns", release="hello", timeouts=SimpleNamespace(helm=300))
@@ -558,7 +561,7 @@ def test_a_lock_refused_in_the_background_fails_the_deploy_step_and_nothing_is_r
     deploy = SimpleNamespace(namespace="hello-ns", release="hello", timeouts=SimpleNamespace(helm=300))
     state = dict(deploy=deploy, helm=DeployHelm(log), api=object())
     ctx, _ = _ctx(ship.ShipConfig(service="hello"), tmp_path, **state)
-    ship._take_lock_early(ctx)  # what step_chart does first
+    ship_cluster._take_lock_early(ctx)  # what step_chart does first
     with pytest.raises(lock.ShipInProgress) as info:
         ship.step_deploy(ctx)
     assert info.value.exit_code == ExitCode.DEPLOY
@@ -625,7 +628,7 @@ def test_the_test_run_starts_importing_the_cluster_client_and_deploy_waits_for_i
         return TestResult("hello", variant, "deployer/hello:test", "sha256:" + "t" * 64, 0, 0.1)
 
     monkeypatch.setattr(build, "test", fake_test)
-    monkeypatch.setattr(ship, "_start_production_build", lambda ctx: None)
+    monkeypatch.setattr(ship_image, "_start_production_build", lambda ctx: None)
     svc = _service(tmp_path, git=False)
     ctx, _ = _ctx(ship.ShipConfig(service=str(svc)), tmp_path)
     ship.step_compile(ctx)
@@ -633,7 +636,7 @@ def test_the_test_run_starts_importing_the_cluster_client_and_deploy_waits_for_i
     ship.step_test(ctx)
     preload = ctx.state.preload
     assert preload is not None and preload.name == "deployer-preload-kubernetes"
-    ship._cluster_modules(ctx.state)
+    ship_context.cluster_modules(ctx.state)
     assert not preload.is_alive()
     assert {"deployer.kube", "deployer.lock", "deployer.rollout.watcher"} <= set(sys.modules)
     assert {"CoreV1Api", "AppsV1Api", "CoordinationV1Api"} <= set(vars(sys.modules["kubernetes.client"]))
@@ -653,7 +656,7 @@ def test_the_test_run_starts_importing_the_cluster_client_and_deploy_waits_for_i
             super().__init__(*a, **kw)
 
     monkeypatch.setattr(lock, "ReleaseLock", Lock)
-    monkeypatch.setattr(ship, "_deployment_generation", lambda ctx: 1)
+    monkeypatch.setattr(ship_cluster, "_deployment_generation", lambda ctx: 1)
     deploy = SimpleNamespace(namespace="hello-ns", release="hello", timeouts=SimpleNamespace(helm=300))
     chart = SimpleNamespace(reference="oci://127.0.0.1:5000/staging/charts/hello", version="0.0.1")
     image = SimpleNamespace(pinned="127.0.0.1:5000/staging/hello@sha256:" + "a" * 64)
@@ -673,7 +676,7 @@ def test_a_tool_stopped_by_the_ships_deadline_is_the_ships_timeout(tmp_path):
     ctx.deadline = time.monotonic() - 0.1  # passed while the build ran
     failed = errors.BuildFailed("docker build timed out at [production 5/6] RUN npm ci: killed")
     failed.evidence = ("npm http fetch GET 200 ...",)
-    with pytest.raises(errors.Timeout) as info, ship._overall_deadline(ctx, "the production build"):
+    with pytest.raises(errors.Timeout) as info, ship_context.overall_deadline(ctx, "the production build"):
         raise failed
     assert info.value.exit_code == ExitCode.TIMEOUT
     assert info.value.message == (
@@ -689,7 +692,7 @@ def test_a_tool_failing_before_the_deadline_keeps_its_own_error(tmp_path):
 
     ctx, _ = _ctx(ship.ShipConfig(service="hello", timeout=30), tmp_path)
     ctx.deadline = time.monotonic() + 30
-    with pytest.raises(errors.BuildFailed), ship._overall_deadline(ctx, "the production build"):
+    with pytest.raises(errors.BuildFailed), ship_context.overall_deadline(ctx, "the production build"):
         raise errors.BuildFailed("docker build failed at [production 5/6] RUN npm ci: exit code: 1")
 
 
@@ -698,10 +701,10 @@ def test_helm_gets_the_seconds_left_when_fewer_than_its_own_timeout(tmp_path):
 
     ctx, _ = _ctx(ship.ShipConfig(service="hello"), tmp_path)
     ctx.deadline = time.monotonic() + 42.5
-    assert ship._seconds_left(ctx, 300) == 42
-    assert ship._seconds_left(ctx, 10) == 10
+    assert ship_context.seconds_left(ctx, 300) == 42
+    assert ship_context.seconds_left(ctx, 10) == 10
     ctx.deadline = time.monotonic() - 5
-    assert ship._seconds_left(ctx, 300) == 1  # at least a second: helm takes whole seconds
+    assert ship_context.seconds_left(ctx, 300) == 1  # at least a second: helm takes whole seconds
 
 
 # --- the production build runs beside the test stage --------------------------------------------------
@@ -771,7 +774,7 @@ def test_without_a_test_variant_compile_starts_the_import_itself(tmp_path):
     ship.step_compile(ctx)
     assert ctx.state.variants == ("production",)
     assert ctx.state.preload is not None
-    ship._cluster_modules(ctx.state)
+    ship_context.cluster_modules(ctx.state)
 
 
 def test_a_cluster_that_does_not_answer_stops_the_ship_before_anything_is_built(tmp_path, monkeypatch):

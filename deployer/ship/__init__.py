@@ -1,0 +1,178 @@
+"""`deployer ship <service>`: the ship workflow, as a list of small steps over one shared state.
+
+    compile → test → build → push → chart → deploy → watch → smoke        (then: report, JUnit, exit code)
+
+Each step is a short adapter: it takes what earlier steps left in `ShipState`, calls the module that owns
+the work (blubber, deployer.build, deployer.chart, deployer.helm, deployer.rollout, deployer.smoke), puts
+what later steps and the report need back into the state and its `details`, and reports progress through
+`ctx.progress`. Failures are the owning module's `UserError`s; the runner (deployer.workflow) turns them
+into results, and the report, the JUnit file, the summary and the exit code are all read from those.
+
+Ordering that matters:
+- the production image is built while the test variant builds and runs, but nothing is pushed before
+  the tests pass, so a failing test pushes nothing (and stops that build);
+- the release lock (deployer.lock) is taken (in the background, during the chart stage) before `helm upgrade`
+  and held through watch and smoke, and only while holding it is a release stuck in pending-* (an
+  interrupted run) repaired;
+- a failed rollout is rolled back (or a first install uninstalled) inside the watch step, and the old
+  version is watched back to healthy, so "rolled back" in the report means "serves again".
+
+The steps live in `deployer.ship.image` (compile, test, build, push) and `deployer.ship.cluster` (chart,
+deploy, watch, smoke); `deployer.ship.context` holds what they share (config, state, the tools made once
+per ship, the deadline). This module puts them in order and runs them.
+
+Never prints: all output goes through the display (deployer.output) the caller passes in.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from blubber.errors import ExitCode
+from deployer.ship.cluster import step_chart, step_deploy, step_smoke, step_watch
+from deployer.ship.context import STAGES, TITLES, Ctx, ShipConfig, ShipState
+from deployer.ship.image import step_build, step_compile, step_push, step_test
+from deployer.workflow import Status, Step, StepContext, WorkflowRun
+
+__all__ = [
+    "STAGES",
+    "ShipConfig",
+    "ShipState",
+    "build_steps",
+    "run",
+    "step_build",
+    "step_chart",
+    "step_compile",
+    "step_deploy",
+    "step_push",
+    "step_smoke",
+    "step_test",
+    "step_watch",
+]
+
+
+def build_steps() -> list[Step]:
+    """The ship's steps in order (the seam tests replace)."""
+    fns: dict[str, Callable[[Ctx], Any]] = {
+        "compile": step_compile,
+        "test": step_test,
+        "build": step_build,
+        "push": step_push,
+        "chart": step_chart,
+        "deploy": step_deploy,
+        "watch": step_watch,
+        "smoke": step_smoke,
+    }
+    return [Step(name, fns[name], TITLES[name]) for name in STAGES]
+
+
+# --- the run -------------------------------------------------------------------------------------------
+
+_NEXT: dict[str, str] = {
+    "compile": "blubber lint {blubber}",
+    "test": "deployer test {dir}",
+    "build": "deployer build {dir}",
+    "push": "deployer doctor",
+    "chart": "deployer diff {dir}",
+    "deploy": "deployer status {dir}",
+    "watch": "deployer status {dir}",
+    "smoke": "deployer status {dir}",
+}
+
+
+def _with_next_commands(run: WorkflowRun, config: ShipConfig, state: ShipState) -> WorkflowRun:
+    """Give the failed step a next command when it named none, and say where an interrupt left things."""
+    failed = run.failed
+    if failed is None:
+        return run
+    fixed = failed
+    if failed.exit_code == ExitCode.ENVIRONMENT:
+        fixed = replace(fixed, next_command=fixed.next_command or "deployer doctor")
+    elif not fixed.next_command and failed.name in _NEXT:
+        blubber = state.service.config if state.service else Path(config.service, ".pipeline", "blubber.yaml")
+        command = _NEXT[failed.name].format(dir=config.service, blubber=blubber)
+        fixed = replace(fixed, next_command=command)
+    if failed.status is Status.INTERRUPTED and failed.name in ("deploy", "watch", "smoke"):
+        fixed = replace(
+            fixed,
+            hint=(
+                f"release {state.release} in {state.namespace} may be left mid-upgrade "
+                f"(revision {state.revision or '?'}); the next ship recovers a pending release, or run "
+                f"`deployer rollback {config.service}`"
+            ),
+        )
+    return replace(run, results=tuple(fixed if r is failed else r for r in run.results))
+
+
+def _reproduce(config: ShipConfig, state: ShipState) -> list[str]:
+    ship = f"deployer ship {config.service} --env {config.environment}"
+    ship += f" --namespace {config.namespace}" if config.namespace else ""
+    ship += f" --release {config.release}" if config.release else ""
+    commands = [ship]
+    if state.git_sha:
+        commands.insert(0, f"git checkout {state.git_sha}")
+    if state.image is not None:
+        commands.append(f"docker pull {state.image.pinned}")
+    if state.chart is not None and state.deploy is not None:
+        commands.append(
+            f"helm upgrade --install {state.release} {state.chart.reference} --version {state.chart.version} "
+            f"--namespace {state.namespace} --plain-http"
+        )
+    return commands
+
+
+def run(
+    config: ShipConfig,
+    *,
+    steps: Sequence[Step] | None = None,
+    display: Any = None,
+    clock: Callable[[], float] | None = None,
+) -> int:
+    """Ship `config.service`: run the steps, write the reports asked for, return the exit code."""
+
+    from deployer import command, junit, output, report, workflow
+
+    display = display or output.make_display(ci=config.ci, color=config.color)
+    started_at = datetime.now(UTC)
+    with tempfile.TemporaryDirectory(prefix="deployer-ship-") as tmp:
+        state = ShipState(workdir=Path(tmp))
+        ctx: Ctx = StepContext(config, state, deadline=time.monotonic() + config.timeout)
+        display.header(f"ship {config.service} to {config.environment}" + (" [ci]" if config.ci else ""))
+
+        def sink(event: workflow.Event) -> None:
+            # The summary the display prints and the reports must agree: fill in next commands first.
+            if isinstance(event, workflow.WorkflowFinished):
+                event = workflow.WorkflowFinished(_with_next_commands(event.run, config, state))
+            display(event)
+
+        try:
+            outcome = workflow.run(steps or build_steps(), ctx, sink, clock=clock or time.monotonic)
+        finally:
+            for cleanup in reversed(state.cleanups):
+                cleanup()
+            command.stop_running()  # work started early that the run no longer waits for
+        outcome = _with_next_commands(outcome, config, state)
+    info = report.RunInfo(
+        service=state.service.name if state.service else Path(config.service).name,
+        service_dir=str(state.service.directory if state.service else config.service),
+        environment=config.environment,
+        started_at=started_at,
+        finished_at=datetime.now(UTC),
+        git_sha=state.git_sha,
+        git_dirty=state.git_dirty,
+        namespace=state.namespace,
+        release=state.release,
+        kube_context=config.context,
+        reproduce=_reproduce(config, state),
+    )
+    if config.report_path is not None:
+        report.write_report(config.report_path, report.build_report(outcome, info))
+    if config.junit_path is not None:
+        junit.write_junit(config.junit_path, outcome, info.service)
+    return outcome.exit_code

@@ -1,0 +1,326 @@
+"""The cluster half of a ship: chart, deploy, watch, smoke (deployer.chart, helm, lock, rollout, smoke).
+
+The release lock (deployer.lock) is taken in the background during the chart stage, before `helm upgrade`,
+and held through watch and smoke; only while holding it is a release stuck in pending-* (an interrupted
+run) repaired, and a run that lost it changes nothing more. A failed rollout is rolled back (or a first
+install uninstalled) inside the watch step, and the old version is watched back to healthy, so "rolled
+back" in the report means "serves again".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from blubber.errors import UserError
+from deployer import errors
+from deployer.ship.context import (
+    Ctx,
+    api_for,
+    cluster_modules,
+    docker_session,
+    helm_for,
+    overall_deadline,
+    registry_host,
+    seconds_left,
+)
+from deployer.workflow import StepResult
+
+
+def step_chart(ctx: Ctx) -> dict[str, Any]:
+    import blubber
+    from deployer import chart as chart_mod
+    from deployer import deploy_config
+
+    config, state = ctx.config, ctx.state
+    _take_lock_early(ctx)
+    deploy = state.deploy
+    runtime = blubber.runtime(state.config, deploy.variant)
+    values = chart_mod.render_values(
+        deploy,
+        runtime,
+        state.image,
+        policy=deploy_config.load_policy(),
+        blubber_file=str(state.service.config),
+    )
+    version = chart_mod.chart_version(values=values)
+    rendered = chart_mod.write_chart(
+        state.workdir / "chart", deploy.release, version, values, app_version=state.image.tag
+    )
+    ctx.progress(f"rendered {rendered.name} {version}; helm lint, package, push")
+    docker_session(state).login(registry_host())  # helm pushes with docker's login (see helm_for)
+    published = chart_mod.publish(rendered, helm_for(config, state), destination=state.workdir)
+    state.chart = published
+    return {
+        "chart": {
+            "name": published.name,
+            "version": published.version,
+            "ref": published.reference,
+            "digest": published.digest,
+        },
+        "summary": published.pinned,
+    }
+
+
+def _take_lock_early(ctx: Ctx) -> None:
+    """Take the release lock and read the release's status in the background while the chart is rendered
+    and pushed; the deploy step waits for both (and reports a refused lock). Released by run() whatever
+    happens, also when the chart stage fails."""
+    from deployer.background import Background
+
+    config, state = ctx.config, ctx.state
+    if state.lock_early is not None:
+        return
+
+    def take() -> tuple[Any, Any]:
+        cluster_modules(state)
+        from deployer.lock import ReleaseLock
+
+        api = api_for(config, state)
+        lock = ReleaseLock(api, state.namespace, state.release, command=f"deployer ship {config.service}")
+        lock.__enter__()  # held through watch and smoke
+        state.lock = lock
+        return lock, helm_for(config, state).status(state.release, state.namespace)
+
+    helm_for(config, state)  # made here, not in the thread: the chart stage uses it at the same time
+    early = state.lock_early = Background(take, name="release-lock")
+
+    def release() -> None:
+        try:
+            lock, _ = early.result()
+        except BaseException:  # noqa: BLE001 - not taken; the deploy step (if it ran) reported why
+            return
+        lock.__exit__(None, None, None)
+
+    state.cleanups.append(release)
+
+
+def step_deploy(ctx: Ctx) -> dict[str, Any]:
+    config, state = ctx.config, ctx.state
+    _take_lock_early(ctx)  # normally started by the chart stage
+    _, status = state.lock_early.result()
+    _still_holding_the_lock(ctx, "before helm upgrade")
+    helm = helm_for(config, state)
+    release, namespace = state.release, state.namespace
+    recovery, current = None, status
+    if status is not None and status.pending:  # an interrupted run's release: repair it first
+        recovery = helm.recover_pending(release, namespace)
+        current = recovery.release
+        if recovery.action != "none":
+            ctx.progress(recovery.describe())
+            current = helm.status(release, namespace)  # what the repair left
+    state.previous_revision = current.revision if current is not None and not current.pending else None
+    state.deploy_started = datetime.now(UTC)
+    ctx.progress(f"helm upgrade --install {release} {state.chart.reference} --version {state.chart.version}")
+    with overall_deadline(ctx, "helm upgrade"):
+        deployed = helm.upgrade_install(
+            release,
+            namespace,
+            state.chart.reference,
+            version=state.chart.version,
+            plain_http=True,
+            timeout=seconds_left(ctx, state.deploy.timeouts.helm),
+            description=f"deployer ship {state.image.pinned}",
+        )
+    state.revision = deployed.revision
+    state.generation = _deployment_generation(ctx)
+    details: dict[str, Any] = {"revision": deployed.revision, "summary": f"revision {deployed.revision}"}
+    if recovery is not None and recovery.action != "none":
+        details["recovered"] = recovery.describe()
+    return details
+
+
+def _deployment_generation(ctx: Ctx) -> int | None:
+    """The generation helm's apply gave the Deployment, so the watch never judges an older spec."""
+    from kubernetes import client
+
+    from deployer.kube import KubeNotFound, call
+
+    config, state = ctx.config, ctx.state
+    apps = client.AppsV1Api(api_for(config, state))
+    try:
+        deployment = call(
+            "read the deployment", apps.read_namespaced_deployment, state.release, state.namespace
+        )
+    except KubeNotFound:
+        return None  # the watch reports the missing Deployment itself
+    return deployment.metadata.generation
+
+
+def _watch_timeout(ctx: Ctx) -> tuple[float, bool]:
+    """(seconds to watch, whether the overall --timeout is what limits it)."""
+    rollout = float(ctx.state.deploy.timeouts.rollout)
+    left = ctx.remaining()
+    if left is not None and left < rollout:
+        return left, True
+    return rollout, False
+
+
+def step_watch(ctx: Ctx) -> dict[str, Any]:
+    cluster_modules(ctx.state)
+    from deployer.rollout.watcher import watch_rollout
+
+    config, state = ctx.config, ctx.state
+    timeout, overall = _watch_timeout(ctx)
+    verdict = watch_rollout(
+        api_for(config, state),
+        state.namespace,
+        state.release,
+        timeout=timeout,
+        since=state.deploy_started,
+        on_event=lambda event: ctx.progress(event.text()),
+        generation=state.generation,
+        # Another image running means something else changed the release (a concurrent deploy).
+        images={"app": state.image.pinned},
+        abort=lambda: _lost_lock(ctx, "during the rollout watch"),
+    )
+    _still_holding_the_lock(ctx, "after the rollout watch")
+    if verdict.healthy:
+        return {
+            "rollout": {"verdict": "healthy", "reason": None, "rolled_back": False, "rollback": None},
+            "summary": f"{verdict.replicaset or state.release} available after {verdict.duration:.1f}s",
+        }
+    message = verdict.message or ""
+    # The API's message often starts with the reason already ("Error (exit code 3)").
+    diagnosis = message if message.startswith(verdict.reason) else f"{verdict.reason}: {message}".rstrip(": ")
+    where = verdict.object or f"deployment/{state.release}"
+    if verdict.container:
+        where += f" container {verdict.container}"
+    evidence = [f"log {verdict.pod}/{verdict.container}: {line}" for line in verdict.log_tail]
+    evidence += [f"event {line}" for line in verdict.warning_events]
+    ctx.progress(f"rollout failed: {where}: {diagnosis}; rolling back")
+    rollback = _roll_back(ctx)
+    timed_out = verdict.reason == "Timeout"
+    err_type = errors.Timeout if timed_out and overall else errors.RolloutFailed
+    err = err_type(
+        f"{where}: {diagnosis}; {rollback['detail']}",
+        hint=verdict.hint or None,
+    )
+    err.evidence = evidence  # type: ignore[attr-defined]
+    err.next_command = f"deployer status {config.service}"  # type: ignore[attr-defined]
+    err.details = {  # type: ignore[attr-defined]
+        "rollout": {
+            "verdict": "timeout" if timed_out else "failed",
+            "reason": diagnosis,
+            "rolled_back": rollback["action"] != "none",
+            "rollback": rollback,
+            "evidence": evidence,
+        }
+    }
+    raise err
+
+
+def _lost_lock(ctx: Ctx, where: str) -> errors.DeployFailed | None:
+    """The error to stop with if another run took the release lock over (this one stalled past the Lease
+    duration): the release is that run's now, so this one must not roll it back or judge it."""
+    lock = ctx.state.lock
+    lost = lock.lost if lock is not None else None
+    if lost is None:
+        return None
+    return errors.DeployFailed(
+        f"{lost.message}; this ship stopped {where} and changed nothing more (no rollback)",
+        hint="see what the other run deployed: deployer status; ship again once it has finished",
+    )
+
+
+def _still_holding_the_lock(ctx: Ctx, where: str) -> None:
+    error = _lost_lock(ctx, where)
+    if error is not None:
+        raise error
+
+
+def _roll_back(ctx: Ctx) -> dict[str, Any]:
+    """Return the release to what served before (or remove a first install); verify the old version."""
+    from deployer.rollout.watcher import watch_rollout
+
+    config, state = ctx.config, ctx.state
+    helm = helm_for(config, state)
+    release, namespace = state.release, state.namespace
+    try:
+        if state.previous_revision is None:
+            helm.uninstall(release, namespace, wait=True)
+            return {
+                "action": "uninstall",
+                "to_revision": None,
+                "verified": None,
+                "detail": "first install removed",
+            }
+        helm.rollback(release, namespace, state.previous_revision)
+        ctx.progress(f"rolled back to revision {state.previous_revision}; watching the old version")
+        verdict = watch_rollout(
+            api_for(config, state),
+            namespace,
+            release,
+            timeout=float(state.deploy.timeouts.rollout),
+            on_event=lambda event: ctx.progress(f"rollback: {event.text()}"),
+        )
+    except UserError as e:
+        return {
+            "action": "none",
+            "to_revision": None,
+            "verified": False,
+            "detail": f"rollback failed: {e.message}",
+        }
+    verified = bool(verdict.healthy)
+    detail = f"rolled back to revision {state.previous_revision}" + (
+        ", which serves again" if verified else f", which is not healthy either: {verdict.reason}"
+    )
+    return {
+        "action": "rollback",
+        "to_revision": state.previous_revision,
+        "verified": verified,
+        "detail": detail,
+    }
+
+
+def _smoke_entries(results: Sequence[Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": r.name,
+            "kind": r.kind,
+            "status": "passed" if r.passed else "failed",
+            "detail": r.message,
+            "duration_seconds": round(float(r.seconds), 3),
+        }
+        for r in results
+    ]
+
+
+def step_smoke(ctx: Ctx) -> StepResult | dict[str, Any]:
+    cluster_modules(ctx.state)
+    from deployer import portforward, smoke
+
+    config, state = ctx.config, ctx.state
+    if not config.smoke:
+        return StepResult.skipped("smoke", "skipped (--skip-smoke)")
+    deploy = state.deploy
+    if not deploy.helm_test and not deploy.smoke_checks:
+        return StepResult.skipped("smoke", "no smoke checks configured (deploy.yaml smoke:)")
+    _still_holding_the_lock(ctx, "before the smoke checks")
+    helm, api = helm_for(config, state), api_for(config, state)
+    selector = f"app.kubernetes.io/instance={deploy.release}"
+
+    def helm_test(release: str, namespace: str, timeout: int) -> str:
+        ctx.progress("helm test --logs")
+        with overall_deadline(ctx, "helm test"):
+            return helm.test(release, namespace, timeout=seconds_left(ctx, timeout))
+
+    def http_get(path: str, timeout: float) -> tuple[int, bytes]:
+        pod = portforward.ready_pod(api, deploy.namespace, selector)
+        ctx.progress(f"GET {path} on pod {pod}:{deploy.port}")
+        response = portforward.http_get(api, deploy.namespace, pod, deploy.port, path, timeout=timeout)
+        return response.status, response.body
+
+    try:
+        results = smoke.run_checks(
+            deploy,
+            helm_test=helm_test,
+            http_get=http_get,
+            # a failed test pod's own status says why it failed (helm test prints only "pod failed")
+            test_pods=lambda release, namespace: smoke.read_test_pods(api, namespace, release),
+        )
+    except smoke.SmokeReport as e:
+        e.details = {"smoke": _smoke_entries(e.results)}
+        raise
+    return {"smoke": _smoke_entries(results), "summary": f"{len(results)} of {len(results)} checks passed"}

@@ -1,0 +1,208 @@
+"""What every step of a ship shares: the config, the state, the tools made once per ship (the docker
+session, helm, the Kubernetes API client), the background import of the Kubernetes client, and the
+overall deadline (`--timeout`) as each tool sees it."""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from blubber.errors import UserError
+from deployer import errors
+from deployer.workflow import StepContext
+
+STAGES = ("compile", "test", "build", "push", "chart", "deploy", "watch", "smoke")
+TITLES = {
+    "compile": "load blubber.yaml and deploy.yaml, apply policy",
+    "test": "build and run the test variant",
+    "build": "build the production image",
+    "push": "push the image to the registry",
+    "chart": "render, lint and push the service chart",
+    "deploy": "helm upgrade --install",
+    "watch": "watch the rollout",
+    "smoke": "smoke checks",
+}
+
+
+@dataclass(frozen=True)
+class ShipConfig:
+    """Everything `ship` was asked to do, decided once from the command line (the steps never see click)."""
+
+    service: str  # a directory with .pipeline/blubber.yaml, or a bundled example's name
+    environment: str = "staging"
+    kubeconfig: Path | None = None
+    namespace: str | None = None
+    release: str | None = None
+    timeout: float = 600.0
+    smoke: bool = True
+    ci: bool = False
+    strict_ci: bool = False
+    color: bool = False
+    report_path: Path | None = None
+    junit_path: Path | None = None
+    test_variant: str = "test"
+
+    @property
+    def context(self) -> str | None:
+        """`staging` is the local cluster's kubeconfig as it is; any other name is a context in it."""
+        return None if self.environment == "staging" else self.environment
+
+
+@dataclass
+class ShipState:
+    """What the steps hand on to each other (filled in as the run goes)."""
+
+    workdir: Path
+    service: Any = None  # deployer.service.Service
+    git_sha: str | None = None
+    git_dirty: bool | None = None
+    source: Any = None  # deployer.git.Source: asked once, in compile; the builds use it too
+    config: Any = None  # blubber Config
+    deploy: Any = None  # deployer.deploy_config.DeployConfig
+    variants: tuple[str, ...] = ()
+    image: Any = None  # deployer.chart.ImageRef of the pushed production image
+    built: Any = None  # what deployer.build returned for the production image
+    docker: Any = None  # deployer.build.Session: one engine check and one registry login per ship
+    chart: Any = None  # deployer.chart.PublishedChart
+    helm: Any = None
+    api: Any = None
+    lock: Any = None
+    lock_early: Any = None  # deployer.background.Background: (lock, release status) taken during chart
+    production_build: Any = None  # (Background of deployer.build.build, its output relay), from test on
+    cluster_check: Any = None  # Background of deployer.apiserver.unreachable, started by compile
+    preload: threading.Thread | None = None  # imports the Kubernetes client while docker works
+    previous_revision: int | None = None
+    revision: int | None = None
+    generation: int | None = None  # the Deployment's metadata.generation right after helm applied it
+    deploy_started: datetime | None = None
+    cleanups: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def namespace(self) -> str | None:
+        return self.deploy.namespace if self.deploy is not None else None
+
+    @property
+    def release(self) -> str | None:
+        return self.deploy.release if self.deploy is not None else None
+
+
+Ctx = StepContext[ShipConfig, ShipState]
+
+
+# Importing the Kubernetes client costs about 1 s of CPU (0.4 s for the package, then each API class and
+# model on first use, e.g. CoreV1Api 0.4 s), paid by every `deployer ship` process in the deploy stage.
+# It is done in the background from the moment the test run starts (not earlier: during the two image
+# builds the CPU is busy, and the import then slowed the test stage by 0.2-0.4 s, measured A/B), while
+# the tests, build and push mostly wait for docker. The cluster steps wait for it (`cluster_modules`)
+# before importing anything themselves, so no module is ever imported by two threads at once.
+_CLUSTER_MODULES = ("deployer.kube", "deployer.lock", "deployer.rollout.watcher")
+# what the deploy and watch steps use of kubernetes.client (it imports each name on first access)
+_CLUSTER_NAMES = ("CoreV1Api", "AppsV1Api", "CoordinationV1Api", "V1Lease", "V1LeaseSpec", "V1ObjectMeta")
+
+
+def preload_cluster_modules(state: ShipState) -> None:
+    """Start importing the Kubernetes client and the cluster modules in the background (once per ship)."""
+    if state.preload is not None:
+        return
+
+    def load() -> None:
+        try:
+            for module in _CLUSTER_MODULES:
+                importlib.import_module(module)
+            kube_client = importlib.import_module("kubernetes.client")
+            for name in _CLUSTER_NAMES:
+                getattr(kube_client, name)
+        except Exception:  # noqa: BLE001 - the step that needs it imports it again and reports it
+            return
+
+    state.preload = threading.Thread(target=load, name="deployer-preload-kubernetes", daemon=True)
+    state.preload.start()
+
+
+def cluster_modules(state: ShipState) -> None:
+    """Wait for the background import of the Kubernetes client (if one was started)."""
+    if state.preload is not None:
+        state.preload.join()
+
+
+# --- the overall deadline, as each tool sees it -------------------------------------------------------
+
+
+@contextmanager
+def overall_deadline(ctx: Ctx, doing: str) -> Iterator[None]:
+    """A tool stopped because the ship's own deadline (--timeout) came is the ship's timeout (exit 18,
+    saying which --timeout ran out and during what), not a failure of that tool."""
+    try:
+        yield
+    except UserError as e:
+        if ctx.deadline is None or time.monotonic() < ctx.deadline or isinstance(e, errors.Timeout):
+            raise
+        # the tool's own one-line account, without the output tail that `evidence` carries
+        first = (e.message.splitlines() or [type(e).__name__])[0].split("; last ")[0]
+        err = errors.Timeout(
+            f"the ship's --timeout of {ctx.config.timeout:.0f}s ran out during {doing} ({first})",
+            hint="raise it with --timeout, or look at what was still running in the output above",
+        )
+        for name in ("evidence", "details"):
+            if getattr(e, name, None):
+                setattr(err, name, getattr(e, name))
+        raise err from e
+
+
+def seconds_left(ctx: Ctx, timeout: float) -> int:
+    """A helm --timeout: `timeout`, or the whole seconds left before the ship's deadline if fewer."""
+    left = ctx.deadline - time.monotonic() if ctx.deadline is not None else timeout
+    return max(1, int(min(float(timeout), left)))
+
+
+# --- tools made once per ship -------------------------------------------------------------------------
+
+
+def registry_host() -> str:
+    from deployer import registry
+
+    return registry.REGISTRY
+
+
+def docker_session(state: ShipState) -> Any:
+    """The docker session test, build and push share: the engine is checked and docker logged in to the
+    registry once per ship, not once per build or push."""
+    if state.docker is None:
+        from deployer import build
+
+        state.docker = build.Session()
+    return state.docker
+
+
+def helm_for(config: ShipConfig, state: ShipState) -> Any:
+    if state.helm is None:
+        from deployer import apiserver, docker
+        from deployer.helm import Helm
+
+        # The same kubeconfig deployer.kube.load_api picks, so helm and the watcher see one cluster.
+        kubeconfig = apiserver.kubeconfig_path(config.kubeconfig)
+        state.helm = Helm(
+            kubeconfig=kubeconfig,
+            context=config.context,
+            # docker's own config (the same format): the ship's docker login is helm's too, so no
+            # `helm registry login` per ship
+            registry_config=docker.DOCKER_CONFIG / "config.json",
+            timeout=int(state.deploy.timeouts.helm),
+        )
+    return state.helm
+
+
+def api_for(config: ShipConfig, state: ShipState) -> Any:
+    if state.api is None:
+        cluster_modules(state)
+        from deployer.kube import load_api
+
+        state.api = load_api(config.kubeconfig, config.context)
+    return state.api

@@ -1,0 +1,302 @@
+"""The image half of a ship: compile, test, build, push (deployer.build does the work).
+
+The production image is built while the test variant builds and runs, but nothing is pushed before the
+tests pass, so a failing test pushes nothing (and stops that build). Before anything is built, the target
+cluster's API server must answer (asked in the background during compile).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from blubber.errors import PolicyViolation
+from deployer import errors
+from deployer.ship.context import (
+    Ctx,
+    docker_session,
+    overall_deadline,
+    preload_cluster_modules,
+    registry_host,
+)
+from deployer.workflow import StepResult
+
+
+def step_compile(ctx: Ctx) -> dict[str, Any]:
+    import blubber
+    from deployer import deploy_config, git, service
+
+    config, state = ctx.config, ctx.state
+    svc = state.service = service.resolve(config.service)
+    docker_session(state).start(registry_host())  # the engine check and login overlap the compile
+    _check_cluster_early(ctx)
+    source = git.source(svc.directory)
+    state.source = source
+    state.git_sha, state.git_dirty = source.sha, (source.is_dirty if source.is_repo else None)
+    changed = list(source.dirty_files)
+    if source.is_dirty and config.strict_ci:
+        more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
+        err = PolicyViolation(
+            f"refusing to ship uncommitted changes in CI mode: {', '.join(changed[:5])}{more}",
+            hint="commit them (CI ships what git has, so the report's git sha reproduces the image)",
+        )
+        err.next_command = f"git -C {svc.directory} status -- ."  # type: ignore[attr-defined]
+        raise err
+    if not source.is_repo:
+        ctx.progress(f"{svc.directory} is not in a git work tree; the report will have no git sha")
+    elif source.is_dirty:
+        ctx.progress(f"{len(changed)} uncommitted paths; the image will not match {source.short_sha}")
+    state.config = blubber.load(svc.config)
+    deploy = deploy_config.load(svc.directory)
+    if config.namespace or config.release:
+        deploy = replace(
+            deploy, namespace=config.namespace or deploy.namespace, release=config.release or deploy.release
+        )
+    state.deploy = deploy
+    has_tests = config.test_variant in state.config.names
+    if not has_tests:
+        ctx.progress(f"no {config.test_variant!r} variant in {svc.config.name}: the test stage is skipped")
+    variants = [config.test_variant, deploy.variant] if has_tests else [deploy.variant]
+    for variant in variants:  # compile them all now: a config or policy error fails before any build
+        blubber.compile_dockerfile(state.config, variant)
+    state.variants = tuple(variants)
+    if not has_tests:
+        preload_cluster_modules(state)  # else when the test run starts (step_test)
+    return {"summary": f"variants {', '.join(variants)}; release {deploy.release} in {deploy.namespace}"}
+
+
+# --- output of the tools -------------------------------------------------------------------------------
+
+
+_BUILDKIT_LINE = re.compile(r"^#\d+ ")
+_BUILDKIT_STEP = re.compile(r"^#\d+ \[[^\]]+\] ")
+_LAYER_LINE = re.compile(r"^[0-9a-f]{12}: ")
+
+
+def _tool_stream(ctx: Ctx) -> Callable[[str], None]:
+    """Pass a tool's output on as progress: BuildKit's step headers only (not each line of every
+    step, which `--report` and a failure's evidence keep), and every line a test run prints."""
+
+    def take(line: str) -> None:
+        if _BUILDKIT_LINE.match(line) and not _BUILDKIT_STEP.match(line):
+            return
+        if _LAYER_LINE.match(line):  # docker push: one line per layer and state
+            return
+        if line.strip():
+            ctx.progress(line)
+
+    return take
+
+
+# Lines that say which test failed, in the output of common runners: TAP (node --test, prove),
+# pytest/unittest, mocha/jest, and a traceback's last line.
+_TEST_FAILURE = re.compile(
+    r"^\s*(not ok\b|FAIL(ED)?\b|ERROR\b|E\s{2,}\S|Traceback \(most recent call last\)|\d+\) |✕|✗)"
+    r"|\b(Assertion)?Error\b:"
+)
+_EXCERPT_AFTER = 14  # lines shown after each failure line: TAP's YAML block, an assertion's diff
+_EXCERPT_MAX = 40
+
+
+def _failure_excerpt(lines: Sequence[str], tail: Sequence[str]) -> list[str]:
+    """The test output that explains a failure: each failing test's lines, then the run's last lines.
+
+    A plain tail often shows only the runner's totals ("# fail 1"), the failing test is further up.
+    """
+    picked: list[int] = []
+    for i, line in enumerate(lines):
+        if _TEST_FAILURE.search(line):
+            picked += range(i, min(i + _EXCERPT_AFTER + 1, len(lines)))
+    chosen = sorted(set(picked))[:_EXCERPT_MAX]
+    excerpt: list[str] = []
+    for n, i in enumerate(chosen):
+        if n and i != chosen[n - 1] + 1:
+            excerpt.append("…")
+        excerpt.append(lines[i])
+    ending = [line for line in tail[-6:] if line not in excerpt[-6:]]
+    return excerpt + (["…", *ending] if excerpt and ending else ending) if excerpt else list(tail)
+
+
+# --- is the cluster there at all? ------------------------------------------------------------------------
+
+
+def _check_cluster_early(ctx: Ctx) -> None:
+    """Ask (in the background, during compile) whether the target cluster's API server answers at all."""
+    from deployer import apiserver
+    from deployer.background import Background
+
+    config, state = ctx.config, ctx.state
+    if state.cluster_check is None:
+        state.cluster_check = Background(
+            lambda: apiserver.unreachable(config.kubeconfig, config.context), name="cluster-check"
+        )
+
+
+def _cluster_answers(ctx: Ctx, before: str) -> None:
+    """Stop before `before` (building, pushing) when the cluster the ship deploys to cannot be reached:
+    it would only fail at the deploy stage, after the builds and pushes."""
+    check = ctx.state.cluster_check
+    reason = check.result() if check is not None else None
+    if reason is not None:
+        raise errors.EnvironmentMissing(
+            f"{reason}; stopped before {before}",
+            hint="start the local cluster with `e2e/cluster up`, or pick another with --env/--kubeconfig; "
+            "`deployer doctor` checks everything a ship needs",
+        )
+
+
+# --- test, build, push ---------------------------------------------------------------------------------
+
+
+def step_test(ctx: Ctx) -> StepResult | dict[str, Any]:
+    from deployer import build
+
+    config, state = ctx.config, ctx.state
+    if config.test_variant not in state.variants:
+        return StepResult.skipped("test", f"the config has no {config.test_variant!r} variant")
+    output: list[str] = []  # what the test run printed (BuildKit lines are the build, not the tests)
+    show = _tool_stream(ctx)
+
+    def take(line: str) -> None:
+        if not _BUILDKIT_LINE.match(line):
+            output.append(line)
+            # The builds are done and the tests run: the CPU the import needs is now mostly free.
+            preload_cluster_modules(state)
+        show(line)
+
+    _cluster_answers(ctx, "building anything")
+    _start_production_build(ctx)
+    try:
+        with overall_deadline(ctx, "the test variant's build and run"):
+            result = build.test(
+                state.service,
+                state.config,
+                config.test_variant,
+                progress=take,
+                session=docker_session(state),
+                source=state.source,
+                deadline=ctx.deadline,
+            )
+    except errors.TestVariantFailed as e:
+        # deployer.build gives the output tail as evidence, the command that reproduces the run as
+        # next_command, and details["tests"] for the reports; the evidence shown is the failing tests.
+        e.evidence = _failure_excerpt(output, list(getattr(e, "evidence", None) or ()))  # type: ignore[attr-defined]
+        e.message = e.message.splitlines()[0].split("; last ")[0]
+        raise
+    tests = {
+        "variant": result.variant,
+        "image": result.image,
+        "passed": True,
+        "exit_code": result.exit_code,
+        "duration_seconds": round(result.duration, 3),
+        "output_tail": list(result.tail),
+    }
+    repository, _, tag = result.image.rpartition(":")
+    image = {
+        "variant": result.variant,
+        "repository": repository,
+        "tags": [tag],
+        "digest": None,  # the test image stays local: it is never pushed
+        "pushed": False,
+        "image_id": result.image_id,
+    }
+    return {"tests": tests, "images": [image], "summary": f"tests passed in {result.image}"}
+
+
+class _Relay:
+    """Output of work started before its stage: kept until the stage starts, then passed on live."""
+
+    def __init__(self) -> None:
+        self._kept: list[str] = []
+        self._to: Callable[[str], None] | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, line: str) -> None:
+        with self._lock:
+            if self._to is None:
+                self._kept.append(line)
+            else:
+                self._to(line)
+
+    def attach(self, to: Callable[[str], None]) -> None:
+        with self._lock:
+            for line in self._kept:
+                to(line)
+            self._kept, self._to = [], to
+
+
+def _build_production(ctx: Ctx, progress: Callable[[str], None]) -> Any:
+    from deployer import build
+
+    state = ctx.state
+    return build.build(
+        state.service,
+        state.config,
+        state.deploy.variant,
+        source=state.source,
+        progress=progress,
+        session=docker_session(state),
+        deadline=ctx.deadline,
+    )
+
+
+def _start_production_build(ctx: Ctx) -> None:
+    """Build the production image while the test variant builds and runs: nothing is pushed before the
+    tests pass (push waits for them), but the build no longer waits for the test run. Its output is
+    shown under the build stage; a failed test stops it (run() stops every tool still running)."""
+    from deployer.background import Background
+
+    state = ctx.state
+    if state.production_build is not None:
+        return
+    docker_session(state)  # made here, not in the thread: the test build uses the same session
+    relay = _Relay()
+    state.production_build = (Background(lambda: _build_production(ctx, relay), name="build"), relay)
+
+
+def step_build(ctx: Ctx) -> dict[str, Any]:
+    state = ctx.state
+    _cluster_answers(ctx, "building the production image")  # when there was no test stage
+    with overall_deadline(ctx, "the production build"):
+        if state.production_build is not None:
+            early, relay = state.production_build
+            if not early.done:
+                ctx.progress("the production build started with the test stage; waiting for it")
+            relay.attach(_tool_stream(ctx))
+            built = early.result()
+        else:
+            built = _build_production(ctx, _tool_stream(ctx))
+    state.built = built
+    image = {
+        "variant": built.variant,
+        "repository": built.repository,
+        "tags": list(built.tags),
+        "digest": None,
+        "pushed": False,
+        "image_id": built.image_id,
+    }
+    return {"images": [image], "summary": f"{built.references[0]} ({built.size_mb:.0f} MB)"}
+
+
+def step_push(ctx: Ctx) -> dict[str, Any]:
+    from deployer import build
+    from deployer.chart import ImageRef
+
+    state = ctx.state
+    preload_cluster_modules(state)  # if the test run printed nothing (or there was none)
+    with overall_deadline(ctx, "the push"):
+        pushed = build.push(
+            state.built, progress=_tool_stream(ctx), session=docker_session(state), deadline=ctx.deadline
+        )
+    state.image = ImageRef(repository=pushed.repository, digest=pushed.digest, tag=pushed.tags[0])
+    image = {
+        "variant": pushed.image.variant,
+        "repository": pushed.repository,
+        "tags": list(pushed.tags),
+        "digest": pushed.digest,
+        "pushed": True,
+    }
+    return {"images": [image], "summary": pushed.reference}
