@@ -490,13 +490,7 @@ def _generation(tgt: Target, cluster: Cluster) -> int | None:
 
 
 def _rollback_failed(tgt: Target, verdict: Any, revision: int, new_revision: int) -> RolloutFailed:
-    message = verdict.message or ""
-    diagnosis = message if message.startswith(verdict.reason) else f"{verdict.reason}: {message}".rstrip(": ")
-    where = verdict.object or f"deployment/{tgt.release}"
-    if verdict.container:
-        where += f" container {verdict.container}"
-    evidence = [f"log {verdict.pod}/{verdict.container}: {line}" for line in verdict.log_tail]
-    evidence += [f"event {line}" for line in verdict.warning_events]
+    diagnosis, where, evidence = verdict.diagnosis, verdict.where(tgt.release), verdict.evidence()
     # The CLI prints the message: the evidence goes under the first line, as `ship`'s summary shows it.
     err = RolloutFailed(
         f"rollback to revision {revision} (now revision {new_revision}) did not become healthy: "

@@ -44,6 +44,23 @@ class RolloutVerdict:
     def __bool__(self) -> bool:
         return self.healthy
 
+    @property
+    def diagnosis(self) -> str:
+        """The reason and the API's message in one phrase ("CrashLoopBackOff: back-off 10s restarting
+        ..."); the message alone when it already starts with the reason ("Error (exit code 3)")."""
+        message = self.message or ""
+        return message if message.startswith(self.reason) else f"{self.reason}: {message}".rstrip(": ")
+
+    def where(self, deployment: str) -> str:
+        """The failing object (and container), or `deployment/<deployment>` when no single one failed."""
+        where = self.object or f"deployment/{deployment}"
+        return where + (f" container {self.container}" if self.container else "")
+
+    def evidence(self) -> list[str]:
+        """The failing container's last log lines, then the Warning events, one line each."""
+        lines = [f"log {self.pod}/{self.container}: {line}" for line in self.log_tail]
+        return lines + [f"event {line}" for line in self.warning_events]
+
     def summary(self) -> list[str]:
         """The failure block as lines (empty when healthy): what failed, hint, logs, events, next commands."""
         if self.healthy:

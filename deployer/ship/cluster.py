@@ -181,14 +181,7 @@ def step_watch(ctx: Ctx) -> dict[str, Any]:
             "rollout": {"verdict": "healthy", "reason": None, "rolled_back": False, "rollback": None},
             "summary": f"{verdict.replicaset or state.release} available after {verdict.duration:.1f}s",
         }
-    message = verdict.message or ""
-    # The API's message often starts with the reason already ("Error (exit code 3)").
-    diagnosis = message if message.startswith(verdict.reason) else f"{verdict.reason}: {message}".rstrip(": ")
-    where = verdict.object or f"deployment/{state.release}"
-    if verdict.container:
-        where += f" container {verdict.container}"
-    evidence = [f"log {verdict.pod}/{verdict.container}: {line}" for line in verdict.log_tail]
-    evidence += [f"event {line}" for line in verdict.warning_events]
+    diagnosis, where, evidence = verdict.diagnosis, verdict.where(state.release), verdict.evidence()
     ctx.progress(f"rollout failed: {where}: {diagnosis}; rolling back")
     rollback = _roll_back(ctx)
     timed_out = verdict.reason == "Timeout"

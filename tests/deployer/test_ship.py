@@ -17,6 +17,7 @@ from blubber.errors import ExitCode
 from deployer import errors, git, ship
 from deployer.chart import ImageRef
 from deployer.report import report_schema
+from deployer.rollout.diagnosis import RolloutVerdict
 from deployer.ship import cluster as ship_cluster
 from deployer.ship import context as ship_context
 from deployer.ship import image as ship_image
@@ -156,7 +157,7 @@ def _verdict(healthy, **kw):
         revision=2,
     )
     base.update(kw)
-    return SimpleNamespace(**base)
+    return RolloutVerdict(**base)
 
 
 @pytest.fixture

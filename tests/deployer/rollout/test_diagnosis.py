@@ -73,3 +73,20 @@ def test_summary_block() -> None:
     ]
     assert not verdict
     assert RolloutVerdict(True, "Available", "").summary() == []
+
+
+def test_a_failed_verdict_describes_itself_for_errors_and_reports() -> None:
+    from deployer.rollout.diagnosis import RolloutVerdict
+
+    crash = RolloutVerdict(
+        False, "Error", "", message="Error (exit code 3)", object="pod/web-1", pod="web-1", container="app",
+        log_tail=["fatal: no DATABASE_URL"], warning_events=["Warning BackOff pod/web-1: Back-off"],
+    )  # fmt: skip
+    assert crash.diagnosis == "Error (exit code 3)"  # the message already starts with the reason
+    assert crash.where("web") == "pod/web-1 container app"
+    assert crash.evidence() == [
+        "log web-1/app: fatal: no DATABASE_URL",
+        "event Warning BackOff pod/web-1: Back-off",
+    ]
+    timeout = RolloutVerdict(False, "Timeout", "", message="")
+    assert (timeout.diagnosis, timeout.where("web"), timeout.evidence()) == ("Timeout", "deployment/web", [])
