@@ -302,22 +302,14 @@ def _pod_line(pod: Any) -> PodLine:
 
 def status(tgt: Target, cluster: Cluster) -> ReleaseStatus:
     """Helm's and the cluster's view of the release. Raises DeployFailed when there is no release."""
-    from deployer.kube import KubeNotFound, call
+    from deployer.kube import call
 
     current = cluster.helm.status(tgt.release, tgt.namespace)
     if current is None:
         raise _no_release(tgt)
     history = cluster.helm.history(tgt.release, tgt.namespace)
     current = _with_chart(cluster, current, history) or current
-    try:
-        deployment = call(
-            f"read deployment {tgt.release}",
-            cluster.apps.read_namespaced_deployment,
-            tgt.release,
-            tgt.namespace,
-        )
-    except KubeNotFound:
-        deployment = None
+    deployment = _deployment(tgt, cluster)
     image, desired, ready, updated, available, pods = None, 0, 0, 0, 0, []
     if deployment is not None:
         containers = deployment.spec.template.spec.containers or []
@@ -475,18 +467,25 @@ def rollback(
 def _generation(tgt: Target, cluster: Cluster) -> int | None:
     """The Deployment's generation right after the rollback applied it, so the watch never judges the
     spec from before (whose complete status would read as a healthy rollback)."""
+    deployment = _deployment(tgt, cluster)
+    if deployment is None:
+        return None  # the watch reports the missing Deployment itself
+    return int(deployment.metadata.generation) if deployment.metadata.generation else None
+
+
+def _deployment(tgt: Target, cluster: Cluster) -> Any:
+    """The release's Deployment (a V1Deployment), or None when there is none."""
     from deployer.kube import KubeNotFound, call
 
     try:
-        deployment = call(
+        return call(
             f"read deployment {tgt.release}",
             cluster.apps.read_namespaced_deployment,
             tgt.release,
             tgt.namespace,
         )
     except KubeNotFound:
-        return None  # the watch reports the missing Deployment itself
-    return int(deployment.metadata.generation) if deployment.metadata.generation else None
+        return None
 
 
 def _rollback_failed(tgt: Target, verdict: Any, revision: int, new_revision: int) -> RolloutFailed:
