@@ -15,14 +15,7 @@ import pytest
 
 from deployer.errors import DeployFailed
 from deployer.helm import Helm, diff_manifests
-
-
-class HelmSaid(Exception):
-    """Stands in for command.ToolFailed: carries helm's stderr tail."""
-
-    def __init__(self, stderr_tail: str) -> None:
-        super().__init__(stderr_tail)
-        self.stderr_tail = stderr_tail
+from tests.deployer.helmfakes import HelmSaid, helm_failures_are_helm_said  # noqa: F401 - autouse fixture
 
 
 class FakeHelm:
@@ -43,11 +36,6 @@ class FakeHelm:
 
     def subcommands(self) -> list[str]:
         return [c[1] for c in self.calls]
-
-
-@pytest.fixture(autouse=True)
-def helm_failures_are_helm_said(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("deployer.helm._tool_failed_type", lambda: HelmSaid)
 
 
 def make(fake: FakeHelm, **kw: Any) -> Helm:

@@ -27,6 +27,7 @@ from deployer import release as release_mod
 from deployer.errors import EnvironmentMissing, UserError
 from deployer.helm import Helm
 from deployer.prune import Push, Reference
+from tests.deployer.helmfakes import HelmSaid, helm_failures_are_helm_said  # noqa: F401 - autouse fixture
 
 REPO = "127.0.0.1:5000/staging/node-hello"
 NODE_HELLO = Path(__file__).resolve().parents[2] / "examples" / "node-hello"
@@ -286,19 +287,6 @@ class FakeRegistry:
         self.deleted.append((repository, digest))
         self.repos[repository] = {t: x for t, x in tags.items() if x != digest}
         return True
-
-
-class HelmSaid(Exception):
-    """Stands in for command.ToolFailed."""
-
-    def __init__(self, stderr_tail: str) -> None:
-        super().__init__(stderr_tail)
-        self.stderr_tail = stderr_tail
-
-
-@pytest.fixture(autouse=True)
-def helm_failures_are_helm_said(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("deployer.helm._tool_failed_type", lambda: HelmSaid)
 
 
 def _target(tmp_path: Path) -> Any:

@@ -24,22 +24,10 @@ from deployer import release as release_mod
 from deployer.helm import Helm, Revision
 from deployer.lock import ShipInProgress
 from deployer.rollout.diagnosis import RolloutVerdict
+from tests.deployer.helmfakes import HelmSaid, helm_failures_are_helm_said  # noqa: F401 - autouse fixture
 
 IMAGE = "127.0.0.1:5000/staging/node-hello@sha256:" + "a" * 64
 OLD_IMAGE = "127.0.0.1:5000/staging/node-hello@sha256:" + "b" * 64
-
-
-class HelmSaid(Exception):
-    """Stands in for command.ToolFailed."""
-
-    def __init__(self, stderr_tail: str) -> None:
-        super().__init__(stderr_tail)
-        self.stderr_tail = stderr_tail
-
-
-@pytest.fixture(autouse=True)
-def helm_failures_are_helm_said(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("deployer.helm._tool_failed_type", lambda: HelmSaid)
 
 
 def _rev(n: int, status: str, description: str) -> dict[str, Any]:
