@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv lint unit stack cluster demo test
+.PHONY: venv lint unit stack team-registry cluster demo test
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -24,6 +24,10 @@ unit: venv
 stack: venv
 	scripts/stack up
 
+# The second registry "as teams run it" (own host name, TLS from a CA it makes, bearer tokens); issue 11.
+team-registry: stack
+	scripts/team-registry up
+
 # Pinned helm/etcd/Kubernetes binaries (built once from Go modules into /var/cache/deployer/tools/bin),
 # then the single-node cluster in its own netns; both steps are no-ops when already done.
 cluster: stack
@@ -33,5 +37,5 @@ cluster: stack
 demo: cluster
 	$(VENV)/bin/deployer ship examples/node-hello
 
-test: lint stack cluster
+test: lint stack team-registry cluster
 	$(VENV)/bin/pytest -q

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from pathlib import Path
 
 from . import layout as L
 from .pki import write
@@ -18,12 +19,24 @@ POD_LOGS_DIR = L.DATA / "pod-logs"
 CNI_NETWORK = L.CNI_NETWORK
 
 
-def registry_credentials() -> tuple[str, str] | None:
-    """(user, password) of the local registry from the build stack's credentials.env, if present."""
+# The second registry, as teams run it (scripts/team-registry): own host name on another loopback
+# address, TLS from the CA the script makes, bearer tokens. Pods pull from it with an imagePullSecret.
+TEAM_REGISTRY_HOST = "registry.team.test"
+TEAM_REGISTRY_IP = "127.0.0.2"
+TEAM_REGISTRY_PORT = 5443
+TEAM_TOKEN_PORT = 5444
+TEAM_REGISTRY = f"{TEAM_REGISTRY_HOST}:{TEAM_REGISTRY_PORT}"
+TEAM_REGISTRY_DIR = Path("/var/lib/deployer/team-registry")
+TEAM_REGISTRY_CA = TEAM_REGISTRY_DIR / "ca.crt"
+TEAM_REGISTRY_CREDENTIALS = TEAM_REGISTRY_DIR / "credentials.env"
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    """KEY=value lines of a credentials file (shell-quoted values allowed); {} when unreadable."""
     try:
-        text = L.REGISTRY_CREDENTIALS.read_text()
+        text = path.read_text()
     except OSError:
-        return None
+        return {}
     values = {}
     for line in text.splitlines():
         if "=" in line and not line.lstrip().startswith("#"):
@@ -32,8 +45,20 @@ def registry_credentials() -> tuple[str, str] | None:
             if value[:1] in ("'", '"'):  # shell-quoted
                 value = (shlex.split(value) or [""])[0]
             values[key.strip().removeprefix("export ").strip()] = value
+    return values
+
+
+def registry_credentials() -> tuple[str, str] | None:
+    """(user, password) of the local registry from the build stack's credentials.env, if present."""
+    values = _read_env_file(L.REGISTRY_CREDENTIALS)
     user, password = values.get("REGISTRY_USER"), values.get("REGISTRY_PASSWORD")
     return (user, password) if user and password else None
+
+
+def team_registry_password(user: str) -> str | None:
+    """The team registry password of `user` (ci, developer, puller) from scripts/team-registry's file."""
+    var = f"TEAM_REGISTRY_{user.upper().replace('-', '_')}_PASSWORD"
+    return _read_env_file(TEAM_REGISTRY_CREDENTIALS).get(var) or None
 
 
 def containerd_toml() -> str:
@@ -93,6 +118,18 @@ def registry_hosts_toml() -> str:
     return f"""server = "http://{L.REGISTRY}"
 [host."http://{L.REGISTRY}"]
   capabilities = ["pull", "resolve"]
+"""
+
+
+def team_registry_hosts_toml() -> str:
+    """The team registry over TLS, trusted through the CA scripts/team-registry makes.
+
+    No credentials here on purpose: pods pull with an imagePullSecret, as on a real cluster.
+    """
+    return f"""server = "https://{TEAM_REGISTRY}"
+[host."https://{TEAM_REGISTRY}"]
+  capabilities = ["pull", "resolve"]
+  ca = "{TEAM_REGISTRY_CA}"
 """
 
 
@@ -197,6 +234,7 @@ def write_all() -> None:
     """(Re)write every config file; unchanged files are left untouched."""
     write(CONTAINERD_TOML, containerd_toml())
     write(CERTS_D / L.REGISTRY / "hosts.toml", registry_hosts_toml(), 0o644)
+    write(CERTS_D / TEAM_REGISTRY / "hosts.toml", team_registry_hosts_toml(), 0o644)
     write(CNI_DIR / "10-deployer-e2e.conflist", cni_conflist(), 0o644)
     write(KUBELET_YAML, kubelet_yaml())
     write(KUBE_PROXY_YAML, kube_proxy_yaml())

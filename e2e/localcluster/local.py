@@ -2,10 +2,12 @@
 
 Topology (all addresses exist only in the netns, which has no default route):
   root netns: deployer, docker, registry 127.0.0.1:5000, veth dple2e-host 10.200.255.1/30,
-              socat 10.200.255.1:5000 -> 127.0.0.1:5000
+              socat 10.200.255.1:5000 -> 127.0.0.1:5000,
+              team registry (scripts/team-registry) on 127.0.0.2:5443/5444, socat 10.200.255.1:544x -> it
   netns deployer-e2e: lo 127.0.0.1 + node IP 10.200.0.2/32, veth dple2e-ns 10.200.255.2/30,
               k8s-svc bridge (route sink for 10.96.0.0/16), cni0 10.244.0.1/24 (pods),
-              socat 127.0.0.1:5000 -> 10.200.255.1:5000, etcd, kube-apiserver :6443, kcm, scheduler,
+              socat 127.0.0.1:5000 -> 10.200.255.1:5000, socat 127.0.0.2:544x -> 10.200.255.1:544x,
+              etcd, kube-apiserver :6443, kcm, scheduler,
               containerd (own socket), kubelet, kube-proxy
 """
 
@@ -24,6 +26,25 @@ from .procs import Component
 
 T = L.tool
 CTR = ["ctr", "-a", str(L.CONTAINERD_SOCK), "-n", "k8s.io"]
+
+
+def _team_registry_forwarders() -> list[Component]:
+    """The same pair of forwarders for each port of the team registry (registry, token issuer).
+
+    Its host name resolves through /etc/hosts, which the netns shares, to 127.0.0.2: a loopback
+    address in both namespaces, so image references and the token realm work unchanged in both.
+    """
+    ip = configs.TEAM_REGISTRY_IP
+    comps = []
+    for port in (configs.TEAM_REGISTRY_PORT, configs.TEAM_TOKEN_PORT):
+        host_side = [f"TCP-LISTEN:{port},bind={L.HOST_VETH_IP},reuseaddr,fork", f"TCP:{ip}:{port}"]
+        netns_side = [f"TCP-LISTEN:{port},bind={ip},reuseaddr,fork", f"TCP:{L.HOST_VETH_IP}:{port}"]
+        comps.append(Component(f"team-registry-forward-host-{port}", ["socat", *host_side], in_netns=False))
+        comps.append(Component(f"team-registry-forward-netns-{port}", ["socat", *netns_side]))
+    return comps
+
+
+TEAM_REGISTRY_FORWARDERS = [c.name for c in _team_registry_forwarders()]
 
 
 def components() -> list[Component]:
@@ -137,6 +158,7 @@ def components() -> list[Component]:
                 f"TCP:{L.HOST_VETH_IP}:{L.REGISTRY_PORT}",
             ],
         ),
+        *_team_registry_forwarders(),
         Component(
             "containerd",
             ["containerd", f"--config={configs.CONTAINERD_TOML}"],
@@ -271,6 +293,7 @@ def up() -> None:
         "kube-scheduler",
         "registry-forward-host",
         "registry-forward-netns",
+        *TEAM_REGISTRY_FORWARDERS,
         "containerd",
     ):
         procs.start(comps[name])
@@ -338,7 +361,7 @@ def down(purge: bool = False) -> None:
         procs.kill_pids(pods, timeout=0.5)
     for name in ("containerd", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"):
         procs.stop(name)
-    for name in ("registry-forward-netns", "registry-forward-host"):
+    for name in ("registry-forward-netns", "registry-forward-host", *TEAM_REGISTRY_FORWARDERS):
         procs.stop(name, children=True)
     # containerd shims outlive containerd by design; they, and anything else left, live in our netns.
     leftovers = host.pids_in_netns()
