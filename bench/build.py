@@ -29,7 +29,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from deployer import build as build_mod  # noqa: E402
-from deployer import docker, registry  # noqa: E402
+from deployer.tools import docker, registry  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

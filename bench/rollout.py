@@ -37,9 +37,9 @@ sys.path.insert(0, str(REPO))
 
 from kubernetes import client  # noqa: E402
 
-from deployer.kube import DEFAULT_KUBECONFIG, load_api  # noqa: E402
 from deployer.rollout import deployment_status, watch_rollout  # noqa: E402
 from deployer.rollout.source import ApiSource  # noqa: E402
+from deployer.tools.kube import DEFAULT_KUBECONFIG, load_api  # noqa: E402
 from tests.resources.k8s.scenarios import deployment  # noqa: E402
 
 HELM = os.environ.get("DEPLOYER_HELM", "/var/cache/deployer/tools/bin/helm")

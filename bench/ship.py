@@ -18,7 +18,7 @@ pushes and rolls out a new image; the npm layer stays cached for all of them ali
 deployer use separate namespaces (and releases) with the same configuration, installed once before the
 timed runs; the order of the three runs alternates between repetitions. Medians over `--repeat` runs.
 `--profile-tools` then runs one more ship in-process and times each tool process it starts (docker, git,
-helm through deployer.command.run), with the fixed cost of one such process.
+helm through deployer.tools.command.run), with the fixed cost of one such process.
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ import blubber  # noqa: E402
 from deployer import chart as chart_mod  # noqa: E402
 from deployer import deploy_config  # noqa: E402
 from deployer.chart import ImageRef  # noqa: E402
-from deployer.kube import DEFAULT_KUBECONFIG  # noqa: E402
-from deployer.registry import REGISTRY, credentials  # noqa: E402
+from deployer.tools.kube import DEFAULT_KUBECONFIG  # noqa: E402
+from deployer.tools.registry import REGISTRY, credentials  # noqa: E402
 
 DOCKER = "/usr/bin/docker"  # Debian's client: BuildKit without buildx, as deployer uses
 HELM = os.environ.get("DEPLOYER_HELM", "/var/cache/deployer/tools/bin/helm")
@@ -178,13 +178,15 @@ class Bench:
 
 
 def _tool_profile(bench: Bench) -> None:
-    """One more ship, in-process, with every tool process it starts timed (deployer.command.run), and the
-    fixed cost of one such process (`true` through command.run vs subprocess.run) measured on the spot."""
+    """One more ship, in-process, with every tool process it starts timed (deployer.tools.command.run),
+    and the fixed cost of one such process (`true` through command.run vs subprocess.run) measured on the
+    spot."""
     import collections
     import io
 
-    from deployer import command, output
     from deployer import ship as ship_mod
+    from deployer.reporting import display as output
+    from deployer.tools import command
 
     def per_call(fn: object, n: int = 10) -> float:
         started = time.monotonic()
@@ -220,7 +222,7 @@ def _tool_profile(bench: Bench) -> None:
     print(f"\ntool processes of one ship --skip-smoke (exit {code}, {total:.1f}s in-process):")
     print(f"  {len(calls)} processes {dict(count)}, {sum(c[0] for c in calls):.1f}s inside them")
     print(
-        f"  fixed cost of one process: {floor * 1000:.0f} ms through deployer.command.run, "
+        f"  fixed cost of one process: {floor * 1000:.0f} ms through deployer.tools.command.run, "
         f"{bare * 1000:.0f} ms with subprocess.run -> about {len(calls) * (floor - bare):.1f}s of this ship"
     )
     for seconds, tool, args in calls:

@@ -15,7 +15,7 @@ workflow loads and compiles once and the commands stay one-liners.
 Each function returns a result value and raises a `UserError` subclass for what the user can fix:
 `ConfigError`/`PolicyViolation` (from blubber), `BuildFailed`, `TestVariantFailed`, `PushFailed`,
 `EnvironmentMissing` (docker or the registry not running). Containers started for a test run are
-removed on every path, Ctrl-C included (see `deployer.docker.run_container`).
+removed on every path, Ctrl-C included (see `deployer.tools.docker.run_container`).
 
 Never prints: output lines go to the `progress` callback the caller passes.
 """
@@ -32,11 +32,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import blubber
-from deployer import docker, git, registry
 from deployer.background import Background
-from deployer.command import ToolFailed
 from deployer.errors import BuildFailed, ConfigError, EnvironmentMissing, PushFailed, TestVariantFailed
 from deployer.service import Service, resolve
+from deployer.tools import docker, git, registry
+from deployer.tools.command import ToolFailed
 
 __all__ = [
     "LOCAL_REPOSITORY",

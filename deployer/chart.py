@@ -14,7 +14,7 @@ plus the image by digest (`image.repository` + `image.digest`; the tag only labe
 
 Output is deterministic: the same inputs give byte-identical Chart.yaml and values.yaml (sorted keys), so a
 diff between two rendered charts means a change. Rendering runs no process; `publish` lints, packages and
-pushes the chart through `deployer.helm`, so any release can be reproduced from the registry:
+pushes the chart through `deployer.tools.helm`, so any release can be reproduced from the registry:
 `helm upgrade --install <release> oci://127.0.0.1:5000/staging/charts/<name> --version <v> --plain-http`.
 """
 
@@ -34,8 +34,8 @@ import yaml
 from blubber.errors import ConfigError
 from deployer.background import Background
 from deployer.deploy_config import DeployConfig, DeployPolicy, enforce
-from deployer.helm import Helm
-from deployer.redact import register
+from deployer.reporting.redact import register
+from deployer.tools.helm import Helm
 
 __all__ = [
     "BASE_CHART",

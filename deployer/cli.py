@@ -143,7 +143,7 @@ def _print_user_error(err: UserError) -> None:
 
 def _redact(text: str) -> str:
     # Imported here, not at the top, so `deployer --help` does not pay for it.
-    from deployer.redact import redact
+    from deployer.reporting.redact import redact
 
     return redact(text)
 
@@ -316,7 +316,7 @@ def doctor(
 
 def _tool_line(line: str) -> None:
     # Tool output (docker build, the test run) goes to stderr, so stdout carries only the result lines
-    # a script may read (image id, digest). Lines arrive already redacted (deployer.command).
+    # a script may read (image id, digest). Lines arrive already redacted (deployer.tools.command).
     click.echo(line, err=True)
 
 
@@ -416,12 +416,12 @@ def release_target_options(func: Any) -> Any:
 
 def _release_target(service: str, environment: str, kubeconfig: Path | None, namespace: str | None,
                     release: str | None) -> Any:  # fmt: skip
-    from deployer import release as release_mod
+    from deployer.release import target as target_mod
 
-    tgt = release_mod.target(
+    tgt = target_mod.target(
         service, environment=environment, kubeconfig=kubeconfig, namespace=namespace, release=release
     )
-    return tgt, release_mod.connect(tgt)
+    return tgt, target_mod.connect(tgt)
 
 
 def _out(line: str) -> None:
@@ -446,10 +446,10 @@ def status_command(
     """
     import json
 
-    from deployer import release as release_mod
+    from deployer.release.status import status
 
     tgt, cluster = _release_target(service, environment, kubeconfig, namespace, release)
-    result = release_mod.status(tgt, cluster)
+    result = status(tgt, cluster)
     if as_json:
         _out(json.dumps(result.to_json(), indent=2, default=str))
         return
@@ -485,10 +485,10 @@ def rollback_command(
     Takes the release lock, so it never races a ship. Exits 0 when the old version runs healthy again,
     16 when it does not (with the diagnosis), 15 when helm fails or there is nothing to roll back to.
     """
-    from deployer import release as release_mod
+    from deployer.release.rollback import rollback
 
     tgt, cluster = _release_target(service, environment, kubeconfig, namespace, release)
-    result = release_mod.rollback(
+    result = rollback(
         tgt,
         cluster,
         revision=revision,
@@ -520,10 +520,10 @@ def diff_command(
 
     Prints "no changes" when there are none. Exits 0 either way (10 for a bad config, 15 for helm errors).
     """
-    from deployer import release as release_mod
+    from deployer.release.diff import diff
 
     tgt, cluster = _release_target(service, environment, kubeconfig, namespace, release)
-    for line in release_mod.diff(tgt, cluster, image=image).lines():
+    for line in diff(tgt, cluster, image=image).lines():
         _out(line)
 
 
@@ -569,7 +569,7 @@ def prune_command(
     """
     import json
 
-    from deployer import prune as prune_mod
+    from deployer.release import prune as prune_mod
 
     tgt, cluster = _release_target(service, environment, kubeconfig, namespace, release)
     # with --json, stdout carries only the document; progress goes to stderr

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import click
 
 from blubber.errors import ExitCode, UserError
-from deployer import redact
+from deployer.reporting import redact
 
 __all__ = [
     "CREDENTIALS",
@@ -132,10 +132,10 @@ def _http(url: str, headers: Mapping[str, str], timeout: float) -> int:
 
 
 class _KubeProbe:
-    """The real cluster probe, on the kubernetes client through deployer.kube."""
+    """The real cluster probe, on the kubernetes client through deployer.tools.kube."""
 
     def __init__(self, kubeconfig: Path | None, context: str | None) -> None:
-        from deployer.kube import load_api
+        from deployer.tools.kube import load_api
 
         self._api = load_api(kubeconfig, context)
         self.host = self._api.configuration.host
@@ -143,7 +143,7 @@ class _KubeProbe:
     def server_version(self) -> str:
         from kubernetes import client
 
-        from deployer.kube import call
+        from deployer.tools.kube import call
 
         info = call("read the server version", client.VersionApi(self._api).get_code)
         return f"Kubernetes {info.git_version} at {self.host}"
@@ -151,7 +151,7 @@ class _KubeProbe:
     def namespace_exists(self, namespace: str) -> bool:
         from kubernetes import client
 
-        from deployer.kube import KubeNotFound, call
+        from deployer.tools.kube import KubeNotFound, call
 
         try:
             call(f"read namespace {namespace}", client.CoreV1Api(self._api).read_namespace, namespace)
@@ -162,7 +162,7 @@ class _KubeProbe:
     def can_i(self, verb: str, group: str, resource: str, namespace: str | None) -> bool:
         from kubernetes import client
 
-        from deployer.kube import call
+        from deployer.tools.kube import call
 
         name, _, sub = resource.partition("/")
         review = client.V1SelfSubjectAccessReview(
@@ -300,7 +300,7 @@ def check_registry(config: DoctorConfig, probes: Probes) -> list[Finding]:
 
 
 def check_helm(config: DoctorConfig, probes: Probes) -> Finding:
-    from deployer.helm import HELM_BIN
+    from deployer.tools.helm import HELM_BIN
 
     code, out = probes.run([HELM_BIN, "version", "--short"], {"PATH": "/usr/bin:/bin", "HOME": "/root"}, 20.0)
     if code == 0:

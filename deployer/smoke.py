@@ -116,7 +116,7 @@ def read_test_pods(api: Any, namespace: str, release: str, *, core: Any = None) 
     """
     from kubernetes import client
 
-    from deployer.kube import call
+    from deployer.tools.kube import call
 
     response = call(
         f"list the test pods of {release} in {namespace}",

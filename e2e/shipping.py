@@ -29,9 +29,9 @@ import jsonschema
 from junitparser import JUnitXml
 from kubernetes import client
 
-from deployer import portforward
-from deployer.helm import Helm
-from deployer.report import report_schema
+from deployer.reporting.report import report_schema
+from deployer.tools import portforward
+from deployer.tools.helm import Helm
 from e2e.conftest import REPO, Registry
 from e2e.localcluster.configs import registry_credentials
 

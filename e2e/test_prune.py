@@ -29,9 +29,9 @@ import pytest
 import yaml
 from kubernetes import client
 
-from deployer import registry as registry_mod
 from deployer.errors import ExitCode
-from deployer.helm import Helm
+from deployer.tools import registry as registry_mod
+from deployer.tools.helm import Helm
 from e2e.conftest import Registry
 from e2e.localcluster.configs import registry_credentials
 from e2e.shipping import MANIFEST_TYPES, ServiceCopy, Ship, service_copy, tags

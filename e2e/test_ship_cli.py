@@ -30,8 +30,8 @@ from blubber import runtime
 from deployer import chart, deploy_config
 from deployer.chart import ImageRef
 from deployer.errors import ExitCode
-from deployer.helm import Helm
-from deployer.lock import ReleaseLock
+from deployer.release.lock import ReleaseLock
+from deployer.tools.helm import Helm
 from e2e.conftest import REPO, Registry
 
 pytestmark = [pytest.mark.cluster, pytest.mark.registry, pytest.mark.slow]

@@ -24,12 +24,13 @@ from kubernetes import client
 
 from blubber import load as load_blubber
 from blubber import runtime
-from deployer import chart, deploy_config, portforward, smoke
+from deployer import chart, deploy_config, smoke
 from deployer.chart import ImageRef
 from deployer.errors import SmokeFailed
-from deployer.helm import Helm, Recovery
-from deployer.lock import ReleaseLock, ShipInProgress
+from deployer.release.lock import ReleaseLock, ShipInProgress
 from deployer.rollout import watch_rollout
+from deployer.tools import portforward
+from deployer.tools.helm import Helm, Recovery
 from e2e.conftest import REPO, Registry
 from e2e.localcluster.configs import registry_credentials
 

@@ -18,7 +18,7 @@ import pytest
 from kubernetes import client
 
 from deployer.errors import ExitCode
-from deployer.lock import LOCK_PREFIX
+from deployer.release.lock import LOCK_PREFIX
 from e2e.conftest import Registry
 from e2e.shipping import ServiceCopy, Ship, service_copy
 

@@ -40,8 +40,15 @@ class Variant:
 
     def check(self, c: Checker, at: YamlPath, raw_includes: list | None = None) -> None:
         for i, name in enumerate(raw_includes or ()):
-            # `local` passes, as upstream (quirk 23: harmless).
-            if name not in c.variants and name != "local":
+            if name == "local" and name not in c.variants:
+                # Upstream accepts `local` here (quirk 23) but has nothing to merge: it is the build context,
+                # not a variant, and expansion would look it up as one.
+                c.add(
+                    (*at, "includes", i),
+                    '"local" is the build context, not a variant, and cannot be included',
+                    "to copy the build context use `copies: [local]`",
+                )
+            elif name not in c.variants:
                 hint = artifacts._variant_hint(name, c.variants)
                 c.add((*at, "includes", i), f'references an unknown variant "{name}"', hint)
         artifacts.check(c, self.copies, (*at, "copies"), dedupe_field="copies")

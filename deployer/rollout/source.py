@@ -2,7 +2,7 @@
 
 `Source` is the protocol the watcher needs; `ApiSource` implements it with the official client for one
 namespace. Objects come back as plain dicts (the API's JSON), which is what the status functions take.
-Client failures are translated by `deployer.kube` (410 Gone becomes `WatchExpired`). Unit tests put a
+Client failures are translated by `deployer.tools.kube` (410 Gone becomes `WatchExpired`). Unit tests put a
 scripted `Source` here; the e2e tests run `ApiSource` against the real cluster.
 """
 
@@ -15,8 +15,8 @@ from typing import Any, Protocol
 
 from kubernetes import client, watch
 
-from deployer.kube import api_errors
 from deployer.rollout._obj import Obj
+from deployer.tools.kube import api_errors
 
 __all__ = ["KINDS", "ApiSource", "Source"]
 

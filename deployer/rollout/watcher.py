@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 
 from kubernetes import client
 
-from deployer.kube import KubeUnreachable, WatchExpired
 from deployer.rollout import feed
 from deployer.rollout._obj import Obj, dig, name, uid
 from deployer.rollout.deployment import RolloutStatus, rollout_status
@@ -27,6 +26,7 @@ from deployer.rollout.event import event_line, event_time, is_warning
 from deployer.rollout.reasons import DEFAULT_POLICY, Failure, FailurePolicy
 from deployer.rollout.replicaset import owned
 from deployer.rollout.source import KINDS, ApiSource, Source
+from deployer.tools.kube import KubeUnreachable, WatchExpired
 
 __all__ = ["RolloutWatch", "watch_rollout"]
 
@@ -211,7 +211,7 @@ class RolloutWatch:
     def events(self) -> Iterator[feed.RolloutEvent]:
         """Follow the rollout; the last event is RolloutSucceeded, RolloutFailed or RolloutTimedOut.
 
-        Raises our errors (from `deployer.kube`) when tracking itself cannot go on: a 403, a missing
+        Raises our errors (from `deployer.tools.kube`) when tracking itself cannot go on: a 403, a missing
         namespace. Stops the streams on the way out, whatever happens.
         """
         self._started = time.monotonic()

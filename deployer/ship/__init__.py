@@ -3,17 +3,17 @@
     compile → test → build → push → chart → deploy → watch → smoke        (then: report, JUnit, exit code)
 
 Each step is a short adapter: it takes what earlier steps left in `ShipState`, calls the module that owns
-the work (blubber, deployer.build, deployer.chart, deployer.helm, deployer.rollout, deployer.smoke), puts
-what later steps and the report need back into the state and its `details`, and reports progress through
+the work (blubber, deployer.build, deployer.chart, deployer.tools.helm, deployer.rollout, deployer.smoke),
+puts what later steps and the report need back into the state and its `details`, and reports progress through
 `ctx.progress`. Failures are the owning module's `UserError`s; the runner (deployer.workflow) turns them
 into results, and the report, the JUnit file, the summary and the exit code are all read from those.
 
 Ordering that matters:
 - the production image is built while the test variant builds and runs, but nothing is pushed before
   the tests pass, so a failing test pushes nothing (and stops that build);
-- the release lock (deployer.lock) is taken (in the background, during the chart stage) before `helm upgrade`
-  and held through watch and smoke, and only while holding it is a release stuck in pending-* (an
-  interrupted run) repaired;
+- the release lock (deployer.release.lock) is taken (in the background, during the chart stage) before
+  `helm upgrade` and held through watch and smoke, and only while holding it is a release stuck in
+  pending-* (an interrupted run) repaired;
 - a failed rollout is rolled back (or a first install uninstalled) inside the watch step, and the old
   version is watched back to healthy, so "rolled back" in the report means "serves again".
 
@@ -21,7 +21,7 @@ The steps live in `deployer.ship.image` (compile, test, build, push) and `deploy
 deploy, watch, smoke); `deployer.ship.context` holds what they share (config, state, the tools made once
 per ship, the deadline). This module puts them in order and runs them.
 
-Never prints: all output goes through the display (deployer.output) the caller passes in.
+Never prints: all output goes through the display (deployer.reporting.display) the caller passes in.
 """
 
 from __future__ import annotations
@@ -136,9 +136,12 @@ def run(
 ) -> int:
     """Ship `config.service`: run the steps, write the reports asked for, return the exit code."""
 
-    from deployer import command, junit, output, report, workflow
+    from deployer import workflow
+    from deployer.reporting import junit, report
+    from deployer.reporting.display import make_display
+    from deployer.tools import command
 
-    display = display or output.make_display(ci=config.ci, color=config.color)
+    display = display or make_display(ci=config.ci, color=config.color)
     started_at = datetime.now(UTC)
     with tempfile.TemporaryDirectory(prefix="deployer-ship-") as tmp:
         state = ShipState(workdir=Path(tmp))

@@ -1,10 +1,10 @@
 """The cluster half of a ship: chart, deploy, watch, smoke (deployer.chart, helm, lock, rollout, smoke).
 
-The release lock (deployer.lock) is taken in the background during the chart stage, before `helm upgrade`,
-and held through watch and smoke; only while holding it is a release stuck in pending-* (an interrupted
-run) repaired, and a run that lost it changes nothing more. A failed rollout is rolled back (or a first
-install uninstalled) inside the watch step, and the old version is watched back to healthy, so "rolled
-back" in the report means "serves again".
+The release lock (deployer.release.lock) is taken in the background during the chart stage, before
+`helm upgrade`, and held through watch and smoke; only while holding it is a release stuck in pending-*
+(an interrupted run) repaired, and a run that lost it changes nothing more. A failed rollout is rolled
+back (or a first install uninstalled) inside the watch step, and the old version is watched back to
+healthy, so "rolled back" in the report means "serves again".
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def _take_lock_early(ctx: Ctx) -> None:
 
     def take() -> tuple[Any, Any]:
         cluster_modules(state)
-        from deployer.lock import ReleaseLock
+        from deployer.release.lock import ReleaseLock
 
         api = api_for(config, state)
         lock = ReleaseLock(api, state.namespace, state.release, command=f"deployer ship {config.service}")
@@ -135,7 +135,7 @@ def _deployment_generation(ctx: Ctx) -> int | None:
     """The generation helm's apply gave the Deployment, so the watch never judges an older spec."""
     from kubernetes import client
 
-    from deployer.kube import KubeNotFound, call
+    from deployer.tools.kube import KubeNotFound, call
 
     config, state = ctx.config, ctx.state
     apps = client.AppsV1Api(api_for(config, state))
@@ -282,7 +282,8 @@ def _smoke_entries(results: Sequence[Any]) -> list[dict[str, Any]]:
 
 def step_smoke(ctx: Ctx) -> StepResult | dict[str, Any]:
     cluster_modules(ctx.state)
-    from deployer import portforward, smoke
+    from deployer import smoke
+    from deployer.tools import portforward
 
     config, state = ctx.config, ctx.state
     if not config.smoke:

@@ -63,7 +63,7 @@ class ShipState:
     service: Any = None  # deployer.service.Service
     git_sha: str | None = None
     git_dirty: bool | None = None
-    source: Any = None  # deployer.git.Source: asked once, in compile; the builds use it too
+    source: Any = None  # deployer.tools.git.Source: asked once, in compile; the builds use it too
     config: Any = None  # blubber Config
     deploy: Any = None  # deployer.deploy_config.DeployConfig
     variants: tuple[str, ...] = ()
@@ -76,7 +76,7 @@ class ShipState:
     lock: Any = None
     lock_early: Any = None  # deployer.background.Background: (lock, release status) taken during chart
     production_build: Any = None  # (Background of deployer.build.build, its output relay), from test on
-    cluster_check: Any = None  # Background of deployer.apiserver.unreachable, started by compile
+    cluster_check: Any = None  # Background of deployer.tools.apiserver.unreachable, started by compile
     preload: threading.Thread | None = None  # imports the Kubernetes client while docker works
     previous_revision: int | None = None
     revision: int | None = None
@@ -102,7 +102,7 @@ Ctx = StepContext[ShipConfig, ShipState]
 # builds the CPU is busy, and the import then slowed the test stage by 0.2-0.4 s, measured A/B), while
 # the tests, build and push mostly wait for docker. The cluster steps wait for it (`cluster_modules`)
 # before importing anything themselves, so no module is ever imported by two threads at once.
-_CLUSTER_MODULES = ("deployer.kube", "deployer.lock", "deployer.rollout.watcher")
+_CLUSTER_MODULES = ("deployer.tools.kube", "deployer.release.lock", "deployer.rollout.watcher")
 # what the deploy and watch steps use of kubernetes.client (it imports each name on first access)
 _CLUSTER_NAMES = ("CoreV1Api", "AppsV1Api", "CoordinationV1Api", "V1Lease", "V1LeaseSpec", "V1ObjectMeta")
 
@@ -166,7 +166,7 @@ def seconds_left(ctx: Ctx, timeout: float) -> int:
 
 
 def registry_host() -> str:
-    from deployer import registry
+    from deployer.tools import registry
 
     return registry.REGISTRY
 
@@ -183,10 +183,10 @@ def docker_session(state: ShipState) -> Any:
 
 def helm_for(config: ShipConfig, state: ShipState) -> Any:
     if state.helm is None:
-        from deployer import apiserver, docker
-        from deployer.helm import Helm
+        from deployer.tools import apiserver, docker
+        from deployer.tools.helm import Helm
 
-        # The same kubeconfig deployer.kube.load_api picks, so helm and the watcher see one cluster.
+        # The same kubeconfig deployer.tools.kube.load_api picks, so helm and the watcher see one cluster.
         kubeconfig = apiserver.kubeconfig_path(config.kubeconfig)
         state.helm = Helm(
             kubeconfig=kubeconfig,
@@ -202,7 +202,7 @@ def helm_for(config: ShipConfig, state: ShipState) -> Any:
 def api_for(config: ShipConfig, state: ShipState) -> Any:
     if state.api is None:
         cluster_modules(state)
-        from deployer.kube import load_api
+        from deployer.tools.kube import load_api
 
         state.api = load_api(config.kubeconfig, config.context)
     return state.api

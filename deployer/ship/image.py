@@ -27,7 +27,8 @@ from deployer.workflow import StepResult
 
 def step_compile(ctx: Ctx) -> dict[str, Any]:
     import blubber
-    from deployer import deploy_config, git, service
+    from deployer import deploy_config, service
+    from deployer.tools import git
 
     config, state = ctx.config, ctx.state
     svc = state.service = service.resolve(config.service)
@@ -125,8 +126,8 @@ def _failure_excerpt(lines: Sequence[str], tail: Sequence[str]) -> list[str]:
 
 def _check_cluster_early(ctx: Ctx) -> None:
     """Ask (in the background, during compile) whether the target cluster's API server answers at all."""
-    from deployer import apiserver
     from deployer.background import Background
+    from deployer.tools import apiserver
 
     config, state = ctx.config, ctx.state
     if state.cluster_check is None:

@@ -37,8 +37,8 @@ def _tool_of(argv: object) -> str | None:
 
 @pytest.fixture(autouse=True)
 def forget_registered_secrets() -> Iterator[None]:
-    """Each test starts with no registered secrets (deployer.redact keeps a process-wide set)."""
-    from deployer import redact
+    """Each test starts with no registered secrets (deployer.reporting.redact keeps a process-wide set)."""
+    from deployer.reporting import redact
 
     redact.clear()
     yield

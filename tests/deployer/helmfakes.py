@@ -1,4 +1,4 @@
-"""helm's failure, as the unit tests of deployer.helm and its callers fake it (no helm process runs)."""
+"""helm's failure, as the unit tests of deployer.tools.helm and its callers fake it (no helm process runs)."""
 
 from __future__ import annotations
 
@@ -15,5 +15,5 @@ class HelmSaid(Exception):
 
 @pytest.fixture(autouse=True)
 def helm_failures_are_helm_said(monkeypatch: pytest.MonkeyPatch) -> None:
-    """deployer.helm treats `HelmSaid` as the failure of a helm process (autouse where imported)."""
-    monkeypatch.setattr("deployer.helm._tool_failed_type", lambda: HelmSaid)
+    """deployer.tools.helm treats `HelmSaid` as the failure of a helm process (autouse where imported)."""
+    monkeypatch.setattr("deployer.tools.helm._tool_failed_type", lambda: HelmSaid)

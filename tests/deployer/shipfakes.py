@@ -1,6 +1,6 @@
 """A ship-shaped workflow whose steps are fakes at the step seam, for report/JUnit/output/CLI tests.
 
-Each fake step records the same `details` the real ship steps record (see `deployer.report`), and
+Each fake step records the same `details` the real ship steps record (see `deployer.reporting.report`), and
 `failing_at(kind)` swaps one step for one that raises the error of that failure kind, with the
 details and evidence a real failure carries.
 """
@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from deployer import errors
-from deployer.report import RunInfo
+from deployer.reporting.report import RunInfo
 from deployer.workflow import Step, StepContext, StepResult, WorkflowRun, run
 
 DIGEST = "sha256:" + "ab" * 32

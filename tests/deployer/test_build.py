@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from deployer import build as build_mod
-from deployer import git
 from deployer.errors import ConfigError, ExitCode, PushFailed
+from deployer.tools import git
 
 NO_ENTRYPOINT = """\
 version: v4
@@ -125,7 +125,7 @@ class Boundary:
     """Fakes of the docker and registry calls build/push make (the process and network boundary)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        from deployer import docker, registry
+        from deployer.tools import docker, registry
 
         self.calls: list[str] = []
         self.login_fails = False
@@ -183,7 +183,7 @@ def test_without_a_session_each_build_and_push_checks_and_logs_in_itself(tmp_pat
 
 
 def test_a_session_logs_in_to_each_registry_and_retries_a_failed_login(monkeypatch):
-    from deployer import registry
+    from deployer.tools import registry
 
     fake = Boundary(monkeypatch)
     session = build_mod.Session()
@@ -207,7 +207,7 @@ def test_a_started_session_checks_and_logs_in_in_the_background_once(monkeypatch
 
 
 def test_a_background_login_failure_is_raised_where_the_login_is_needed(monkeypatch):
-    from deployer import registry
+    from deployer.tools import registry
 
     fake = Boundary(monkeypatch)
     fake.login_fails = True
@@ -219,7 +219,7 @@ def test_a_background_login_failure_is_raised_where_the_login_is_needed(monkeypa
 
 
 def test_the_test_image_is_not_inspected_but_the_production_image_is(tmp_path, monkeypatch):
-    from deployer import docker
+    from deployer.tools import docker
 
     fake = Boundary(monkeypatch)
     info = docker.Image("sha256:" + "i" * 64, 1000, ("l1",), (), (), "", (), "", ())

@@ -11,10 +11,11 @@ from click.testing import CliRunner
 from junitparser import JUnitXml
 
 from blubber.errors import ExitCode
-from deployer import cli, errors, redact
+from deployer import cli, errors
 from deployer import doctor as doctor_mod
 from deployer import ship as ship_mod
-from deployer.report import report_schema
+from deployer.reporting import redact
+from deployer.reporting.report import report_schema
 from deployer.workflow import Step
 from tests.deployer import shipfakes
 
@@ -211,7 +212,7 @@ def _leaky_steps():
     """A ship-like run whose steps leak the registry password everywhere they can."""
 
     def login(ctx):
-        redact.register(PASSWORD, user=USER)  # what deployer.registry does when it reads the credentials
+        redact.register(PASSWORD, user=USER)  # what tools.registry does when it reads the credentials
         ctx.progress(f"docker login 127.0.0.1:5000 -u {USER} -p {PASSWORD}")
         return {"summary": f"logged in with {PASSWORD}", "auth": TOKEN}
 
@@ -267,8 +268,8 @@ def test_real_ship_never_prints_the_registry_password(tmp_path):
     import sys
     from pathlib import Path
 
-    from deployer.helm import HELM_BIN, Helm
-    from deployer.kube import DEFAULT_KUBECONFIG
+    from deployer.tools.helm import HELM_BIN, Helm
+    from deployer.tools.kube import DEFAULT_KUBECONFIG
     from tests.conftest import require
 
     creds = doctor_mod.CREDENTIALS
@@ -306,7 +307,7 @@ def test_real_ship_never_prints_the_registry_password(tmp_path):
     finally:
         from kubernetes import client
 
-        from deployer.kube import load_api
+        from deployer.tools.kube import load_api
 
         Helm(kubeconfig=DEFAULT_KUBECONFIG).uninstall("node-hello", namespace)
         client.CoreV1Api(load_api()).delete_namespace(namespace)  # not waited for

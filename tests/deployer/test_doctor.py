@@ -253,8 +253,8 @@ def test_render_marks_failures_with_their_fix():
 @pytest.mark.registry
 @pytest.mark.cluster
 def test_doctor_on_the_real_stack_and_cluster():
-    from deployer.helm import HELM_BIN
-    from deployer.kube import DEFAULT_KUBECONFIG
+    from deployer.tools.helm import HELM_BIN
+    from deployer.tools.kube import DEFAULT_KUBECONFIG
 
     require("docker", os.path.exists("/var/run/docker.sock"), "scripts/stack up")
     require("registry credentials", doctor.CREDENTIALS.exists(), "scripts/stack up")

@@ -14,13 +14,14 @@ from types import SimpleNamespace
 import pytest
 
 from blubber.errors import ExitCode
-from deployer import errors, git, ship
+from deployer import errors, ship
 from deployer.chart import ImageRef
-from deployer.report import report_schema
+from deployer.reporting.report import report_schema
 from deployer.rollout.diagnosis import RolloutVerdict
 from deployer.ship import cluster as ship_cluster
 from deployer.ship import context as ship_context
 from deployer.ship import image as ship_image
+from deployer.tools import git
 from deployer.workflow import Status, StepContext, StepResult, WorkflowRun
 from tests.deployer import shipfakes
 
@@ -254,7 +255,7 @@ def test_rollout_cut_short_by_the_overall_deadline_is_a_timeout(watch_env):
 @pytest.mark.parametrize("healthy", [True, False])
 def test_a_ship_that_lost_its_lock_during_the_watch_stops_and_rolls_nothing_back(watch_env, healthy):
     """Another run took the release over while this one stalled: it is that run's release now."""
-    from deployer.lock import ShipInProgress
+    from deployer.release.lock import ShipInProgress
 
     lost = ShipInProgress("lost the lock of release 'hello' to bob@ci pid=2")
     watch_env.ctx.state.lock = SimpleNamespace(lost=lost)
@@ -271,7 +272,7 @@ def test_a_ship_that_lost_its_lock_during_the_watch_stops_and_rolls_nothing_back
 
 
 def test_the_watch_is_aborted_as_soon_as_the_lock_is_lost(watch_env):
-    from deployer.lock import ShipInProgress
+    from deployer.release.lock import ShipInProgress
 
     lock = SimpleNamespace(lost=None)
     watch_env.ctx.state.lock = lock
@@ -289,7 +290,7 @@ def test_the_watch_is_aborted_as_soon_as_the_lock_is_lost(watch_env):
 
 
 def test_smoke_checks_do_not_run_against_a_release_another_run_took_over(tmp_path):
-    from deployer.lock import ShipInProgress
+    from deployer.release.lock import ShipInProgress
 
     deploy = SimpleNamespace(helm_test=True, smoke_checks=[], namespace="hello-ns", release="hello")
     lock = SimpleNamespace(lost=ShipInProgress("lost the lock of release 'hello' to bob"))
@@ -463,7 +464,7 @@ class DeployHelm:
     """helm as the deploy step sees it; every call (and the lock's) goes into one shared `log`."""
 
     def __init__(self, log, status=None, recovery="none"):
-        from deployer.helm import Recovery, Release
+        from deployer.tools.helm import Recovery, Release
 
         self.log = log
         self._status = status
@@ -485,7 +486,7 @@ class DeployHelm:
 
     def upgrade_install(self, release, namespace, chart, **kw):
         self.log.append(("upgrade", release, namespace, chart, kw["version"]))
-        from deployer.helm import Release
+        from deployer.tools.helm import Release
 
         return Release(release, namespace, 6, "deployed")
 
@@ -516,8 +517,8 @@ class FakeLock:
 def test_deploy_takes_the_lock_recovers_and_remembers_the_previous_revision(
     status, recovery, previous, tmp_path, monkeypatch
 ):
-    from deployer import lock
-    from deployer.helm import Release
+    from deployer.release import lock
+    from deployer.tools.helm import Release
 
     log: list = []
     monkeypatch.setattr(lock, "ReleaseLock", FakeLock)
@@ -550,7 +551,7 @@ def test_a_lock_refused_in_the_background_fails_the_deploy_step_and_nothing_is_r
     tmp_path, monkeypatch
 ):
     """The chart stage starts taking the lock; a refusal is the deploy step's error, not the chart's."""
-    from deployer import lock
+    from deployer.release import lock
 
     class Refused(FakeLock):
         def __enter__(self):
@@ -639,11 +640,11 @@ def test_the_test_run_starts_importing_the_cluster_client_and_deploy_waits_for_i
     assert preload is not None and preload.name == "deployer-preload-kubernetes"
     ship_context.cluster_modules(ctx.state)
     assert not preload.is_alive()
-    assert {"deployer.kube", "deployer.lock", "deployer.rollout.watcher"} <= set(sys.modules)
+    assert {"deployer.tools.kube", "deployer.release.lock", "deployer.rollout.watcher"} <= set(sys.modules)
     assert {"CoreV1Api", "AppsV1Api", "CoordinationV1Api"} <= set(vars(sys.modules["kubernetes.client"]))
 
     # the deploy step joins the import before it imports or calls anything of the cluster's
-    from deployer import lock
+    from deployer.release import lock
 
     order: list[str] = []
 
@@ -779,7 +780,8 @@ def test_without_a_test_variant_compile_starts_the_import_itself(tmp_path):
 
 
 def test_a_cluster_that_does_not_answer_stops_the_ship_before_anything_is_built(tmp_path, monkeypatch):
-    from deployer import apiserver, build
+    from deployer import build
+    from deployer.tools import apiserver
 
     built: list[str] = []
     monkeypatch.setattr(build, "test", lambda *a, **kw: built.append("test"))

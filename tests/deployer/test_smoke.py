@@ -11,7 +11,6 @@ import pytest
 
 from deployer.deploy_config import DeployPolicy, load
 from deployer.errors import DeployFailed, SmokeFailed
-from deployer.kube import KubeForbidden
 from deployer.smoke import (
     BASH_HINT,
     SmokeReport,
@@ -20,6 +19,7 @@ from deployer.smoke import (
     read_test_pods,
     run_checks,
 )
+from deployer.tools.kube import KubeForbidden
 
 
 def config(tmp_path: Path, text: str):  # type: ignore[no-untyped-def]
@@ -148,7 +148,7 @@ class FakeCore:
 
 
 def test_ready_pod_skips_unready_and_terminating_pods() -> None:
-    from deployer.portforward import ready_pod
+    from deployer.tools.portforward import ready_pod
 
     core = FakeCore(
         ("web-c", True, False), ("web-a", True, True), ("web-b", False, False), ("web-d", True, False)
@@ -162,7 +162,7 @@ def test_ready_pod_skips_unready_and_terminating_pods() -> None:
 
 # --- a helm test pod whose image has no bash ---------------------------------------------------------------
 
-# What `helm test --logs` gives (through deployer.helm's DeployFailed) when the test pod never ran its
+# What `helm test --logs` gives (through deployer.tools.helm's DeployFailed) when the test pod never ran its
 # script: helm's error on stderr, then stdout's tail ending in an empty log section. Recorded from the
 # local cluster with a test image that has no bash.
 SILENT_FAILURE = """helm test failed: Error: 1 error occurred:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from blubber import compile_dockerfile, load, runtime
-from deployer.docker import DOCKER_CONFIG
+from deployer.tools.docker import DOCKER_CONFIG
 from tests.integration.conftest import DOCKER
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry]

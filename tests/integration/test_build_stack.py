@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from deployer import build as build_mod
-from deployer import docker, registry
 from deployer.errors import BuildFailed, EnvironmentMissing, ExitCode, TestVariantFailed
+from deployer.tools import docker, registry
 from tests.integration.conftest import DOCKER, containers
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry]

@@ -13,7 +13,7 @@ import yaml
 from deployer.chart import BASE_CHART, ImageRef, chart_version, render_values, write_chart
 from deployer.deploy_config import load, load_policy
 from deployer.errors import DeployFailed
-from deployer.helm import HELM_BIN, Helm
+from deployer.tools.helm import HELM_BIN, Helm
 from tests.conftest import require
 from tests.runtimes import node_hello_runtime
 

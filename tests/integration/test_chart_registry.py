@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deployer import command
 from deployer.chart import CHART_REPOSITORY, ImageRef, chart_version, publish, render_values, write_chart
 from deployer.deploy_config import load, load_policy
-from deployer.helm import HELM_BIN, Helm
-from deployer.redact import MASK, redact
+from deployer.reporting.redact import MASK, redact
+from deployer.tools import command
+from deployer.tools.helm import HELM_BIN, Helm
 from e2e.localcluster.configs import registry_credentials
 from tests.conftest import require
 from tests.runtimes import node_hello_runtime

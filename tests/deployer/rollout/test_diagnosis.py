@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from deployer.kube import KubeRequestFailed
 from deployer.rollout.deployment import rollout_status
 from deployer.rollout.diagnosis import RolloutVerdict, container_log, timeout_failure
+from deployer.tools.kube import KubeRequestFailed
 from tests.deployer.rollout.conftest import recorded
 from tests.deployer.rollout.fakes import ScriptedSource
 

@@ -9,8 +9,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from deployer.kube import KubeForbidden, WatchExpired
 from deployer.rollout.source import ApiSource
+from deployer.tools.kube import KubeForbidden, WatchExpired
 
 
 class FakeResponse:

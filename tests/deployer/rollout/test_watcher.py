@@ -6,9 +6,9 @@ import copy
 
 import pytest
 
-from deployer.kube import KubeForbidden, KubeUnreachable, WatchExpired
 from deployer.rollout import feed, watcher
 from deployer.rollout.watcher import watch_rollout
+from deployer.tools.kube import KubeForbidden, KubeUnreachable, WatchExpired
 from tests.deployer.rollout.conftest import recorded
 from tests.deployer.rollout.fakes import ScriptedSource
 

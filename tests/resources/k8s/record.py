@@ -21,8 +21,8 @@ from typing import Any
 
 from kubernetes import client
 
-from deployer.kube import load_api
 from deployer.rollout import FailurePolicy, watch_rollout
+from deployer.tools.kube import load_api
 from tests.resources.k8s.scenarios import SCENARIOS, deployment
 
 HERE = Path(__file__).resolve().parent

@@ -1,0 +1,144 @@
+"""The release the commands of `deployer/release/` act on, and what they talk to.
+
+`status`, `rollback`, `diff` and `prune` all start from a service directory (or example name): its
+deploy.yaml names the helm release and the namespace (`--namespace`/`--release` override them, as for
+`ship`), and `--env`/`--kubeconfig` pick the cluster the same way `ship` does, so helm and the Kubernetes
+client see one cluster. `target` resolves that into a `Target`; everything the commands talk to is bundled in
+`Cluster`, built by `connect` — the seam unit tests replace.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from deployer.errors import DeployFailed
+from deployer.tools.helm import Helm, Release, Revision
+
+__all__ = ["Cluster", "Target", "connect", "no_release", "read_deployment", "target", "with_chart"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One release of one service on one cluster."""
+
+    service: Any  # deployer.service.Service
+    deploy: Any  # deployer.deploy_config.DeployConfig (release/namespace overrides applied)
+    kubeconfig: str
+    context: str | None = None
+
+    @property
+    def release(self) -> str:
+        return str(self.deploy.release)
+
+    @property
+    def namespace(self) -> str:
+        return str(self.deploy.namespace)
+
+
+def target(
+    service: str,
+    *,
+    environment: str = "staging",
+    kubeconfig: str | os.PathLike[str] | None = None,
+    namespace: str | None = None,
+    release: str | None = None,
+) -> Target:
+    """Resolve SERVICE (directory or example name) and its deploy.yaml into a `Target`.
+
+    Raises ConfigError for a missing service or a bad deploy.yaml, like `ship` does.
+    """
+    from deployer import deploy_config
+    from deployer import service as service_mod
+    from deployer.tools.kube import DEFAULT_KUBECONFIG
+
+    svc = service_mod.resolve(service)
+    deploy = deploy_config.load(svc.directory)
+    if namespace or release:
+        deploy = replace(deploy, namespace=namespace or deploy.namespace, release=release or deploy.release)
+    # The same choice as ship: --kubeconfig, else $KUBECONFIG, else the local staging cluster.
+    path = str(kubeconfig or os.environ.get("KUBECONFIG") or DEFAULT_KUBECONFIG)
+    return Target(svc, deploy, path, None if environment == "staging" else environment)
+
+
+# A watcher: (namespace, deployment, *, timeout, since, on_event) -> deployer.rollout.RolloutVerdict
+Watch = Callable[..., Any]
+# A lock factory: (namespace, release, command) -> a context manager (deployer.release.lock.ReleaseLock)
+LockFactory = Callable[[str, str, str], Any]
+
+
+@dataclass
+class Cluster:
+    """What the release commands talk to: helm and the Kubernetes API (apps, core, coordination),
+    a rollout watcher and the release lock. `connect` makes the real one; tests pass fakes."""
+
+    helm: Helm
+    apps: Any
+    core: Any
+    coordination: Any
+    watch: Watch
+    lock: LockFactory
+
+
+def connect(tgt: Target, *, helm_timeout: int | None = None) -> Cluster:
+    """The real `Cluster` for `tgt`: the pinned helm and a kubernetes ApiClient from the same kubeconfig."""
+    from kubernetes import client
+
+    from deployer.release.lock import ReleaseLock
+    from deployer.rollout.watcher import watch_rollout
+    from deployer.tools.kube import load_api
+
+    api = load_api(tgt.kubeconfig, tgt.context)
+    helm = Helm(
+        kubeconfig=tgt.kubeconfig,
+        context=tgt.context,
+        timeout=helm_timeout or int(tgt.deploy.timeouts.helm),
+    )
+
+    def watch(namespace: str, deployment: str, **kwargs: Any) -> Any:
+        return watch_rollout(api, namespace, deployment, **kwargs)
+
+    def lock(namespace: str, release: str, command: str) -> Any:
+        return ReleaseLock(api, namespace, release, command=command)
+
+    return Cluster(
+        helm=helm,
+        apps=client.AppsV1Api(api),
+        core=client.CoreV1Api(api),
+        coordination=client.CoordinationV1Api(api),
+        watch=watch,
+        lock=lock,
+    )
+
+
+def with_chart(cluster: Cluster, current: Release | None, history: Sequence[Revision] = ()) -> Release | None:
+    """`current` with chart and app version filled in from the history (`helm status` JSON has neither)."""
+    if current is None or current.chart:
+        return current
+    rows = history or cluster.helm.history(current.name, current.namespace)
+    row = next((r for r in rows if r.revision == current.revision), None)
+    return replace(current, chart=row.chart, app_version=row.app_version) if row else current
+
+
+def no_release(tgt: Target) -> DeployFailed:
+    return DeployFailed(
+        f"no release {tgt.release!r} in namespace {tgt.namespace!r}",
+        hint=f"ship it first: deployer ship {tgt.service.directory}",
+    )
+
+
+def read_deployment(tgt: Target, cluster: Cluster) -> Any:
+    """The release's Deployment (a V1Deployment), or None when there is none."""
+    from deployer.tools.kube import KubeNotFound, call
+
+    try:
+        return call(
+            f"read deployment {tgt.release}",
+            cluster.apps.read_namespaced_deployment,
+            tgt.release,
+            tgt.namespace,
+        )
+    except KubeNotFound:
+        return None

@@ -1,0 +1,325 @@
+"""The image registry: where it is, the credentials for it, logging in, and asking it for digests.
+
+Credentials come from $DEPLOYER_REGISTRY_USER / $DEPLOYER_REGISTRY_PASSWORD, else from the
+credentials file `scripts/stack up` generates (REGISTRY_USER=..., REGISTRY_PASSWORD=..., mode 600).
+The password is registered with `deployer.reporting.redact` the moment it is read, goes to docker on stdin,
+and is never printed.
+
+A registry that does not answer is retried a bounded number of times with exponential backoff, then
+reported as `EnvironmentMissing` with how to start it. Wrong credentials are `RegistryAuthFailed`.
+The HTTP API is spoken directly (urllib) for the read-only questions (is it up, which tags does a
+repository have, which digest does a tag have, does a manifest exist) and for deleting a manifest by
+digest (`deployer prune`); logins and pushes go through docker.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from deployer.errors import EnvironmentMissing
+from deployer.reporting import redact
+from deployer.tools import docker
+from deployer.tools.command import ToolFailed
+
+__all__ = [
+    "CREDENTIALS_FILE",
+    "REGISTRY",
+    "Credentials",
+    "RegistryAuthFailed",
+    "Retry",
+    "credentials",
+    "delete_manifest",
+    "digest",
+    "login",
+    "ping",
+    "tags",
+]
+
+REGISTRY = os.environ.get("DEPLOYER_REGISTRY", "127.0.0.1:5000")
+"""host:port of the registry images are pushed to and base images come from."""
+
+CREDENTIALS_FILE = Path(
+    os.environ.get("DEPLOYER_REGISTRY_CREDENTIALS", "/var/lib/deployer/registry/credentials.env")
+)
+
+START_HINT = "start the registry with `scripts/stack up`"
+
+_MANIFEST_TYPES = ", ".join(
+    [
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+    ]
+)
+
+
+class RegistryAuthFailed(EnvironmentMissing):
+    """The registry rejected our credentials."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    user: str
+    password: str
+    source: str  # where they came from, for messages ("$DEPLOYER_REGISTRY_USER/..." or the file path)
+
+    def __repr__(self) -> str:  # never show the password, not even in a traceback's locals
+        return f"Credentials(user={self.user!r}, password='{redact.MASK}', source={self.source!r})"
+
+
+def credentials(path: Path | None = None) -> Credentials:
+    """The registry credentials: environment first, then the credentials file. Registers the password
+    with `deployer.reporting.redact`. Raises `EnvironmentMissing` when neither is there."""
+    user, password = os.environ.get("DEPLOYER_REGISTRY_USER"), os.environ.get("DEPLOYER_REGISTRY_PASSWORD")
+    if user and password:
+        redact.register(password, user=user)
+        return Credentials(user, password, "$DEPLOYER_REGISTRY_USER/$DEPLOYER_REGISTRY_PASSWORD")
+    path = path or CREDENTIALS_FILE
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise EnvironmentMissing(
+            f"no registry credentials: {path} cannot be read ({err.strerror})",
+            hint="`scripts/stack up` generates them; or set DEPLOYER_REGISTRY_USER and "
+            "DEPLOYER_REGISTRY_PASSWORD",
+        ) from err
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition("=")
+        if sep and not key.startswith("#"):
+            values[key.strip()] = value.strip().strip("'\"")
+    if not values.get("REGISTRY_USER") or not values.get("REGISTRY_PASSWORD"):
+        raise EnvironmentMissing(
+            f"{path} lacks REGISTRY_USER or REGISTRY_PASSWORD",
+            hint="remove it and run `scripts/stack up` to generate new credentials",
+        )
+    redact.register(values["REGISTRY_PASSWORD"], user=values["REGISTRY_USER"])
+    return Credentials(values["REGISTRY_USER"], values["REGISTRY_PASSWORD"], str(path))
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Bounded retries with exponential backoff: `attempts` tries, waiting `first_delay`, then twice as
+    long each time, at most `max_delay`."""
+
+    attempts: int = 5
+    first_delay: float = 0.5
+    max_delay: float = 8.0
+
+    def delays(self) -> list[float]:
+        """The waits between attempts (one fewer than attempts)."""
+        return [min(self.first_delay * 2**i, self.max_delay) for i in range(max(self.attempts - 1, 0))]
+
+    def call(
+        self,
+        fn: Callable[[], T],
+        retry_on: Callable[[Exception], bool],
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> T:
+        """`fn()`, retried while it raises an exception `retry_on` accepts; the last one propagates."""
+        for delay in [*self.delays(), None]:
+            try:
+                return fn()
+            except Exception as err:
+                if delay is None or not retry_on(err):
+                    raise
+                sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+DEFAULT_RETRY = Retry()
+
+
+def _is_down(err: Exception) -> bool:
+    if isinstance(err, urllib.error.HTTPError):
+        return err.code >= 500
+    return isinstance(err, (urllib.error.URLError, ConnectionError, TimeoutError))
+
+
+def _request(
+    method: str, url: str, creds: Credentials | None, accept: str | None = None, timeout: float = 10
+) -> Any:
+    request = urllib.request.Request(url, method=method)
+    if creds is not None:
+        token = base64.b64encode(f"{creds.user}:{creds.password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    if accept:
+        request.add_header("Accept", accept)
+    # No proxies: the registry is on loopback; a proxy from the environment would only get in the way.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    return opener.open(request, timeout=timeout)
+
+
+def ping(registry: str = REGISTRY, creds: Credentials | None = None, retry: Retry = DEFAULT_RETRY) -> None:
+    """Wait (bounded, with backoff) until the registry answers `/v2/`; check `creds` when given.
+
+    Raises `EnvironmentMissing` when it never answers, `RegistryAuthFailed` when it rejects `creds`.
+    """
+
+    def once() -> None:
+        try:
+            with _request("GET", f"http://{registry}/v2/", creds):
+                return
+        except urllib.error.HTTPError as err:
+            if err.code == 401 and creds is None:
+                return  # up, and asking for auth as it should
+            if err.code == 401:
+                raise _auth_failed(registry, creds) from err
+            raise
+
+    try:
+        retry.call(once, _is_down)
+    except RegistryAuthFailed:
+        raise
+    except Exception as err:
+        total = sum(retry.delays())
+        raise EnvironmentMissing(
+            f"the registry at {registry} does not answer after {retry.attempts} attempts over {total:.1f} s: "
+            f"{_reason(err)}",
+            hint=START_HINT,
+        ) from err
+
+
+def _reason(err: Exception) -> str:
+    if isinstance(err, urllib.error.HTTPError):
+        return f"HTTP {err.code}"
+    if isinstance(err, urllib.error.URLError):
+        return str(err.reason)
+    return str(err)
+
+
+def _auth_failed(registry: str, creds: Credentials | None) -> RegistryAuthFailed:
+    source = creds.source if creds else "no credentials"
+    user = creds.user if creds else "?"
+    return RegistryAuthFailed(
+        f"the registry at {registry} rejected the credentials for user {user!r} (from {source})",
+        hint="check DEPLOYER_REGISTRY_USER/DEPLOYER_REGISTRY_PASSWORD, or the credentials file that "
+        "`scripts/stack up` wrote",
+    )
+
+
+def login(
+    registry: str = REGISTRY, creds: Credentials | None = None, retry: Retry = DEFAULT_RETRY
+) -> Credentials:
+    """Make docker able to pull from and push to `registry`: wait for it (bounded), check the
+    credentials over HTTP, then `docker login` (password on stdin). Returns the credentials used."""
+    creds = creds or credentials()
+    ping(registry, creds, retry)
+    try:
+        retry.call(
+            lambda: docker.login(registry, creds.user, creds.password),
+            lambda err: isinstance(err, ToolFailed) and "connection refused" in err.stderr_tail.lower(),
+        )
+    except ToolFailed as err:
+        if "unauthorized" in err.stderr_tail.lower() or "401" in err.stderr_tail:
+            raise _auth_failed(registry, creds) from err
+        raise EnvironmentMissing(
+            f"docker login to {registry} failed: {err.stderr_tail.strip()[-300:]}", hint=START_HINT
+        ) from err
+    return creds
+
+
+def digest(
+    repository: str,
+    tag: str,
+    *,
+    registry: str = REGISTRY,
+    creds: Credentials | None = None,
+    retry: Retry = DEFAULT_RETRY,
+) -> str | None:
+    """The manifest digest the registry has for `repository:tag`, or None when there is no such tag."""
+    creds = creds or credentials()
+
+    def once() -> str | None:
+        try:
+            url = f"http://{registry}/v2/{repository}/manifests/{tag}"
+            with _request("HEAD", url, creds, _MANIFEST_TYPES) as r:
+                return r.headers.get("Docker-Content-Digest")
+        except urllib.error.HTTPError as err:
+            if err.code == 404:
+                return None
+            if err.code == 401:
+                raise _auth_failed(registry, creds) from err
+            raise
+
+    return _retried(registry, retry, once)
+
+
+def _retried(registry: str, retry: Retry, fn: Callable[[], T]) -> T:
+    """`fn()`, tried again while the registry is down; `EnvironmentMissing` when it never answers."""
+    try:
+        return retry.call(fn, _is_down)
+    except RegistryAuthFailed:
+        raise
+    except Exception as err:
+        raise EnvironmentMissing(
+            f"the registry at {registry} does not answer: {_reason(err)}", hint=START_HINT
+        ) from err
+
+
+def delete_manifest(
+    repository: str, manifest_digest: str, *, registry: str = REGISTRY, creds: Credentials | None = None
+) -> bool:
+    """Delete a manifest (and so every tag pointing at it). True when deleted, False when not there."""
+    creds = creds or credentials()
+    try:
+        with _request("DELETE", f"http://{registry}/v2/{repository}/manifests/{manifest_digest}", creds):
+            return True
+    except urllib.error.HTTPError as err:
+        if err.code == 404:
+            return False
+        raise
+
+
+def tags(
+    repository: str,
+    *,
+    registry: str = REGISTRY,
+    creds: Credentials | None = None,
+    retry: Retry = DEFAULT_RETRY,
+    page_size: int = 1000,
+) -> list[str]:
+    """Every tag of `repository` (sorted), following the registry's `Link` pagination; [] when the
+    repository does not exist (never pushed to, or every manifest in it deleted)."""
+    creds = creds or credentials()
+    found: list[str] = []
+    path: str | None = f"/v2/{repository}/tags/list?n={page_size}"
+
+    def once(url: str) -> tuple[list[str], str | None]:
+        try:
+            with _request("GET", url, creds) as r:
+                body = json.loads(r.read() or b"{}")
+                return list(body.get("tags") or []), _next_page(r.headers.get("Link"))
+        except urllib.error.HTTPError as err:
+            if err.code == 404:
+                return [], None
+            if err.code == 401:
+                raise _auth_failed(registry, creds) from err
+            raise
+
+    while path:
+        url = f"http://{registry}{path}"
+        page, path = _retried(registry, retry, lambda url=url: once(url))
+        found += page
+    return sorted(set(found))
+
+
+def _next_page(link: str | None) -> str | None:
+    """The path of the next page from a `Link: </v2/…?n=…&last=…>; rel="next"` header (RFC 5988)."""
+    if not link or 'rel="next"' not in link:
+        return None
+    start, end = link.find("<"), link.find(">")
+    return link[start + 1 : end] if 0 <= start < end else None
