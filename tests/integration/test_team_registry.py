@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import ssl
 import subprocess
 import urllib.error
 import urllib.parse
@@ -25,54 +24,15 @@ from e2e.localcluster import configs
 from e2e.localcluster.layout import tool
 from tests.conftest import require
 from tests.integration.conftest import DOCKER, docker_answers
+from tests.integration.teamregistry import CA, HOW_TO_START, REGISTRY, TOKEN_URL, answers, get, password, tls
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry]
-
-REGISTRY = configs.TEAM_REGISTRY
-TOKEN_URL = f"https://{configs.TEAM_REGISTRY_HOST}:{configs.TEAM_TOKEN_PORT}/token"
-CA = configs.TEAM_REGISTRY_CA
-HOW_TO_START = "scripts/team-registry up (or make team-registry)"
-
-
-def _tls() -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=str(CA))
-
-
-def _get(url: str, user: str | None = None, password: str | None = None) -> tuple[int, dict]:
-    """(status, JSON body) of a GET over the team CA, with Basic credentials when given."""
-    request = urllib.request.Request(url)
-    if user is not None:
-        basic = base64.b64encode(f"{user}:{password}".encode()).decode()
-        request.add_header("Authorization", f"Basic {basic}")
-    opener = urllib.request.build_opener(
-        urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=_tls())
-    )
-    try:
-        with opener.open(request, timeout=10) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"{}")
-
-
-def _answers() -> bool:
-    if not CA.exists():
-        return False
-    try:
-        return _get(f"https://{REGISTRY}/v2/")[0] == 401 and _get(TOKEN_URL)[0] == 401
-    except OSError:
-        return False
-
-
-def password(user: str) -> str:
-    value = configs.team_registry_password(user)
-    assert value, f"no password for {user} in {configs.TEAM_REGISTRY_CREDENTIALS}"
-    return value
 
 
 @pytest.fixture
 def team_registry() -> None:
     require("the Docker engine", docker_answers(), "scripts/stack up")
-    require("the team registry", _answers(), HOW_TO_START)
+    require("the team registry", answers(), HOW_TO_START)
     require(
         "the team registry credentials", os.access(configs.TEAM_REGISTRY_CREDENTIALS, os.R_OK), HOW_TO_START
     )
@@ -132,14 +92,14 @@ def test_wrong_password_is_refused_with_401(docker: Docker) -> None:
     refused = login(docker, "ci", "not-" + password("ci"))
     assert refused.returncode != 0
     assert "unauthorized" in refused.stderr
-    status, body = _get(f"{TOKEN_URL}?service={urllib.parse.quote(REGISTRY)}", "ci", "wrong")
+    status, body = get(f"{TOKEN_URL}?service={urllib.parse.quote(REGISTRY)}", "ci", "wrong")
     assert status == 401
     assert body["errors"][0]["code"] == "UNAUTHORIZED"
     # No token, no registry: the registry itself answers 401 with the bearer challenge.
     request = urllib.request.Request(f"https://{REGISTRY}/v2/")
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.build_opener(
-            urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=_tls())
+            urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=tls())
         ).open(request, timeout=10)
     challenge = err.value.headers["WWW-Authenticate"]
     assert challenge.startswith(f'Bearer realm="{TOKEN_URL}"')
@@ -219,7 +179,7 @@ def _claims(token: str) -> dict:
 )
 def test_token_issuer_refuses_unknown_scopes(team_registry: None, scope: str, message: str) -> None:
     query = urllib.parse.urlencode({"service": REGISTRY, "scope": scope})
-    status, body = _get(f"{TOKEN_URL}?{query}", "ci", password("ci"))
+    status, body = get(f"{TOKEN_URL}?{query}", "ci", password("ci"))
     assert status == 400
     assert message in body["errors"][0]["message"]
 
@@ -232,7 +192,7 @@ def test_token_carries_only_the_granted_actions(team_registry: None) -> None:
             ("scope", "repository:other/app:pull"),
         ]
     )
-    status, body = _get(f"{TOKEN_URL}?{query}", "developer", password("developer"))
+    status, body = get(f"{TOKEN_URL}?{query}", "developer", password("developer"))
     assert status == 200
     claims = _claims(body["token"])
     assert claims["access"] == [{"type": "repository", "name": "production/app", "actions": ["pull"]}]
