@@ -1,0 +1,252 @@
+"""Read deployer.yaml into `Environments`: schema-checked, with file:line:path errors, secrets refused.
+
+The file is read with blubber's line-keeping YAML loader (`blubber.source`) like blubber.yaml and
+deploy.yaml, and checked against `deployer.schema.json` beside this module; each environment's `deploy:`
+defaults are checked against deploy.yaml's own schema. Relative paths are relative to the file's
+directory. The built-in `local` environment is always there unless the file defines one of that name.
+
+Reads files only: no process, no network, and never the credentials an environment points to.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from blubber.errors import ExitCode, UserError
+from blubber.source import Source, YamlPath, parse, read_file
+
+from .builtin import LOCAL, LOCAL_NAME
+from .model import (
+    Cluster,
+    CredentialsKind,
+    CredentialsSource,
+    Environment,
+    NamespaceRule,
+    Policies,
+    Registry,
+    Tls,
+    TlsMode,
+)
+
+__all__ = ["CONFIG_FILE", "Environments", "UnknownEnvironment", "find", "load"]
+
+CONFIG_FILE = "deployer.yaml"
+_SCHEMA = Path(__file__).with_name("deployer.schema.json")
+_DEPLOY_SCHEMA = Path(__file__).resolve().parents[1] / "schema" / "deploy.schema.json"
+
+# Keys that would hold a secret. deployer.yaml says where credentials come from, never what they are.
+_SECRET_KEYS = frozenset({"password", "passwd", "token", "secret", "auth", "auths", "apikey", "api_key"})
+_SECRETS_HINT = (
+    "name where the secret comes from instead: credentials: {env: {user: VAR, password: VAR}}, "
+    "{dockerConfig: {path: …}} or {file: {path: …}}"
+)
+
+
+class UnknownEnvironment(UserError):
+    """`--env NAME` names no environment; the message lists the known ones."""
+
+    exit_code = ExitCode.USAGE
+
+
+@dataclass(frozen=True)
+class Environments:
+    """Every environment a project knows, by name, and the one used when none is named."""
+
+    by_name: Mapping[str, Environment]
+    default: str
+    file: str | None = None
+    source: Source | None = field(default=None, repr=False, compare=False)
+
+    def names(self) -> list[str]:
+        return sorted(self.by_name)
+
+    def get(self, name: str | None = None) -> Environment:
+        """The environment `name` (None: the default one); an unknown name is an UnknownEnvironment."""
+        name = name or self.default
+        env = self.by_name.get(name)
+        if env is None:
+            where = f" in {self.file}" if self.file else " (no deployer.yaml found)"
+            raise UnknownEnvironment(
+                f"unknown environment {name!r}; known{where}: {', '.join(self.names())}",
+                hint=f"pick one of those, or define {name!r} under `environments:` in {CONFIG_FILE}",
+            )
+        return env
+
+
+def find(start: Path) -> Path | None:
+    """The nearest deployer.yaml in `start` or one of its parents (the repository root usually), if any."""
+    start = start.resolve()
+    for directory in (start, *start.parents):
+        candidate = directory / CONFIG_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load(path: Path | None) -> Environments:
+    """The environments of deployer.yaml at `path` (None: only the built-in `local` one).
+
+    Raises ConfigError (exit 10, file:line, YAML path, hint) for an unreadable or invalid file.
+    """
+    if path is None:
+        return Environments({LOCAL_NAME: LOCAL}, LOCAL_NAME)
+    source = parse(read_file(path), str(path))
+    data = source.data
+    if not isinstance(data, dict):
+        raise source.error((), f"{CONFIG_FILE} must be a mapping with `environments:`")
+    _refuse_secrets(source, data, ())
+    _check(source, data, _validator(_SCHEMA), ())
+    base = Path(path).resolve().parent
+    by_name = {LOCAL_NAME: LOCAL}
+    for name, spec in data["environments"].items():
+        by_name[name] = _environment(source, base, name, spec)
+    default = data.get("default", LOCAL_NAME)
+    if default not in by_name:
+        raise source.error(
+            ("default",),
+            f"default environment {default!r} is not defined",
+            hint=f"known: {', '.join(sorted(by_name))}",
+        )
+    return Environments(by_name, default, str(path), source)
+
+
+def _environment(source: Source, base: Path, name: str, spec: Mapping[str, Any]) -> Environment:
+    at: YamlPath = ("environments", name)
+    reg = spec["registry"]
+    host = reg["host"]
+    namespace = reg.get("namespace", name)
+    deploy = spec.get("deploy") or {}
+    _check(source, deploy, _validator(_DEPLOY_SCHEMA), (*at, "deploy"))
+    for key in ("release", "namespace"):
+        if key in deploy:
+            raise source.error(
+                (*at, "deploy", key),
+                f"{key} cannot have an environment default",
+                hint="set it per service in deploy.yaml, or use cluster.namespace for the namespace rule",
+            )
+    cluster = spec.get("cluster") or {}
+    policies = spec.get("policies") or {}
+    return Environment(
+        name=name,
+        registry=Registry(
+            host=host,
+            namespace=namespace,
+            charts=reg.get("charts", f"oci://{host}/{namespace}/charts"),
+            tls=_tls(reg.get("tls", "system"), base),
+            credentials=_credentials(reg.get("credentials", {"none": True}), base),
+        ),
+        cluster=Cluster(
+            kubeconfig=_path(cluster.get("kubeconfig"), base),
+            context=cluster.get("context"),
+            namespace=NamespaceRule(
+                cluster.get("namespace", "{release}"), cluster.get("serviceMayChooseNamespace", True)
+            ),
+        ),
+        policies=Policies(_path(policies.get("blubber"), base), _path(policies.get("deploy"), base)),
+        deploy_defaults=deploy,
+        file=source.file,
+        line=source.line(at),
+    )
+
+
+def _path(value: str | None, base: Path) -> Path | None:
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _tls(value: str | Mapping[str, str], base: Path) -> Tls:
+    if isinstance(value, Mapping):
+        return Tls(TlsMode.CA_FILE, _path(value["caFile"], base))
+    return Tls(TlsMode(value))
+
+
+def _credentials(value: Mapping[str, Any], base: Path) -> CredentialsSource:
+    (kind, spec), *_ = value.items()
+    if kind == "env":
+        return CredentialsSource(CredentialsKind.ENV, user_var=spec["user"], password_var=spec["password"])
+    if kind == "dockerConfig":
+        return CredentialsSource(CredentialsKind.DOCKER_CONFIG, path=_path(spec.get("path"), base))
+    if kind == "file":
+        return CredentialsSource(
+            CredentialsKind.FILE,
+            path=_path(spec["path"], base),
+            user_key=spec.get("userKey", "REGISTRY_USER"),
+            password_key=spec.get("passwordKey", "REGISTRY_PASSWORD"),
+        )
+    return CredentialsSource(CredentialsKind.NONE)
+
+
+def _refuse_secrets(source: Source, node: object, path: YamlPath) -> None:
+    """A key that would hold a secret is an error, wherever it is, except the variable names of
+    `credentials.env` (the schema makes those upper-case names, which a generated secret is not)."""
+    if isinstance(node, list):
+        for index, item in enumerate(node):
+            _refuse_secrets(source, item, (*path, index))
+        return
+    if not isinstance(node, dict):
+        return
+    for key, value in node.items():
+        here = (*path, str(key))
+        if path[-2:] == ("credentials", "env") or (len(path) >= 2 and path[2:3] == ("deploy",)):
+            continue  # env var names; deploy defaults have their own schema (secretEnv holds names too)
+        if str(key).lower() in _SECRET_KEYS:
+            raise source.error(here, f"a secret does not belong in {CONFIG_FILE}", hint=_SECRETS_HINT)
+        _refuse_secrets(source, value, here)
+
+
+@cache
+def _validator(schema_file: Path) -> jsonschema.protocols.Validator:
+    schema = json.loads(schema_file.read_text(encoding="utf-8"))
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+def _located(error: jsonschema.ValidationError, prefix: YamlPath) -> YamlPath:
+    path: YamlPath = (*prefix, *error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        if unknown:  # point at the unknown key, not at its mapping
+            path = (*path, str(unknown[0]))
+    elif "propertyNames" in error.schema_path and isinstance(error.instance, str):
+        path = (*path, error.instance)
+    return path
+
+
+def _check(source: Source, data: object, validator: jsonschema.protocols.Validator, prefix: YamlPath) -> None:
+    """The first schema error in document order (the deepest one on a line) as a ConfigError."""
+    errors = list(validator.iter_errors(data))
+    if not errors:
+        return
+    first = min(errors, key=lambda e: (source.line(_located(e, prefix)) or 0, -len(_located(e, prefix))))
+    path = _located(first, prefix)
+    raise source.error(path, _message(first, path), hint=_hint(first))
+
+
+def _message(error: jsonschema.ValidationError, path: YamlPath) -> str:
+    if error.validator == "additionalProperties":
+        return f"unknown key {str(path[-1])!r}"
+    if "credentials" in path:
+        # Never echo a value under credentials: a mistake there may be a pasted secret.
+        return f"invalid value ({error.validator}: {error.validator_value!r})"
+    if error.validator == "pattern":
+        return f"{error.instance!r} is not valid here"
+    return error.message
+
+
+def _hint(error: jsonschema.ValidationError) -> str | None:
+    if error.validator == "additionalProperties":
+        return f"allowed keys here: {', '.join(sorted(error.schema.get('properties', {})))}"
+    if isinstance(error.schema, dict) and error.schema.get("description"):
+        return str(error.schema["description"])
+    parent = error.parent.schema if error.parent is not None else None
+    return parent.get("description") if isinstance(parent, dict) else None
