@@ -10,17 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .model import (
-    Cluster,
-    CredentialsKind,
-    CredentialsSource,
-    Environment,
-    NamespaceRule,
-    Policies,
-    Registry,
-    Tls,
-    TlsMode,
-)
+from . import model as m
 
 __all__ = ["LOCAL", "LOCAL_NAME"]
 
@@ -30,23 +20,25 @@ _REPO = Path(__file__).resolve().parents[2]
 _HOST = "127.0.0.1:5000"
 _NAMESPACE = "staging"
 
-LOCAL = Environment(
+LOCAL = m.Environment(
     name=LOCAL_NAME,
-    registry=Registry(
+    registry=m.Registry(
         host=_HOST,
         namespace=_NAMESPACE,
         charts=f"oci://{_HOST}/{_NAMESPACE}/charts",
-        tls=Tls(TlsMode.INSECURE),
-        credentials=CredentialsSource(
-            CredentialsKind.FILE, path=Path("/var/lib/deployer/registry/credentials.env")
+        tls=m.Tls(m.TlsMode.INSECURE),
+        credentials=m.CredentialsSource(
+            m.CredentialsKind.FILE, path=Path("/var/lib/deployer/registry/credentials.env")
         ),
     ),
-    cluster=Cluster(
+    cluster=m.Cluster(
         kubeconfig=Path("/var/lib/deployer/cluster/kubeconfig"),
         context=None,
         # As deployer does today: the service's deploy.yaml `namespace:`, else the release name.
-        namespace=NamespaceRule("{release}", service_may_choose=True),
+        namespace=m.NamespaceRule("{release}", service_may_choose=True),
     ),
-    policies=Policies(blubber=_REPO / "policies" / "default.yaml", deploy=_REPO / "policies" / "deploy.yaml"),
+    policies=m.Policies(
+        blubber=_REPO / "policies" / "default.yaml", deploy=_REPO / "policies" / "deploy.yaml"
+    ),
 )
 """The local stack as one Environment value."""

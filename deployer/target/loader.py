@@ -22,18 +22,8 @@ import jsonschema
 from blubber.errors import ExitCode, UserError
 from blubber.source import Source, YamlPath, parse, read_file
 
+from . import model as m
 from .builtin import LOCAL, LOCAL_NAME
-from .model import (
-    Cluster,
-    CredentialsKind,
-    CredentialsSource,
-    Environment,
-    NamespaceRule,
-    Policies,
-    Registry,
-    Tls,
-    TlsMode,
-)
 
 __all__ = ["CONFIG_FILE", "Environments", "UnknownEnvironment", "find", "load"]
 
@@ -59,7 +49,7 @@ class UnknownEnvironment(UserError):
 class Environments:
     """Every environment a project knows, by name, and the one used when none is named."""
 
-    by_name: Mapping[str, Environment]
+    by_name: Mapping[str, m.Environment]
     default: str
     file: str | None = None
     source: Source | None = field(default=None, repr=False, compare=False)
@@ -67,7 +57,7 @@ class Environments:
     def names(self) -> list[str]:
         return sorted(self.by_name)
 
-    def get(self, name: str | None = None) -> Environment:
+    def get(self, name: str | None = None) -> m.Environment:
         """The environment `name` (None: the default one); an unknown name is an UnknownEnvironment."""
         name = name or self.default
         env = self.by_name.get(name)
@@ -117,7 +107,7 @@ def load(path: Path | None) -> Environments:
     return Environments(by_name, default, str(path), source)
 
 
-def _environment(source: Source, base: Path, name: str, spec: Mapping[str, Any]) -> Environment:
+def _environment(source: Source, base: Path, name: str, spec: Mapping[str, Any]) -> m.Environment:
     at: YamlPath = ("environments", name)
     reg = spec["registry"]
     host = reg["host"]
@@ -133,23 +123,23 @@ def _environment(source: Source, base: Path, name: str, spec: Mapping[str, Any])
             )
     cluster = spec.get("cluster") or {}
     policies = spec.get("policies") or {}
-    return Environment(
+    return m.Environment(
         name=name,
-        registry=Registry(
+        registry=m.Registry(
             host=host,
             namespace=namespace,
             charts=reg.get("charts", f"oci://{host}/{namespace}/charts"),
             tls=_tls(reg.get("tls", "system"), base),
             credentials=_credentials(reg.get("credentials", {"none": True}), base),
         ),
-        cluster=Cluster(
+        cluster=m.Cluster(
             kubeconfig=_path(cluster.get("kubeconfig"), base),
             context=cluster.get("context"),
-            namespace=NamespaceRule(
+            namespace=m.NamespaceRule(
                 cluster.get("namespace", "{release}"), cluster.get("serviceMayChooseNamespace", True)
             ),
         ),
-        policies=Policies(_path(policies.get("blubber"), base), _path(policies.get("deploy"), base)),
+        policies=m.Policies(_path(policies.get("blubber"), base), _path(policies.get("deploy"), base)),
         deploy_defaults=deploy,
         file=source.file,
         line=source.line(at),
@@ -163,26 +153,28 @@ def _path(value: str | None, base: Path) -> Path | None:
     return path if path.is_absolute() else base / path
 
 
-def _tls(value: str | Mapping[str, str], base: Path) -> Tls:
+def _tls(value: str | Mapping[str, str], base: Path) -> m.Tls:
     if isinstance(value, Mapping):
-        return Tls(TlsMode.CA_FILE, _path(value["caFile"], base))
-    return Tls(TlsMode(value))
+        return m.Tls(m.TlsMode.CA_FILE, _path(value["caFile"], base))
+    return m.Tls(m.TlsMode(value))
 
 
-def _credentials(value: Mapping[str, Any], base: Path) -> CredentialsSource:
+def _credentials(value: Mapping[str, Any], base: Path) -> m.CredentialsSource:
     (kind, spec), *_ = value.items()
     if kind == "env":
-        return CredentialsSource(CredentialsKind.ENV, user_var=spec["user"], password_var=spec["password"])
+        return m.CredentialsSource(
+            m.CredentialsKind.ENV, user_var=spec["user"], password_var=spec["password"]
+        )
     if kind == "dockerConfig":
-        return CredentialsSource(CredentialsKind.DOCKER_CONFIG, path=_path(spec.get("path"), base))
+        return m.CredentialsSource(m.CredentialsKind.DOCKER_CONFIG, path=_path(spec.get("path"), base))
     if kind == "file":
-        return CredentialsSource(
-            CredentialsKind.FILE,
+        return m.CredentialsSource(
+            m.CredentialsKind.FILE,
             path=_path(spec["path"], base),
             user_key=spec.get("userKey", "REGISTRY_USER"),
             password_key=spec.get("passwordKey", "REGISTRY_PASSWORD"),
         )
-    return CredentialsSource(CredentialsKind.NONE)
+    return m.CredentialsSource(m.CredentialsKind.NONE)
 
 
 def _refuse_secrets(source: Source, node: object, path: YamlPath) -> None:
