@@ -2,10 +2,30 @@
 
 Pure: never runs a process, never touches the network; the same input gives the same Dockerfile.
 Public API: `load`, `compile_dockerfile`, `runtime`, `Runtime`, `DEFAULT_POLICY` (see blubber.api).
+The names are loaded on first use (PEP 562), so `import blubber.errors` or `blubber --help` does not pay
+for the whole compiler.
 """
 
-from blubber.api import DEFAULT_POLICY, Config, Runtime, compile_dockerfile, load, runtime
-from blubber.errors import ConfigError, PolicyViolation, UserError
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from blubber.api import DEFAULT_POLICY, Config, Runtime, compile_dockerfile, load, runtime
+    from blubber.errors import ConfigError, PolicyViolation, UserError
+
+_HOME = {
+    "DEFAULT_POLICY": "blubber.api",
+    "Config": "blubber.api",
+    "Runtime": "blubber.api",
+    "compile_dockerfile": "blubber.api",
+    "load": "blubber.api",
+    "runtime": "blubber.api",
+    "ConfigError": "blubber.errors",
+    "PolicyViolation": "blubber.errors",
+    "UserError": "blubber.errors",
+}
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -18,3 +38,11 @@ __all__ = [
     "load",
     "runtime",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module 'blubber' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOME[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value

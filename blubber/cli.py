@@ -3,6 +3,10 @@
 blubber CONFIG VARIANT [--policy FILE]     print the Dockerfile for VARIANT
 blubber compile CONFIG VARIANT [--policy]  the same
 blubber lint CONFIG [--policy FILE]        validate CONFIG and every variant (expansion + policy)
+
+As upstream Blubber does, a policy applies only when one is named with --policy; deployer applies the
+policies of the environment it ships to. The compiler is imported inside the commands, so `--help` and
+`--version` start without it.
 """
 
 from __future__ import annotations
@@ -14,7 +18,6 @@ from pathlib import Path
 
 import click
 
-from blubber import api
 from blubber.errors import ExitCode, UserError
 
 EXIT_CODES_HELP = f"""
@@ -34,9 +37,10 @@ _POLICY_OPTION = click.option(
     "policy",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help=f"Ops policy file (defaults + enforcements). Default: {api.DEFAULT_POLICY}",
+    help="Ops policy file (defaults + enforcements) to apply. Default: none.",
 )
-_NO_POLICY_OPTION = click.option("--no-policy", is_flag=True, help="Apply no policy at all.")
+# Kept so scripts written when the default policy applied still run; it is the default now.
+_NO_POLICY_OPTION = click.option("--no-policy", is_flag=True, hidden=True)
 
 
 def _run(action: Callable[[], None]) -> None:
@@ -55,9 +59,7 @@ def _run(action: Callable[[], None]) -> None:
 
 
 def _policy(policy: Path | None, no_policy: bool) -> Path | None:
-    if no_policy:
-        return None
-    return policy if policy is not None else api.DEFAULT_POLICY
+    return None if no_policy else policy
 
 
 class _DefaultToCompile(click.Group):
@@ -90,6 +92,8 @@ def compile(config: Path, variant: str, policy: Path | None, no_policy: bool) ->
     """Print the Dockerfile for VARIANT of CONFIG on stdout."""
 
     def action() -> None:
+        from blubber import api
+
         loaded = api.load(config, policy=_policy(policy, no_policy))
         click.echo(api.compile_dockerfile(loaded, variant), nl=False)
 
@@ -104,6 +108,8 @@ def lint(config: Path, policy: Path | None, no_policy: bool) -> None:
     """Validate CONFIG: schema, rules, every variant's expansion and the policy."""
 
     def action() -> None:
+        from blubber import api
+
         loaded = api.load(config, policy=_policy(policy, no_policy))
         failed: list[UserError] = []
         for name in sorted(loaded.variants):  # sorted: the same config always reports in the same order

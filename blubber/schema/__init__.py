@@ -1,21 +1,27 @@
 """The JSON Schema of config v4 (the single source of truth for keys and types) and its error translation.
 
-`config.schema.json` is shipped as package data so editors can use it too. Errors from `jsonschema` are
-turned into ConfigErrors that say file:line, YAML path and a hint (`did you mean 'packages'?`).
+`config.schema.json` is shipped as package data so editors can use it too. Validation runs in two tiers:
+a compiled validator (jsonschema-rs, Rust) answers "valid?" in microseconds for the common case; only
+when it says no (or meets a YAML value JSON has no type for, e.g. a date) does the slower `jsonschema`
+run, imported then and not before, to list the errors. Those become ConfigErrors that say file:line,
+YAML path and a hint (`did you mean 'packages'?`).
 """
 
 from __future__ import annotations
 
-import difflib
 import json
 from functools import cache
 from importlib import resources
+from typing import TYPE_CHECKING
 
-import jsonschema
-from jsonschema.exceptions import ValidationError, best_match
+import jsonschema_rs
 
 from blubber.errors import ConfigError, raise_all
 from blubber.source import Source, YamlPath
+
+if TYPE_CHECKING:
+    import jsonschema
+    from jsonschema.exceptions import ValidationError
 
 VARIANT_ONLY = ("includes", "copies")
 
@@ -27,11 +33,30 @@ def schema() -> dict:
     return json.loads(text)
 
 
+def _target(definition: str | None) -> dict:
+    root = schema()
+    return root if definition is None else {"$ref": f"#/$defs/{definition}", "$defs": root["$defs"]}
+
+
+@cache
+def _compiled(definition: str | None) -> jsonschema_rs.Draft202012Validator:
+    return jsonschema_rs.Draft202012Validator(_target(definition))
+
+
 @cache
 def _validator(definition: str | None) -> jsonschema.protocols.Validator:
-    root = schema()
-    target = root if definition is None else {"$ref": f"#/$defs/{definition}", "$defs": root["$defs"]}
-    return jsonschema.Draft202012Validator(target)
+    import jsonschema  # only on the error path: importing it costs more than validating
+
+    return jsonschema.Draft202012Validator(_target(definition))
+
+
+def is_valid(data: object, definition: str | None = None) -> bool:
+    """The compiled validator's verdict; False also for YAML values it cannot represent (dates, bytes,
+    non-string keys), which the full validator then judges."""
+    try:
+        return _compiled(definition).is_valid(data)
+    except ValueError:
+        return False
 
 
 def check(source: Source, *, definition: str | None = None, at: YamlPath = ()) -> None:
@@ -39,6 +64,8 @@ def check(source: Source, *, definition: str | None = None, at: YamlPath = ()) -
     data = source.data
     for part in at:
         data = data[part]  # type: ignore[index]
+    if is_valid(data, definition):
+        return
     errors = list(_validator(definition).iter_errors(data))
     problems: dict[str, ConfigError] = {}
     for error in errors:
@@ -107,6 +134,8 @@ def translate(source: Source, error: ValidationError, at: YamlPath = ()) -> Conf
         # YAML keys need not be strings (`? `, `1:`, `yes:`); name them as written.
         unknown = sorted((k for k in value if k not in allowed), key=str)
         key = "null" if unknown[0] is None else str(unknown[0])
+        import difflib  # error path only
+
         close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
         if key in VARIANT_ONLY and "variants" in allowed:
             hint = f"'{key}' is only allowed inside a variant (variants.<name>.{key})"
@@ -182,6 +211,8 @@ def _translate_any_of(source: Source, error: ValidationError, at: YamlPath) -> C
         if not (e.validator == "type" and len(e.absolute_path) == len(error.absolute_path))
     ]
     if fitting:
+        from jsonschema.exceptions import best_match
+
         deepest = max(fitting, key=lambda e: len(e.absolute_path))
         return translate(source, best_match([deepest]) or deepest, at)
     expected = []

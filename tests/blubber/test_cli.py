@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from blubber import DEFAULT_POLICY
 from blubber.cli import main
 from blubber.errors import ExitCode
 
@@ -44,7 +45,9 @@ def test_bare_form_and_compile_subcommand(write) -> None:
     assert (code, err) == (0, "")
     assert out.startswith("FROM 127.0.0.1:5000/base/bookworm:12 AS build\n")
     assert run("compile", path, "production")[1] == out
-    assert run(path, "production", "--no-policy")[1] != out  # no policy defaults
+    # Like upstream Blubber, no policy applies unless one is named.
+    assert run(path, "production", "--no-policy")[1] == out
+    assert run(path, "production", "--policy", str(DEFAULT_POLICY))[1] != out  # its defaults show
     assert run("--policy", write("{}", "empty.yaml"), path, "production")[0] == 0
 
 
@@ -61,14 +64,14 @@ def test_help_documents_exit_codes() -> None:
 
 
 BAD = [
-    ("malformed-yaml", "version: v4\nbase: [a\n", "blubber.yaml:3: invalid YAML", ExitCode.CONFIG),
+    ("malformed-yaml", "version: v4\nbase: [a\n", "blubber.yaml:3: base[1]: invalid YAML", ExitCode.CONFIG),
     ("wrong-type", "version: v4\nentrypoint: npm start\n", "blubber.yaml:2: entrypoint: expected a list, got a string",  # noqa: E501
      ExitCode.CONFIG),
     ("unknown-key", "version: v4\nvariants:\n  build:\n    coppies: [local]\n",
      "blubber.yaml:4: variants.build.coppies: unknown key \"coppies\"\n  hint: did you mean 'copies'?", ExitCode.CONFIG),  # noqa: E501
     ("missing-version", "base: x\n", 'blubber.yaml:1: version: "version" is required', ExitCode.CONFIG),
     ("wrong-version", "version: v3\n", 'blubber.yaml:1: version: config version "v3" is unsupported', ExitCode.CONFIG),  # noqa: E501
-    ("unknown-variant", GOOD.replace("production:", "prod:"), "blubber.yaml:3: unknown variant 'production'",
+    ("unknown-variant", GOOD.replace("production:", "prod:"), "blubber.yaml:3: variants: unknown variant 'production'",  # noqa: E501
      ExitCode.CONFIG),
     ("include-cycle", "version: v4\nvariants:\n  production: {includes: [build]}\n  build: {includes: [production]}\n",  # noqa: E501
      "blubber.yaml:4: variants.build.includes: detected dependency graph cycle at 'production'", ExitCode.CONFIG),  # noqa: E501
@@ -94,7 +97,7 @@ BAD = [
 @pytest.mark.parametrize(("text", "message", "exit_code"), [b[1:] for b in BAD], ids=[b[0] for b in BAD])
 def test_bad_input(write, text: str, message: str, exit_code: ExitCode) -> None:
     path = write(text)
-    code, out, err = run(path, "production")
+    code, out, err = run(path, "production", "--policy", str(DEFAULT_POLICY))
     assert code == exit_code
     assert out == ""
     assert err.startswith(f"error: {Path(path).parent}/{message}")
@@ -121,7 +124,9 @@ def test_bad_policy_file(write) -> None:
 
 def test_lint_reports_every_broken_variant(write) -> None:
     text = GOOD.replace("entrypoint: [./run]}", "entrypoint: [./run], runs: {insecurely: true}}")
-    code, _, err = run("lint", write(text + "  broken: {includes: [broken]}\n"))
+    code, _, err = run(
+        "lint", write(text + "  broken: {includes: [broken]}\n"), "--policy", str(DEFAULT_POLICY)
+    )
     lines = [line for line in err.splitlines() if line.startswith("error: ")]
     assert len(lines) == 2
     assert "detected dependency graph cycle at 'broken'" in lines[0]

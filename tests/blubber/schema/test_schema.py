@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 from importlib import resources
+from pathlib import Path
 
 import jsonschema
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
 
 from blubber.errors import ConfigError
-from blubber.schema import schema
+from blubber.schema import is_valid, schema
 from tests.blubber.helpers import config
+from tests.blubber.test_fuzz import document
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 
 def test_schema_is_valid_and_shipped_as_package_data() -> None:
@@ -78,3 +84,39 @@ def test_all_schema_problems_are_reported_in_line_order() -> None:
     assert [(p.line, p.path) for p in e.value.problems] == [
         (4, "runs.environment.FOO"), (5, "runs.environment.BAR"), (6, "lives.uid"),
     ]  # fmt: skip
+
+
+# The compiled validator only answers "valid?"; a "yes" must never hide an error the full validator
+# would report (that would let a bad config through), and a "no" must be one the full one explains.
+def _full_verdict(data: object, definition: str | None = None) -> bool:
+    target = schema() if definition is None else {"$ref": f"#/$defs/{definition}", "$defs": schema()["$defs"]}
+    return not list(jsonschema.Draft202012Validator(target).iter_errors(data))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(document)
+def test_compiled_validator_agrees_with_the_full_one(doc: dict) -> None:
+    assert is_valid(doc) == _full_verdict(doc)
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*/.pipeline/blubber.yaml")), ids=lambda p: p.parts[-3])
+def test_examples_pass_the_compiled_validator(path: Path) -> None:
+    data = yaml.safe_load(path.read_text())
+    assert is_valid(data) and _full_verdict(data)
+
+
+def test_policy_defaults_definition_agrees() -> None:
+    good = {"runs": {"uid": 900, "environment": {"A": "b"}}}
+    bad = {"runs": {"uid": 0}}
+    assert (is_valid(good, "Common"), is_valid(bad, "Common")) == (True, False)
+    assert (_full_verdict(good, "Common"), _full_verdict(bad, "Common")) == (True, False)
+
+
+def test_yaml_values_json_has_no_type_for_are_still_located() -> None:
+    # A YAML date is not JSON; the compiled validator refuses it and the full one names the field.
+    with pytest.raises(ConfigError) as e:
+        config("base: 2024-01-01\n")
+    assert str(e.value).startswith("blubber.yaml:2: base: expected a string or null, got date")
+    with pytest.raises(ConfigError) as e:
+        config("runs:\n  environment: {1: x}\n")
+    assert "blubber.yaml:3: runs.environment" in str(e.value)
