@@ -14,6 +14,8 @@ from deployer.rollout.pod import ContainerStatus, PodStatus
 from deployer.rollout.reasons import Failure
 
 __all__ = [
+    "ApiReachable",
+    "ApiUnreachable",
     "ContainerExited",
     "ContainerStarted",
     "ContainerWaiting",
@@ -146,6 +148,31 @@ class WatchRestarted(RolloutEvent):
 
     def text(self) -> str:
         return f"watch on {self.kind} restarted: {self.cause}"
+
+
+@dataclass(frozen=True)
+class ApiUnreachable(RolloutEvent):
+    """The API server stopped answering (one event per outage, whatever the number of streams)."""
+
+    cause: str
+    tolerated: float  # seconds the watch goes on waiting for it: the watch's remaining time
+    backoff_cap: float
+
+    def text(self) -> str:
+        return (
+            f"Kubernetes API unreachable ({self.cause}); retrying every {self.backoff_cap:.0f}s at most, "
+            f"for up to {self.tolerated:.0f}s (the watch's remaining time)"
+        )
+
+
+@dataclass(frozen=True)
+class ApiReachable(RolloutEvent):
+    """The API server answers again after an `ApiUnreachable`; `outage` is how long it was gone."""
+
+    outage: float
+
+    def text(self) -> str:
+        return f"Kubernetes API answers again after {self.outage:.1f}s; watch resumed"
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,13 @@ resourceVersion, resuming from the last seen version when the server ends a watc
 410 Gone. The threads only feed a queue; the loop here keeps the latest objects, re-evaluates the pure
 `rollout_status` after every batch of changes (and every second, so graces expire without an event),
 and yields the typed events from `feed`. Nothing here prints.
+
+An API server that stops answering is one outage, not one line per stream and second: a dropped
+connection is resumed at once from the same version; when that fails too, the stream backs off (1 s,
+doubling, at most `_BACKOFF_CAP` s) and lists again, which is how it learns the API is back. The loop
+reports `ApiUnreachable` when the first stream finds the API gone and `ApiReachable` (with the outage's
+length) when every stream has listed again. The outage may last the watch's remaining time; at the
+deadline with the API still gone, the verdict says so (reason `ApiUnreachable`), not "timed out".
 """
 
 from __future__ import annotations
@@ -32,7 +39,8 @@ __all__ = ["RolloutWatch", "watch_rollout"]
 
 _TICK = 1.0  # seconds between re-evaluations when nothing arrives: graces are whole seconds
 _WATCH_SECONDS = 240  # server-side length of one watch request before we resume it
-_RETRY_SECONDS = 1.0  # pause before reconnecting after a dropped connection
+_RETRY_SECONDS = 1.0  # first pause after a failed reconnect; doubled on each further failure
+_BACKOFF_CAP = 5.0  # longest pause between tries while the API is unreachable: it is back within 5 s
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,18 @@ class _Change:
 class _Restarted:  # tracking hiccup, reported as feed.WatchRestarted
     kind: str
     cause: str
+
+
+@dataclass(frozen=True)
+class _Unreachable:  # a stream's resume failed too: the API does not answer (since `since`, monotonic)
+    kind: str
+    cause: str
+    since: float
+
+
+@dataclass(frozen=True)
+class _Reachable:  # the stream listed again after `_Unreachable`
+    kind: str
 
 
 @dataclass(frozen=True)
@@ -106,19 +126,29 @@ class RolloutWatch:
         self._queue: queue.Queue[object] = queue.Queue()
         self._stop = threading.Event()
         self._warned: set[tuple[str, str, str]] = set()
+        self._down: dict[str, float] = {}  # kind → when its stream lost the API (monotonic)
+        self._outage_began: float | None = None  # earliest loss among streams already back
+        self._outage_cause = ""
+        self._deadline = 0.0
 
     # --- the streams (threads)
 
     def _pump(self, kind: str) -> None:
         version: str | None = None
+        failed_at: float | None = None  # when the current run of connection failures began
+        failures = 0
         while not self._stop.is_set():
             try:
                 if version is None:
                     items, version = self.source.list(kind)
                     self._queue.put(_Snapshot(kind, items))
+                    if failures > 1:
+                        self._queue.put(_Reachable(kind))
+                    failures, failed_at = 0, None
                 for type_, obj in self.source.watch(kind, version, _WATCH_SECONDS):
                     if self._stop.is_set():
                         return
+                    failures, failed_at = 0, None
                     version = dig(obj, "metadata", "resourceVersion") or version
                     if type_ != "BOOKMARK":
                         self._queue.put(_Change(kind, type_, obj))
@@ -129,8 +159,15 @@ class RolloutWatch:
             except KubeUnreachable as e:
                 if self._stop.is_set():
                     return
-                self._queue.put(_Restarted(kind, str(e)))
-                self._stop.wait(_RETRY_SECONDS)
+                failures += 1
+                failed_at = failed_at if failed_at is not None else time.monotonic()
+                if failures == 1:
+                    continue  # a dropped connection: resume from the same version at once
+                if failures == 2:
+                    self._queue.put(_Unreachable(kind, str(e), failed_at))
+                # List again when it answers: a list is what tells us the API is back.
+                version = None
+                self._stop.wait(min(_RETRY_SECONDS * 2 ** (failures - 2), _BACKOFF_CAP))
             except BaseException as e:  # noqa: BLE001 - handed to the main loop, which re-raises it
                 if not self._stop.is_set():
                     self._queue.put(_Crashed(kind, e))
@@ -151,6 +188,20 @@ class RolloutWatch:
                 store[_key(item.obj)] = item.obj
         elif isinstance(item, _Restarted):
             return [feed.WatchRestarted(elapsed, item.kind, item.cause)]
+        elif isinstance(item, _Unreachable):
+            first = not self._down
+            self._down[item.kind] = item.since
+            if first:
+                self._outage_cause = item.cause
+                left = max(self._deadline - time.monotonic(), 0.0)
+                return [feed.ApiUnreachable(elapsed, item.cause, left, _BACKOFF_CAP)]
+        elif isinstance(item, _Reachable):
+            since = self._down.pop(item.kind, None)
+            if since is not None:
+                self._outage_began = min(self._outage_began or since, since)
+            if since is not None and not self._down:
+                began, self._outage_began = self._outage_began or since, None
+                return [feed.ApiReachable(elapsed, time.monotonic() - began)]
         elif isinstance(item, _Crashed):
             raise item.error
         return []
@@ -215,7 +266,7 @@ class RolloutWatch:
         namespace. Stops the streams on the way out, whatever happens.
         """
         self._started = time.monotonic()
-        deadline = self._started + self.timeout
+        deadline = self._deadline = self._started + self.timeout
         threads = [
             threading.Thread(target=self._pump, args=(k,), name=f"watch-{k}", daemon=True) for k in KINDS
         ]
@@ -228,11 +279,17 @@ class RolloutWatch:
                 if remaining > 0 and time.monotonic() - last_event >= self.heartbeat:
                     last_event = time.monotonic()
                     waiting = (
-                        self.status.waiting_for if self.status else "the first list of objects from the API"
+                        self._outage_text()
+                        if self._down
+                        else self.status.waiting_for
+                        if self.status
+                        else "the first list of objects from the API"
                     )
                     yield feed.Heartbeat(self._elapsed(), waiting, remaining)
                 if remaining <= 0:
-                    self.failure = timeout_failure(self.status, self.timeout)
+                    self.failure = (
+                        self._outage_failure() if self._down else timeout_failure(self.status, self.timeout)
+                    )
                     self.duration = self._elapsed()
                     yield feed.RolloutTimedOut(
                         self.duration, self.failure.message.removeprefix("still waiting for: ")
@@ -277,6 +334,22 @@ class RolloutWatch:
         finally:
             self._stop.set()
             self.source.stop()
+
+    def _outage_text(self) -> str:
+        lost = time.monotonic() - min(self._down.values())
+        return f"the Kubernetes API to answer again (unreachable for {lost:.0f}s)"
+
+    def _outage_failure(self) -> Failure:
+        lost = time.monotonic() - min(self._down.values())
+        return Failure(
+            "ApiUnreachable",
+            f"still waiting for: the Kubernetes API, unreachable for the last {lost:.0f}s "
+            f"({self._outage_cause})",
+            f"the rollout's state is unknown: the API server did not answer again within the watch's "
+            f"{self.timeout:.0f}s; check the cluster (`e2e/cluster status`), then `deployer status`",
+            "deadline",
+            object="apiserver",
+        )
 
     def verdict(self, *, log_lines: int = 30) -> RolloutVerdict:
         """The verdict after `events()` ended; on failure, with log lines and Warning events gathered."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 
 import pytest
 
@@ -141,7 +142,9 @@ def test_dropped_connection_resumes_from_the_same_version(monkeypatch: pytest.Mo
     deployment_watches = [c for c in source.calls if c[:2] == ("watch", "deployment")]
     assert deployment_watches[:2] == [("watch", "deployment", "deployment-list-1")] * 2
     assert source.calls.count(("list", "deployment")) == 1
-    assert any(isinstance(e, feed.WatchRestarted) and e.cause == "connection reset" for e in seen)
+    # One dropped connection that resumes at once is no outage: nothing about it is reported.
+    noise = (feed.WatchRestarted, feed.ApiUnreachable, feed.ApiReachable)
+    assert not [e.text() for e in seen if isinstance(e, noise)]
 
 
 def test_heartbeat_while_nothing_changes() -> None:
@@ -179,3 +182,83 @@ def test_abort_ends_the_watch_with_its_error_and_stops_the_streams() -> None:
         )
     assert len(asked) == 2 and asked[-1] == len(seen)  # asked after each event, stopped at the second
     assert source.stopped.is_set()
+
+
+def _outage_source(r, down_lists: int) -> ScriptedSource:
+    """Every stream's connection drops, its resume fails, then `down_lists` lists fail before one answers."""
+    gone = KubeUnreachable("connection refused")
+    return ScriptedSource(
+        lists={
+            "deployment": [[_unobserved(r.deployment)], *[gone] * down_lists, [r.deployment]],
+            "replicaset": [r.replicasets, *[gone] * down_lists, r.replicasets],
+            "pod": [[_creating(r.pod)], *[gone] * down_lists, r.pods],
+            "event": [[], *[gone] * down_lists, []],
+        },
+        watches={kind: [[gone], [gone]] for kind in ("deployment", "replicaset", "pod", "event")},
+    )
+
+
+def test_an_api_outage_is_one_line_down_and_one_line_back_with_its_length(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(watcher, "_RETRY_SECONDS", 0.05)
+    monkeypatch.setattr(watcher, "_BACKOFF_CAP", 0.2)
+    r = recorded("healthy")
+    source = _outage_source(r, down_lists=4)
+    verdict, seen = _run(source, r)
+    assert verdict.healthy, [e.text() for e in seen]
+    about_the_api = [
+        e for e in seen if isinstance(e, (feed.ApiUnreachable, feed.ApiReachable, feed.WatchRestarted))
+    ]
+    assert [type(e) for e in about_the_api] == [feed.ApiUnreachable, feed.ApiReachable]
+    down, back = about_the_api
+    assert down.cause == "connection refused" and 0 < down.tolerated <= 10
+    assert down.text().startswith("Kubernetes API unreachable (connection refused)")
+    # Each stream waited 0.05 + 0.1 + 0.2 + 0.2 s (capped) between its four failed lists.
+    assert 0.5 <= back.outage < 5
+    assert f"after {back.outage:.1f}s" in back.text()
+    # Every stream listed again once per failed try plus the one that answered: no tight loop.
+    assert source.calls.count(("list", "pod")) == 1 + 4 + 1
+
+
+def test_backoff_while_the_api_is_gone_doubles_and_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(watcher, "_RETRY_SECONDS", 0.05)
+    monkeypatch.setattr(watcher, "_BACKOFF_CAP", 0.4)
+    r = recorded("healthy")
+    times: list[float] = []
+    source = _outage_source(r, down_lists=6)
+    original = source.list
+
+    def timed(kind: str):
+        if kind == "deployment":
+            times.append(time.monotonic())
+        return original(kind)
+
+    source.list = timed  # type: ignore[method-assign]
+    verdict, _ = _run(source, r)
+    assert verdict.healthy
+    gaps = [b - a for a, b in zip(times[1:], times[2:], strict=False)]  # after the first re-list
+    assert len(gaps) == 6
+    assert gaps[0] < gaps[1] < gaps[2], gaps  # 0.1, 0.2, 0.4: doubling …
+    # … then capped at 0.4 s (uncapped, the last gaps would be 1.6 and 3.2 s)
+    assert all(0.35 <= g < 1.2 for g in gaps[2:]), gaps
+
+
+def test_an_outage_past_the_deadline_is_a_clear_verdict_not_a_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(watcher, "_RETRY_SECONDS", 0.05)
+    monkeypatch.setattr(watcher, "_BACKOFF_CAP", 0.2)
+    r = recorded("healthy")
+    source = _outage_source(r, down_lists=10_000)
+    verdict, seen = _run(source, r, timeout=1.5)
+    assert not verdict.healthy
+    assert (verdict.reason, verdict.rule, verdict.object) == ("ApiUnreachable", "deadline", "apiserver")
+    assert "the Kubernetes API, unreachable for the last" in verdict.message
+    assert "(connection refused)" in verdict.message
+    assert "rollout's state is unknown" in verdict.hint
+    assert isinstance(seen[-1], feed.RolloutTimedOut)
+    assert [type(e) for e in seen if isinstance(e, (feed.ApiUnreachable, feed.ApiReachable))] == [
+        feed.ApiUnreachable
+    ]
+    assert 1.5 <= verdict.duration < 5
