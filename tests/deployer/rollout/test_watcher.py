@@ -184,6 +184,14 @@ def test_abort_ends_the_watch_with_its_error_and_stops_the_streams() -> None:
     assert source.stopped.is_set()
 
 
+@pytest.fixture
+def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """Back-off of 0.05 s doubling, capped at 0.2 s (a test may raise the cap)."""
+    monkeypatch.setattr(watcher, "_RETRY_SECONDS", 0.05)
+    monkeypatch.setattr(watcher, "_BACKOFF_CAP", 0.2)
+    return monkeypatch
+
+
 def _outage_source(r, down_lists: int) -> ScriptedSource:
     """Every stream's connection drops, its resume fails, then `down_lists` lists fail before one answers."""
     gone = KubeUnreachable("connection refused")
@@ -198,11 +206,8 @@ def _outage_source(r, down_lists: int) -> ScriptedSource:
     )
 
 
-def test_an_api_outage_is_one_line_down_and_one_line_back_with_its_length(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(watcher, "_RETRY_SECONDS", 0.05)
-    monkeypatch.setattr(watcher, "_BACKOFF_CAP", 0.2)
+@pytest.mark.usefixtures("fast_backoff")
+def test_an_api_outage_is_one_line_down_and_one_line_back_with_its_length() -> None:
     r = recorded("healthy")
     source = _outage_source(r, down_lists=4)
     verdict, seen = _run(source, r)
@@ -221,9 +226,8 @@ def test_an_api_outage_is_one_line_down_and_one_line_back_with_its_length(
     assert source.calls.count(("list", "pod")) == 1 + 4 + 1
 
 
-def test_backoff_while_the_api_is_gone_doubles_and_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(watcher, "_RETRY_SECONDS", 0.05)
-    monkeypatch.setattr(watcher, "_BACKOFF_CAP", 0.4)
+def test_backoff_while_the_api_is_gone_doubles_and_is_capped(fast_backoff: pytest.MonkeyPatch) -> None:
+    fast_backoff.setattr(watcher, "_BACKOFF_CAP", 0.4)
     r = recorded("healthy")
     times: list[float] = []
     source = _outage_source(r, down_lists=6)
@@ -244,11 +248,8 @@ def test_backoff_while_the_api_is_gone_doubles_and_is_capped(monkeypatch: pytest
     assert all(0.35 <= g < 1.2 for g in gaps[2:]), gaps
 
 
-def test_an_outage_past_the_deadline_is_a_clear_verdict_not_a_timeout(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(watcher, "_RETRY_SECONDS", 0.05)
-    monkeypatch.setattr(watcher, "_BACKOFF_CAP", 0.2)
+@pytest.mark.usefixtures("fast_backoff")
+def test_an_outage_past_the_deadline_is_a_clear_verdict_not_a_timeout() -> None:
     r = recorded("healthy")
     source = _outage_source(r, down_lists=10_000)
     verdict, seen = _run(source, r, timeout=1.5)
