@@ -22,8 +22,12 @@ _NODEENV = re.compile(r"^[a-zA-Z0-9]+$")
 _RELEASE = r"[a-zA-Z](?:[a-zA-Z0-9\-]*[a-zA-Z0-9]+)?"
 _DEBVERSION = r"(?:[0-9]+:)?[0-9]+[a-zA-Z0-9.+\-~]*"
 _DEBPACKAGE = re.compile(rf"^[a-z0-9][a-z0-9+.\-]+(?:={_DEBVERSION}|/{_RELEASE})?$")
-_DEBRELEASE_UNANCHORED = re.compile(_RELEASE)
-_DEBCOMPONENT_UNANCHORED = re.compile(r"[a-z0-9][a-z0-9+./\-]+")
+_DEBRELEASE = re.compile(rf"^{_RELEASE}$")
+_DEBCOMPONENT = re.compile(r"^[a-z0-9][a-z0-9+./\-]+$")
+# Characters an apt source or proxy URL may hold. Narrower than RFC 3986 on purpose: the URL is written
+# into an apt.conf directive ("…";) and a sources.list line, where `"`, `;`, braces, quotes or whitespace
+# would end the value and start a directive of the user's (apt runs them as root).
+_URL_CHARS = re.compile(r"^[A-Za-z0-9\-._~:/?#\[\]@!&()*+,=%]+$")
 _PYVER_ITEM = r"(?:<=|>=|==|!=|~=|<|>)[A-Za-z0-9\-_.*+!]+"
 _PYPKGVER = re.compile(rf"^{_PYVER_ITEM}(?:,{_PYVER_ITEM})*$")
 
@@ -47,13 +51,14 @@ def is_imageref(value: object) -> bool:
 
 
 def is_httpurl(value: object) -> bool:
-    if not isinstance(value, str) or any(c.isspace() for c in value):
+    if not isinstance(value, str) or not _URL_CHARS.match(value):
         return False
     try:
         parts = urlsplit(value)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number in range
     except ValueError:
         return False
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def _match(pattern: re.Pattern[str], search: bool = False) -> Callable[[object], bool]:
@@ -94,18 +99,15 @@ CHECKS: dict[str, Check] = {
         Check("nodeenv", _match(_NODEENV), '"{value}" is not a valid Node environment name'),
         Check("pypkgver", _match(_PYPKGVER), '"{value}" is not a valid Python package version specification'),
         Check("debianpackage", _match(_DEBPACKAGE), '"{value}" is not a valid Debian package name'),
-        # Unanchored, as upstream (quirk 2): anything containing a letter passes.
+        # Anchored (upstream's search matched any text containing a letter, quirk 2: fixed), so a value
+        # cannot add `[trusted=yes]` or another word to the sources.list line.
+        Check("debianrelease", _match(_DEBRELEASE), '"{value}" is not a valid Debian release name'),
+        Check("debiancomponent", _match(_DEBCOMPONENT), '"{value}" is not a valid Debian component name'),
         Check(
-            "debianrelease",
-            _match(_DEBRELEASE_UNANCHORED, True),
-            '"{value}" is not a valid Debian release name',
+            "httpurl",
+            is_httpurl,
+            '"{value}" is not a valid HTTP/HTTPS URL (no quotes, ";", braces, "$" or spaces)',
         ),
-        Check(
-            "debiancomponent",
-            _match(_DEBCOMPONENT_UNANCHORED, True),
-            '"{value}" is not a valid Debian component name',
-        ),
-        Check("httpurl", is_httpurl, '"{value}" is not a valid HTTP/HTTPS URL'),
         Check("currentversion", lambda v: v == CONFIG_VERSION, 'config version "{value}" is unsupported'),
         Check("isfalse", lambda v: v is False or v is None, "must be false"),
         Check("istrue", lambda v: v is True, "must be true"),

@@ -31,11 +31,7 @@ def contexts(config: Config, expander: Expander, names: list[str]) -> dict[str, 
 
 def _context(config: Config, e: Expanded, workdirs: dict[str, str]) -> StageContext:
     c = e.common
-    variables = {
-        "LIVES_AS": c.lives.as_, "LIVES_UID": str(c.lives.uid), "LIVES_GID": str(c.lives.gid),
-        "RUNS_AS": c.runs.as_, "RUNS_UID": str(c.runs.uid), "RUNS_GID": str(c.runs.gid),
-        **c.arguments, **c.runs.environment,
-    }  # fmt: skip
+    variables = c.variables()
     return StageContext(
         name=e.name,
         variants=config.names,

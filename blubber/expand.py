@@ -33,9 +33,7 @@ def unknown_variant(config: Config, name: str) -> ConfigError:
     close = difflib.get_close_matches(name, sorted(config.variants), n=1)
     defined = ", ".join(sorted(config.variants)) or "none"
     hint = f"did you mean '{close[0]}'?" if close else f"defined variants: {defined}"
-    return ConfigError(
-        f"unknown variant '{name}'", file=config.file, line=config.source.line(("variants",)), hint=hint
-    )
+    return config.source.error(("variants",), f"unknown variant '{name}'", hint)
 
 
 def _post_order(config: Config, start: str, edges, kind: str) -> list[str]:
@@ -104,6 +102,7 @@ class Expander:
         c = Checker(self.config.source, self.config.names)
         check_artifacts(c, e.copies, ("variants", name, "copies"), dedupe_field="copies")
         e.common.check(c, ("variants", name))
+        e.common.check_expanded(c, ("variants", name))
         note = f"found after merging the top level and includes into '{name}'"
         for p in c.problems:
             p.hint = f"{p.hint}; {note}" if p.hint else note

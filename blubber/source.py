@@ -17,7 +17,34 @@ from blubber.errors import ConfigError
 YamlPath = tuple[str | int, ...]
 
 # libyaml's parser when available (about 10x faster); same YAML 1.1 semantics and marks.
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BASE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_BASE_LOADER):  # type: ignore[misc,valid-type]
+    """SafeLoader whose scalar constructors cannot escape with a bare Python error.
+
+    PyYAML's constructors trust the tag: `!!timestamp x`, `!!bool x`, `!!int ''` raise AttributeError,
+    KeyError or IndexError instead of a YAML error. Re-raised as a ConstructorError at the node's mark.
+    """
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> object:
+        try:
+            return super().construct_object(node, deep)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError):
+            value = node.value if isinstance(node, yaml.ScalarNode) else "…"
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{value!r} is not a valid {_tag_name(node.tag)}", node.start_mark
+            ) from None
+
+
+def _tag_name(tag: str) -> str:
+    return "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml.org,2002:") else tag
+
+
+# How an error about the document as a whole names its YAML path.
+TOP_LEVEL = "(top level)"
 
 
 def format_path(path: YamlPath) -> str:
@@ -48,7 +75,7 @@ class Source:
     def error(self, path: YamlPath, message: str, hint: str | None = None) -> ConfigError:
         """A ConfigError located at `path` in this document."""
         return ConfigError(
-            message, file=self.file, line=self.line(path), path=format_path(path) or None, hint=hint
+            message, file=self.file, line=self.line(path), path=format_path(path) or TOP_LEVEL, hint=hint
         )
 
 
@@ -70,7 +97,7 @@ def read_file(path: str | Path) -> str:
 
 def parse(text: str, file: str) -> Source:
     """Parse YAML text into a Source; syntax errors become a ConfigError with the line of the problem."""
-    loader = _LOADER(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
@@ -81,11 +108,18 @@ def parse(text: str, file: str) -> Source:
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         problem = " ".join(p for p in (e.context, e.problem) if p)
+        hint = (
+            "remove the `!!tag`, or quote the value to make it a string"
+            if isinstance(e, yaml.constructor.ConstructorError)
+            else "check indentation, colons and quoting on this line and the one before"
+        )
+        path = format_path(path_at(text, mark.index)) if mark else ""
         raise ConfigError(
             f"invalid YAML: {problem}",
             file=file,
             line=mark.line + 1 if mark else None,
-            hint="check indentation, colons and quoting on this line and the one before",
+            path=path or TOP_LEVEL,
+            hint=hint,
         ) from None
     except yaml.YAMLError as e:
         raise ConfigError(f"invalid YAML: {e}", file=file) from None
@@ -95,6 +129,51 @@ def parse(text: str, file: str) -> Source:
     finally:
         loader.dispose()
     return Source(file=file, data=data, lines=lines)
+
+
+def path_at(text: str, index: int) -> YamlPath:
+    """The YAML path being read at character `index`, from the parse events before it.
+
+    Used for errors, where no node tree exists (a syntax error) or the tree is not mapped to paths yet.
+    Events are re-read up to the error, which the parser reports again, so it is caught here.
+    """
+    frames: list[list] = []  # [is_mapping, key or index, expecting a key]
+
+    def value_done() -> None:
+        if frames:
+            top = frames[-1]
+            if top[0]:
+                top[2] = True
+            else:
+                top[1] += 1
+
+    try:
+        for event in yaml.parse(text, Loader=_BASE_LOADER):
+            if event.start_mark.index > index:
+                break
+            if isinstance(event, yaml.ScalarEvent | yaml.AliasEvent):
+                if event.start_mark.index == index:
+                    break
+                if frames and frames[-1][0] and frames[-1][2]:
+                    frames[-1][1], frames[-1][2] = getattr(event, "value", "*"), False
+                else:
+                    value_done()
+            elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+                if frames and frames[-1][0] and frames[-1][2]:
+                    frames[-1][1], frames[-1][2] = "?", False  # a complex key: no path for what is inside
+                is_mapping = isinstance(event, yaml.MappingStartEvent)
+                frames.append([is_mapping, None if is_mapping else 0, is_mapping])
+            elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+                frames.pop()
+                value_done()
+    except yaml.YAMLError:
+        pass
+    path: list[str | int] = []
+    for is_mapping, at, expecting_key in frames:
+        if is_mapping and expecting_key:
+            break
+        path.append(str(at) if is_mapping else at)
+    return tuple(path)
 
 
 # Aliases let a tiny document expand into a huge (or, with self-reference, infinite) tree.

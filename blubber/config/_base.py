@@ -11,6 +11,17 @@ from blubber.source import Source, YamlPath
 LOCAL = "local"
 SHARED_LIB = "/opt/lib"  # always created and owned by the lives user (not configurable)
 
+# Variables the compiler's own instructions read (`USER $RUNS_UID`, `COPY --chown=$LIVES_UID:…`, HOME).
+# An `arguments` or `runs.environment` entry of that name would change them behind the config's back
+# (ENV beats ARG: `RUNS_UID: "0"` made the image run as root), so they are refused. Name → hint.
+RESERVED_VARIABLES = {
+    **{
+        f"{who.upper()}_{what.upper()}": f"set `{who}.{what}` instead"
+        for who in ("lives", "runs") for what in ("as", "uid", "gid")
+    },
+    "HOME": "blubber sets HOME to the home of each phase's user (/home/<runs.as> at run time)",
+}  # fmt: skip
+
 
 def pick(a, b):
     """Merge rule for scalars: B wins when set (not None)."""
@@ -34,6 +45,16 @@ class Checker:
         if message is not None:
             self.add(path, message, hint)
         return message is None
+
+    def reserved(self, names: dict[str, str], at: YamlPath) -> None:
+        """Refuse variables the compiler sets itself (RESERVED_VARIABLES)."""
+        for name in names:
+            if name in RESERVED_VARIABLES:
+                self.add(
+                    (*at, name),
+                    f"{name} is set by blubber itself and cannot be overridden",
+                    RESERVED_VARIABLES[name],
+                )
 
     def text(self, value: str | None, path: YamlPath, what: str = "value") -> None:
         """Names and paths never contain control characters (a newline could end a Dockerfile line)."""

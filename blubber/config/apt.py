@@ -1,8 +1,9 @@
 """`apt`: Debian packages (per target release), extra sources (optionally signed) and proxies.
 
 Privileged phase, only when there are packages: `ENV DEBIAN_FRONTEND="noninteractive"` and one RUN that
-writes sources and proxies, updates, installs each release's packages (releases sorted; `default` = no
-`-t`), then removes the lists, the proxy file and the sources file, so none of it stays in the image.
+writes the proxies (first, so every fetch uses them) and sources, updates, installs each release's packages
+(releases sorted; `default` = no `-t`), then removes the lists, the proxy file and the sources file, so
+none of it stays in the image.
 A source with `signed-by` gets its key written to /etc/apt/keyrings/<sha256>.asc and referenced from its
 `deb [signed-by=…]` line; when there are sources, ca-certificates is installed first so HTTPS sources work.
 Merge: `packages` appends per release (duplicates kept, as upstream); `sources` and `proxies` append.
@@ -108,7 +109,8 @@ class Apt:
     def instructions(self, phase: Phase, ctx: StageContext) -> list[Instruction]:
         if phase != Phase.PRIVILEGED or not any(self.packages.values()):
             return []
-        cmds: list[Cmd] = []
+        # Proxies first: in a network where only the proxy reaches the mirrors, every fetch needs them.
+        cmds: list[Cmd] = [Cmd(f"echo %s >> {PROXIES_FILE}", (p.line(),)) for p in self.proxies]
         if self.sources:
             cmds += [Cmd("apt-get update"), Cmd("apt-get install -y", ("ca-certificates",))]
             if any(s.signed_by for s in self.sources):
@@ -119,7 +121,6 @@ class Apt:
                     key = s.signed_by.replace("\\", "\\\\").replace("\n", "\\n")
                     cmds.append(Cmd("printf '%%b' %s > %s", (key, s.keyring)))
                 cmds.append(Cmd(f"echo %s >> {SOURCES_FILE}", (s.line(),)))
-        cmds += [Cmd(f"echo %s >> {PROXIES_FILE}", (p.line(),)) for p in self.proxies]
         cmds.append(Cmd("apt-get update"))
         for release in sorted(self.packages):
             names = self.packages[release]

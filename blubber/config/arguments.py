@@ -21,6 +21,7 @@ def check(c: Checker, arguments: dict[str, str], at: YamlPath) -> None:
     if not c.rule("envvars", arguments, at):
         bad = ", ".join(repr(k) for k in arguments if not _ok(k))
         c.problems[-1].hint = f"invalid: {bad}; use letters, digits and _ (at least 2 characters)"
+    c.reserved(arguments, at)
 
 
 def _ok(name: str) -> bool:

@@ -24,11 +24,11 @@ from blubber.config._base import LOCAL, Checker, StageContext, pick
 from blubber.config.artifacts import Artifact
 from blubber.dockerfile.instructions import BindMount, CacheMount, Cmd, Instruction, Run
 from blubber.dockerfile.phases import Phase
+from blubber.dockerfile.quoting import is_flag_safe
 from blubber.source import YamlPath
 
 SCRIPT_FILE = "/tmp/.blubber-builder-script"
 _VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
-_FLAG_UNSAFE = re.compile(r"[\s,\"'\\]")
 
 
 @dataclass(frozen=True)
@@ -138,19 +138,53 @@ class Builder:
         result.append(Run(cmds, self._mounts(ctx)))
         return result
 
+    def check_expanded(self, c: Checker, at: YamlPath, workdir: str, variables: dict[str, str]) -> None:
+        """Mount flags as they will be written: variables substituted, relative paths joined to `workdir`.
+
+        A variable's value (or the working directory) can bring a space or comma into a flag that the
+        check of the written value could not see; it is refused here, at the config's line.
+        """
+        for key, i, fields in self._flag_values(workdir, variables):
+            for name, written, value in fields:
+                if value is None or is_flag_safe(value):
+                    continue
+                shown = f'"{written}" becomes "{value}", which' if written != value else f'"{value}"'
+                c.add(
+                    (*at, key, i, name),
+                    f"{shown} cannot be used in a mount",
+                    "no spaces, commas, quotes or backslashes, also in the arguments, runs.environment and"
+                    " lives.in it uses",
+                )
+
     def _mounts(self, ctx: StageContext) -> tuple[BindMount | CacheMount, ...]:
         workdir = ctx.workdirs.get(ctx.name, "/")
-        mounts: list[BindMount | CacheMount] = []
-        for m in self.mounts or ():
-            target = _absolute(workdir, expand(m.destination or ".", ctx.variables))
-            source = expand(m.source, ctx.variables) if m.source else None
-            mounts.append(BindMount(target, None if m.from_ == LOCAL else m.from_, source))
-        for cache in self.caches or ():
-            target = _absolute(workdir, expand(cache.destination, ctx.variables))
-            mounts.append(
-                CacheMount(target, cache.id or target, cache.access or "shared", ctx.lives_uid, ctx.lives_gid)
-            )
-        return tuple(mounts)
+        return tuple(m for _, _, m in self._resolved(workdir, ctx.variables, ctx.lives_uid, ctx.lives_gid))
+
+    def _resolved(self, workdir: str, variables: dict[str, str], uid: int, gid: int):
+        """(key, index, mount) for every mount and cache, with its paths as they will be written."""
+        for i, m in enumerate(self.mounts or ()):
+            target = _absolute(workdir, expand(m.destination or ".", variables))
+            source = expand(m.source, variables) if m.source else None
+            yield "mounts", i, BindMount(target, None if m.from_ == LOCAL else m.from_, source)
+        for i, cache in enumerate(self.caches or ()):
+            target = _absolute(workdir, expand(cache.destination, variables))
+            yield "caches", i, CacheMount(target, cache.id or target, cache.access or "shared", uid, gid)
+
+    def _flag_values(self, workdir: str, variables: dict[str, str]):
+        """(key, index, [(YAML field, value as written, value in the flag)]) for each resolved mount."""
+        for key, i, mount in self._resolved(workdir, variables, uid=0, gid=0):  # ids are not user text
+            if isinstance(mount, BindMount):
+                m = self.mounts[i]  # type: ignore[index]
+                fields = [
+                    ("destination", m.destination or ".", mount.target),
+                    ("source", m.source, mount.source),
+                ]
+            else:
+                cache = self.caches[i]  # type: ignore[index]
+                fields = [("destination", cache.destination, mount.target)]
+                if cache.id:
+                    fields.append(("id", cache.id, mount.id))
+            yield key, i, fields
 
 
 def _absolute(workdir: str, path: str) -> str:
@@ -182,5 +216,5 @@ def _check_command(c: Checker, command: str, path: YamlPath) -> None:
 
 
 def _check_flag(c: Checker, value: str | None, path: YamlPath) -> None:
-    if value is not None and (_FLAG_UNSAFE.search(value) or has_control_chars(value)):
+    if value and not is_flag_safe(value):
         c.add(path, f'"{value}" cannot be used in a mount', "no spaces, commas, quotes or backslashes")

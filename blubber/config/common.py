@@ -96,6 +96,24 @@ class Common:
         for i, item in enumerate(self.entrypoint or ()):
             c.text(item, (*at, "entrypoint", i), "entrypoint item")
 
+    def variables(self) -> dict[str, str]:
+        """Build-time variables the compiler knows (LIVES_*/RUNS_*, arguments, runs.environment)."""
+        lives, runs = self.lives, self.runs
+        return {
+            "LIVES_AS": lives.as_ or "", "LIVES_UID": str(lives.uid), "LIVES_GID": str(lives.gid),
+            "RUNS_AS": runs.as_ or "", "RUNS_UID": str(runs.uid), "RUNS_GID": str(runs.gid),
+            **self.arguments, **runs.environment,
+        }  # fmt: skip
+
+    def check_expanded(self, c: Checker, at: YamlPath) -> None:
+        """Rules that need the whole merged variant: mount flags after variable substitution."""
+        workdir, variables = self.lives.in_ or "/", self.variables()
+        if self.builder.is_declared:
+            self.builder.check_expanded(c, (*at, "builder"), workdir, variables)
+        for i, e in enumerate(self.builders or ()):
+            if isinstance(e.section, Builder):
+                e.section.check_expanded(c, (*at, "builders", i, e.kind), workdir, variables)
+
     def dependencies(self, variants: frozenset[str]) -> list[str]:
         """Variants this config's builders read from (requirements and mounts)."""
         deps = builders.dependencies(self.builders, variants)

@@ -59,6 +59,7 @@ class Runs:
             c.problems[
                 -1
             ].hint = f"invalid: {', '.join(map(repr, bad))}; use letters, digits and _ (at least 2)"
+        c.reserved(self.environment, (*at, "environment"))
 
     @property
     def is_insecure(self) -> bool:

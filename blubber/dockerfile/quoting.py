@@ -43,9 +43,15 @@ def shell_quote(value: str, *, expand: bool = False) -> str:
     return '"' + pattern.sub(lambda m: "\\" + m.group(0), value) + '"'
 
 
+def is_flag_safe(value: str) -> bool:
+    """True if `value` can stand unquoted in a Dockerfile flag (config validation asks the same question)."""
+    control = any(ord(c) < 32 or ord(c) == 127 for c in value)
+    return bool(value) and not control and not _FLAG_UNSAFE.search(value)
+
+
 def flag_value(value: str) -> str:
     """Return `value` for use in an unquoted Dockerfile flag, or raise UnsafeValue."""
-    if not value or _FLAG_UNSAFE.search(value) or any(ord(c) < 32 for c in value):
+    if not is_flag_safe(value):
         raise UnsafeValue(f"{value!r} cannot be used in a Dockerfile flag")
     return value
 

@@ -19,9 +19,15 @@ from blubber.checks import CHECKS, problem
         ("nodeenv", ["production", "dev1"], ["foo bar", "prod-1", ""]),
         ("pypkgver", ["==1.5.1", ">=1.0,!=1.0.3,<2.0", "~=26.0"], ["1.5.1", "==", "==1.0,", ">= 1"]),
         ("debianpackage", ["f1", "bar+b.az=0:0.1~foo1-1", "bar+b.az/stable"], ["f", "foo fighter", "bar_baz"]),  # noqa: E501
-        ("debianrelease", ["bullseye-backports", "default", "x!"], ["---", "123"]),
-        ("debiancomponent", ["main", "thirdparty/amd-rocm54"], ["--", "A"]),
-        ("httpurl", ["http://a", "https://a.b/c"], ["bad://x", "http://", "http://a b", "ftp://x"]),
+        ("debianrelease", ["bullseye-backports", "default"], ["---", "123", "x!", "bookworm [trusted=yes] evil"]),  # noqa: E501
+        ("debiancomponent", ["main", "thirdparty/amd-rocm54"], ["--", "A", "main contrib", "main [x]"]),
+        (
+            "httpurl",
+            ["http://a", "https://a.b/c", "http://u:p@[::1]:3142/x?y=1#z"],
+            ["bad://x", "http://", "http://a b", "ftp://x", "http://:80", "http://a:99999",
+             'http://p:3142/";DPkg::Pre-Invoke{"touch${IFS}/INJECTED";};//', "http://a/;b", "http://a/{b}",
+             "http://a/'b", "http://a/`b`", "http://a/$b", "http://a/\\b"],
+        ),
         ("envvars", [{"FOO": "1", "_F": "2"}], [{"A": "x"}, {"1FOO": "x"}, {"a-b": "x"}]),
         ("currentversion", ["v4"], ["v3", "4"]),
         ("isfalse", [False, None], [True]),

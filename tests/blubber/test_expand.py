@@ -61,7 +61,9 @@ def test_copies_cycle() -> None:
 def test_unknown_variant() -> None:
     with pytest.raises(ConfigError) as e:
         dockerfile("variants:\n  build: {}\n  production: {}", "prodution")
-    assert str(e.value) == ("blubber.yaml:2: unknown variant 'prodution'\n  hint: did you mean 'production'?")
+    assert str(e.value) == (
+        "blubber.yaml:2: variants: unknown variant 'prodution'\n  hint: did you mean 'production'?"
+    )
     with pytest.raises(ConfigError) as e:
         dockerfile("variants:\n  build: {}", "zzz")
     assert e.value.hint == "defined variants: build"

@@ -147,7 +147,7 @@ def test_policy_defaults_apply_and_can_be_overridden(tmp_path) -> None:
         ("defaults: {runs: {uid: x}}", "defaults.runs.uid", "expected an integer, got a string"),
         ("defaults: {runz: {}}", "defaults.runz", 'unknown key "runz"'),
         ("defaults: {runs: {as: root}}", "defaults.runs.as", '"root" is not a valid user name'),
-        ("- a", None, "expected a mapping, got a list"),
+        ("- a", "(top level)", "expected a mapping, got a list"),
     ],
 )  # fmt: skip
 def test_bad_policy_files(tmp_path, text: str, path: str | None, message: str) -> None:

@@ -85,3 +85,37 @@ def test_unreadable_files(tmp_path) -> None:
         with pytest.raises(ConfigError) as e:
             read_file(locked)
         assert e.value.message == "permission denied"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "path", "message"),
+    [
+        ("version: v4\nbase: !!timestamp x\n", 2, "base", "'x' is not a valid !!timestamp"),
+        ("version: v4\nbase: !!bool x\n", 2, "base", "'x' is not a valid !!bool"),
+        ("version: v4\nvariants:\n  app:\n    entrypoint: [a, !!int '']\n", 4, "variants.app.entrypoint[1]",
+         "'' is not a valid !!int"),
+        ("version: v4\nruns:\n  uid: !!float ''\n", 3, "runs.uid", "'' is not a valid !!float"),
+    ],
+)  # fmt: skip
+def test_mistagged_scalars_are_located_config_errors(text: str, line: int, path: str, message: str) -> None:
+    # PyYAML's constructors raised AttributeError / KeyError / IndexError for these (an internal error).
+    with pytest.raises(ConfigError) as e:
+        parse(text, "f.yaml")
+    assert (e.value.file, e.value.line, e.value.path) == ("f.yaml", line, path)
+    assert e.value.message == f"invalid YAML: {message}"
+    assert "!!tag" in e.value.hint
+
+
+@pytest.mark.parametrize(
+    ("text", "path"),
+    [
+        ("version: v4\nvariants:\n  build:\n    apt: {packages: [a, b}\n", "variants.build.apt.packages[2]"),
+        ("a: [b", "a[1]"),
+        ("- x\n- {y: *nothing}\n", "[1].y"),
+        ("a: b: c", "(top level)"),
+    ],
+)
+def test_syntax_errors_name_the_yaml_path_being_read(text: str, path: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse(text, "f.yaml")
+    assert e.value.path == path

@@ -59,7 +59,9 @@ def test_source_lines_and_keyring() -> None:
     )
 
 
-def test_install_run_matches_upstream() -> None:
+def test_install_run_writes_proxies_before_the_first_fetch() -> None:
+    # Upstream writes the proxies after `apt-get update && apt-get install ca-certificates`, so that first
+    # fetch bypasses them (and fails where only the proxy reaches the mirrors). Otherwise upstream's RUN.
     apt = config(
         """
         apt:
@@ -77,12 +79,12 @@ def test_install_run_matches_upstream() -> None:
     ).common.apt
     assert phase_lines(apt, Phase.PRIVILEGED) == [
         'ENV DEBIAN_FRONTEND="noninteractive"',
-        'RUN apt-get update && apt-get install -y "ca-certificates" && '
-        'echo "deb http://apt.wikimedia.org/wikimedia bullseye-wikimedia thirdparty/amd-rocm54" >> '
-        "/etc/apt/sources.list.d/99blubber.list && "
-        'echo "Acquire::http::Proxy::security.example.org \\"http://proxy.example:8080\\";" >> '
+        'RUN echo "Acquire::http::Proxy::security.example.org \\"http://proxy.example:8080\\";" >> '
         "/etc/apt/apt.conf.d/99blubber-proxies && "
         'echo "Acquire::https::Proxy \\"https://proxy.example:8081\\";" >> /etc/apt/apt.conf.d/99blubber-proxies && '  # noqa: E501
+        'apt-get update && apt-get install -y "ca-certificates" && '
+        'echo "deb http://apt.wikimedia.org/wikimedia bullseye-wikimedia thirdparty/amd-rocm54" >> '
+        "/etc/apt/sources.list.d/99blubber.list && "
         'apt-get update && apt-get install -y -t "bullseye-backports" "libbaz-dev" && '
         'apt-get install -y "libfoo" "libbar" "libfoo-dev" && rm -rf /var/lib/apt/lists/* && '
         'rm -f "/etc/apt/apt.conf.d/99blubber-proxies" && rm -f "/etc/apt/sources.list.d/99blubber.list"',
@@ -151,3 +153,28 @@ def test_source_and_proxy_errors(yaml: str, message: str, path: str) -> None:
     with pytest.raises(ConfigError) as e:
         config(yaml)
     assert (e.value.message, e.value.path) == (message, path)
+
+
+@pytest.mark.parametrize(
+    ("yaml", "path"),
+    [
+        # Became `Acquire::http::Proxy "http://p:3142/";DPkg::Pre-Invoke{…};//";`: a command apt runs as root.
+        ("apt: {packages: [curl], proxies: ['http://p:3142/\";DPkg::Pre-Invoke{\"touch${IFS}/INJECTED\";};//']}",
+         "apt.proxies[0].url"),
+        ("apt: {packages: [curl], proxies: [{url: 'http://p:3142/', source: 'http://s/\";x'}]}",
+         "apt.proxies[0].source"),
+        ("apt: {packages: [curl], sources: [{url: 'http://a/ [trusted=yes]', distribution: b}]}",
+         "apt.sources[0].url"),
+        # Unanchored patterns let a value add options or words to the sources.list line.
+        ("apt: {packages: [curl], sources: [{url: 'http://a', distribution: 'bookworm [trusted=yes] evil'}]}",
+         "apt.sources[0].distribution"),
+        ("apt: {packages: [curl], sources: [{url: 'http://a', distribution: b, components: ['main [trusted=yes]']}]}",  # noqa: E501
+         "apt.sources[0].components[0]"),
+    ],
+)  # fmt: skip
+def test_values_that_would_add_apt_directives_are_refused(yaml: str, path: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        config(yaml)
+    problems = getattr(e.value, "problems", [e.value])
+    assert [p.path for p in problems] == [path]
+    assert problems[0].line == 2

@@ -52,3 +52,12 @@ def test_errors(yaml: str, message: str) -> None:
     with pytest.raises(ConfigError) as e:
         config(yaml)
     assert e.value.message == message
+
+
+@pytest.mark.parametrize("name", ["RUNS_UID", "LIVES_UID", "LIVES_GID", "RUNS_AS", "HOME"])
+def test_names_the_compiler_uses_are_refused(name: str) -> None:
+    # Also fed the compile-time substitution of mount paths, where it would replace the real value.
+    with pytest.raises(ConfigError) as e:
+        config(f"arguments:\n  {name}: '0'")
+    assert (e.value.line, e.value.path) == (3, f"arguments.{name}")
+    assert e.value.message == f"{name} is set by blubber itself and cannot be overridden"

@@ -154,3 +154,41 @@ def test_errors(yaml: str, path: str, message: str) -> None:
     with pytest.raises(ConfigError) as e:
         config(yaml)
     assert (e.value.path, e.value.message) == (path, message)
+
+
+@pytest.mark.parametrize(
+    ("yaml", "path", "message"),
+    [
+        # A variable is substituted into the flag at compile time: its value is checked as written.
+        ("runs: {environment: {FOO: 'a b'}}\nvariants:\n  app: {builder: {command: [make], mounts: [{destination: $FOO}]}}",  # noqa: E501
+         "variants.app.builder.mounts[0].destination", '"$FOO" becomes "/srv/app/a b", which cannot be used in a mount'),  # noqa: E501
+        ("arguments: {CC: '/c id=x'}\nvariants:\n  app: {builder: {command: [make], caches: ['${CC}']}}",
+         "variants.app.builder.caches[0].destination", '"${CC}" becomes "/c id=x", which cannot be used in a mount'),  # noqa: E501
+        ("arguments: {SRC: 'x,readonly'}\nvariants:\n  app: {builders: [{custom: {mounts: [{from: local, source: $SRC}]}}]}",  # noqa: E501
+         "variants.app.builders[0].custom.mounts[0].source", '"$SRC" becomes "x,readonly", which cannot be used in a mount'),  # noqa: E501
+        # A relative path is joined to lives.in, which may itself hold a space.
+        ("lives: {in: /srv/my app}\nvariants:\n  app: {builder: {command: [make], caches: [.cache]}}",
+         "variants.app.builder.caches[0].destination", '".cache" becomes "/srv/my app/.cache", which cannot be used in a mount'),  # noqa: E501
+    ],
+)  # fmt: skip
+def test_mount_paths_are_checked_after_substitution(yaml: str, path: str, message: str) -> None:
+    # These compiled to an UnsafeValue raised by the renderer: an internal error instead of a config error.
+    with pytest.raises(ConfigError) as e:
+        dockerfile_of("base: debian:bookworm\n" + yaml, "app")
+    problem = e.value.problems[0] if hasattr(e.value, "problems") else e.value
+    assert (problem.file, problem.path, problem.message) == ("blubber.yaml", path, message)
+    assert problem.line is not None
+
+
+def test_safe_substituted_mount_paths_still_compile() -> None:
+    text = dockerfile_of(
+        "base: debian:bookworm\narguments: {CC: /c}\nvariants:\n  app: {builder: {command: [make], caches: ['${CC}']}}",  # noqa: E501
+        "app",
+    )
+    assert "--mount=type=cache,id=/c,target=/c,sharing=shared,uid=65533,gid=65533 make" in text
+
+
+def dockerfile_of(yaml: str, variant: str) -> str:
+    from tests.blubber.helpers import dockerfile
+
+    return dockerfile(yaml, variant)

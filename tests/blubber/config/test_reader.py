@@ -43,6 +43,7 @@ def test_unknown_includes() -> None:
     assert [(p.path, p.message) for p in e.value.problems] == [
         ("variants.foo.includes[1]", 'references an unknown variant "foobuild"'),
         ("variants.foo.includes[2]", 'references an unknown variant "foo_build"'),
+        ("variants.foo.includes[3]", '"local" is the build context, not a variant, and cannot be included'),
     ]
     assert e.value.problems[0].hint == "did you mean 'build'?"
 

@@ -85,3 +85,35 @@ def test_bad_runtime_dir() -> None:
     with pytest.raises(ConfigError) as e:
         config("runs: {in: relative/dir}")
     assert e.value.message == '"relative/dir" is not a valid absolute non-root path'
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [
+        ("RUNS_UID", "set `runs.uid` instead"),
+        ("RUNS_GID", "set `runs.gid` instead"),
+        ("RUNS_AS", "set `runs.as` instead"),
+        ("LIVES_UID", "set `lives.uid` instead"),
+        ("LIVES_GID", "set `lives.gid` instead"),
+        ("LIVES_AS", "set `lives.as` instead"),
+        ("HOME", "blubber sets HOME to the home of each phase's user (/home/<runs.as> at run time)"),
+    ],
+)
+def test_names_the_compiler_uses_are_refused(name: str, hint: str) -> None:
+    # `runs.environment: {RUNS_UID: "0"}` emitted `ENV RUNS_UID="0"`; ENV beats ARG, so the final
+    # `USER $RUNS_UID` was `USER 0` while runtime() reported uid 900.
+    with pytest.raises(ConfigError) as e:
+        config(f"variants:\n  app:\n    runs:\n      environment:\n        {name}: '0'")
+    assert (e.value.line, e.value.path) == (6, f"variants.app.runs.environment.{name}")
+    assert e.value.message == f"{name} is set by blubber itself and cannot be overridden"
+    assert e.value.hint == hint
+
+
+def test_reserved_names_in_policy_defaults_are_refused_too(tmp_path) -> None:
+    from blubber.policy import load
+
+    policy = tmp_path / "p.yaml"
+    policy.write_text("defaults:\n  runs:\n    environment: {LIVES_UID: '0'}\n")
+    with pytest.raises(ConfigError) as e:
+        load(policy)
+    assert (e.value.line, e.value.path) == (3, "defaults.runs.environment.LIVES_UID")
