@@ -1,7 +1,8 @@
-"""`e2e/cluster up | down | status | logs [component]` for the e2e Kubernetes cluster.
+"""`e2e/cluster [--provider P] up | down | status | logs [component]` for the e2e Kubernetes cluster.
 
-Provider: DEPLOYER_CLUSTER_PROVIDER=local (default) | kind | existing. Setting DEPLOYER_KUBECONFIG
-selects `existing` unless a provider is named explicitly.
+Provider: --provider, else DEPLOYER_CLUSTER_PROVIDER, else local: local (host processes in a netns)
+| kind (nodes in docker; DEPLOYER_KIND_NODES=3 for one control plane and two workers) | existing.
+Setting DEPLOYER_KUBECONFIG selects `existing` unless a provider is named explicitly.
 """
 
 from __future__ import annotations
@@ -10,16 +11,24 @@ import argparse
 import fcntl
 import os
 import sys
+from pathlib import Path
 from types import ModuleType
 
 from . import layout as L
 from .host import ClusterError, say
 
+PROVIDERS = ("local", "kind", "existing")
 
-def provider() -> ModuleType:
-    name = os.environ.get("DEPLOYER_CLUSTER_PROVIDER") or (
+
+def provider_name() -> str:
+    """The provider named by DEPLOYER_CLUSTER_PROVIDER, else the default (see the module docstring)."""
+    return os.environ.get("DEPLOYER_CLUSTER_PROVIDER") or (
         "existing" if os.environ.get("DEPLOYER_KUBECONFIG") else "local"
     )
+
+
+def provider(name: str | None = None) -> ModuleType:
+    name = name or provider_name()
     if name == "local":
         from . import local as mod
     elif name == "kind":
@@ -31,10 +40,11 @@ def provider() -> ModuleType:
     return mod
 
 
-def _lock() -> None:
+def _lock(name: str) -> None:
     """Serialize up/down: several test sessions may ask for the cluster at once. Held until exit."""
-    L.STATE.mkdir(parents=True, exist_ok=True)
-    fd = os.open(L.STATE / ".lock", os.O_CREAT | os.O_RDWR, 0o600)
+    where = L.STATE if name != "kind" else Path("/var/lib/deployer/kind")
+    where.mkdir(parents=True, exist_ok=True)
+    fd = os.open(where / ".lock", os.O_CREAT | os.O_RDWR, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -46,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="e2e/cluster", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--provider", choices=PROVIDERS, help="default: $DEPLOYER_CLUSTER_PROVIDER or local")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="start the cluster (idempotent); returns when a test pod runs")
     down = sub.add_parser("down", help="stop it and remove processes, mounts, netns, iptables rules")
@@ -60,9 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         print("e2e/cluster: must run as root (network namespaces, mounts, cgroups)", file=sys.stderr)
         return 2
     try:
-        mod = provider()
+        name = args.provider or provider_name()
+        mod = provider(name)
         if args.command in ("up", "down"):
-            _lock()
+            _lock(name)
         if args.command == "up":
             mod.up()
         elif args.command == "down":
