@@ -1,6 +1,10 @@
 """Fixtures for e2e tests: the Kubernetes cluster (reused or brought up) and the build stack's registry.
 
-Missing parts fail in CI and skip locally (tests.conftest.require).
+The cluster comes from the provider e2e/cluster would use (DEPLOYER_CLUSTER_PROVIDER: local, kind or
+existing), so the same tests run on each; `make test` runs the ship scenarios a second time on kind.
+A test that only makes sense on some providers says so with `@pytest.mark.provider("kind", ...)` and
+is deselected (not skipped) on the others. Missing parts fail in CI and skip locally
+(tests.conftest.require).
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from e2e.localcluster import layout
+from e2e.localcluster import kind, layout
+from e2e.localcluster.__main__ import provider_name
 from e2e.localcluster.configs import registry_credentials
 from tests.conftest import require
 
@@ -30,19 +35,44 @@ def _run(*argv: str | Path, timeout: float = 900) -> subprocess.CompletedProcess
     return subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=timeout)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "provider(*names): runs only on these cluster providers; deselected on the others"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    current = provider_name()
+    keep, drop = [], []
+    for item in items:
+        marks = list(item.iter_markers("provider"))
+        (keep if all(current in m.args for m in marks) else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 @pytest.fixture(scope="session")
-def cluster_kubeconfig() -> Path:
-    """Kubeconfig of a running cluster: DEPLOYER_KUBECONFIG, else the local cluster (started if needed)."""
-    if os.environ.get("DEPLOYER_KUBECONFIG"):
+def cluster_provider() -> str:
+    """The provider of the cluster under test."""
+    return provider_name()
+
+
+@pytest.fixture(scope="session")
+def cluster_kubeconfig(cluster_provider: str) -> Path:
+    """Kubeconfig of a running cluster: DEPLOYER_KUBECONFIG, else the provider's (started if needed)."""
+    if cluster_provider == "existing":
         return Path(os.environ["DEPLOYER_KUBECONFIG"])
     require("cluster (root)", os.geteuid() == 0, "run the e2e tests as root")
     tools = _run(REPO / "e2e" / "tools.sh", "--check")
     require("cluster tools", tools.returncode == 0, f"e2e/tools.sh\n{tools.stdout}")
-    if _run(CLUSTER, "status").returncode != 0:
-        up = _run(CLUSTER, "up")
+    if _run(CLUSTER, "--provider", cluster_provider, "status").returncode != 0:
+        up = _run(CLUSTER, "--provider", cluster_provider, "up")
         if up.returncode != 0:
-            pytest.fail(f"e2e/cluster up failed:\n{up.stderr[-4000:]}", pytrace=False)
-    return layout.KUBECONFIG
+            pytest.fail(
+                f"e2e/cluster --provider {cluster_provider} up failed:\n{up.stderr[-4000:]}", pytrace=False
+            )
+    return kind.kubeconfig() if cluster_provider == "kind" else layout.KUBECONFIG
 
 
 @pytest.fixture(scope="session")

@@ -96,24 +96,6 @@ def test_pause_archive_is_a_consistent_docker_save(tmp_path: Path, monkeypatch: 
         assert inner.extractfile(member).read() == b"\x7fELF fake"
 
 
-def test_kind_config_maps_the_registry_and_keys_auth_by_endpoint(
-    creds_file: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from e2e.localcluster import kind
-
-    creds_file.write_text("REGISTRY_USER=u\nREGISTRY_PASSWORD=pw\n")
-    monkeypatch.setenv("KIND_REGISTRY_ENDPOINT", "http://reg.kind:5000")
-    text, endpoint = kind.config_yaml()
-    assert endpoint == "http://reg.kind:5000"
-    cluster = yaml.safe_load(text)
-    assert cluster["kind"] == "Cluster"
-    [patch] = cluster["containerdConfigPatches"]
-    cri = tomllib.loads(patch)["plugins"]["io.containerd.grpc.v1.cri"]
-    assert cri["restrict_oom_score_adj"] is True
-    # containerd looks credentials up by the host it dials when hosts.toml maps the registry.
-    assert cri["registry"]["configs"]["reg.kind:5000"]["auth"] == {"username": "u", "password": "pw"}
-
-
 def test_kube_proxy_follows_endpoint_changes_at_once_and_kubelet_points_pods_at_cluster_dns() -> None:
     proxy = yaml.safe_load(configs.kube_proxy_yaml())
     # Not 0: kube-proxy's defaulting turns a 0 in the config file into 1s (see e2e/README.md).
