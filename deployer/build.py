@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import blubber
+from deployer import buildcache
 from deployer.background import Background
 from deployer.errors import BuildFailed, ConfigError, EnvironmentMissing, PushFailed, TestVariantFailed
 from deployer.service import Service, resolve
@@ -162,6 +163,8 @@ class BuildResult:
     tags: tuple[str, ...]  # tags in `repository`, e.g. ("20261127T063513Z-production", "git-37e2a24e616a")
     git_sha: str | None = None
     duration: float = 0.0
+    # what `push` (production) or `test(push_cache=True)` pushes as the registry build cache
+    cache_images: tuple[buildcache.CacheImage, ...] = ()
 
     @property
     def size_mb(self) -> float | None:
@@ -187,6 +190,7 @@ def build(
     session: Session | None = None,
     inspect: bool = True,
     deadline: float | None = None,
+    cache: bool = True,
 ) -> BuildResult:
     """Compile `variant` of the service's config and build it (BuildKit, host network).
 
@@ -198,6 +202,8 @@ def build(
     a `session` shared with other builds and pushes checks the engine and logs in only once. `inspect=False`
     skips `docker image inspect` (size and layers are then None): a test image is run, never reported.
     `deadline` (a `time.monotonic()` value) stops the build when it is reached, as its own timeout would.
+    `cache` (unless `no_cache`): import the registry build cache of the variant and make the images that
+    export it (`deployer.buildcache`; pushed by `push`, or by `test` after the tests passed).
     Build output lines go to `progress`. Raises ConfigError/PolicyViolation (blubber), `BuildFailed`
     (the failing instruction and its output tail), `EnvironmentMissing` (docker/registry not running).
     """
@@ -211,7 +217,13 @@ def build(
     tags = push_tags(variant, source, now)
     session = session or Session()
     session.ping()
-    session.login(host)
+    creds = session.login(host)
+    cache = cache and not no_cache
+    cache_refs = buildcache.refs(repository, variant, dockerfile) if cache else []
+    cache_from = buildcache.present(cache_refs, creds=creds)
+    if cache and progress is not None:
+        found = ", ".join(cache_from) or f"none yet in {buildcache.repository(repository)}"
+        progress(f"build cache: {found}")
     try:
         image_id = docker.build(
             svc.directory,
@@ -221,7 +233,21 @@ def build(
             stream=progress,
             no_cache=no_cache,
             timeout=_within(BUILD_TIMEOUT, deadline),
+            cache_from=cache_from,
+            inline_cache=cache,
         )
+        cache_images: tuple[buildcache.CacheImage, ...] = ()
+        if cache:
+            stages = buildcache.build_stages(
+                svc.directory,
+                dockerfile,
+                cache_refs[1:],
+                cache_from=cache_from,
+                local_tag=lambda stage: local_image(svc, f"{variant}.{stage}"),
+                stream=progress,
+                timeout=_within(BUILD_TIMEOUT, deadline),
+            )
+            cache_images = (buildcache.CacheImage(cache_refs[0], image_id), *stages)
     except BuildFailed as err:
         err.next_command = f"deployer build {svc.directory} --variant {variant}"  # type: ignore[attr-defined]
         raise
@@ -237,6 +263,7 @@ def build(
         tags=tags,
         git_sha=source.sha,
         duration=time.monotonic() - started,
+        cache_images=cache_images,
     )
 
 
@@ -267,12 +294,14 @@ def test(
     session: Session | None = None,
     source: git.Source | None = None,
     deadline: float | None = None,
+    push_cache: bool = False,
 ) -> TestResult:
     """Build the test variant and run its entrypoint on the host network, streaming its output.
 
     The test run's output goes to `progress`; the build's output too, unless `build_progress` is
     another callback or None (quiet build). `session`, `source`: see `build`. `deadline` (a
     `time.monotonic()` value) bounds the build and the run together; `timeout` bounds the run alone.
+    `push_cache`: once the tests passed (never before), push the variant's registry build cache.
 
     Raises `ConfigError` before building when the variant has no entrypoint, and `TestVariantFailed`
     (exit 12) when the entrypoint exits non-zero (or runs past `timeout`): the message has the exit
@@ -315,6 +344,9 @@ def test(
         tail = (err.stdout_tail or err.stderr_tail).splitlines()[-TAIL_LINES:]
     duration = time.monotonic() - started
     if exit_code == 0:
+        if push_cache:
+            buildcache.push(built.cache_images, progress=progress, timeout=_within(PUSH_TIMEOUT, deadline))
+            duration = time.monotonic() - started
         return TestResult(svc.name, variant, built.tag, built.image_id, 0, duration, tail)
 
     command_text = shlex.join(runtime.entrypoint)
@@ -412,6 +444,7 @@ def push(
     stored = registry.digest(repo_path, built.tags[0], registry=host, creds=creds)
     if stored != digest:
         raise PushFailed(f"the registry has {stored} for {built.references[0]}, docker pushed {digest}")
+    buildcache.push(built.cache_images, progress=progress, timeout=_within(PUSH_TIMEOUT, deadline))
     return PushResult(
         service=built.service,
         repository=built.repository,

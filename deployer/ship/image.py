@@ -162,7 +162,7 @@ def step_test(ctx: Ctx) -> StepResult | dict[str, Any]:
     show = _tool_stream(ctx)
 
     def take(line: str) -> None:
-        if not _BUILDKIT_LINE.match(line):
+        if not _BUILDKIT_LINE.match(line) and not line.startswith("build cache: "):
             output.append(line)
             # The builds are done and the tests run: the CPU the import needs is now mostly free.
             preload_cluster_modules(state)
@@ -180,6 +180,7 @@ def step_test(ctx: Ctx) -> StepResult | dict[str, Any]:
                 session=docker_session(state),
                 source=state.source,
                 deadline=ctx.deadline,
+                push_cache=True,  # after the tests passed: a fresh runner's next test build reuses its layers
             )
     except errors.TestVariantFailed as e:
         # deployer.build gives the output tail as evidence, the command that reproduces the run as

@@ -223,8 +223,13 @@ def build(
     stream: Stream | None = None,
     timeout: float | None = 1800,
     no_cache: bool = False,
+    cache_from: Sequence[str] = (),
+    inline_cache: bool = False,
 ) -> str:
     """`docker build -f - <context>` with the Dockerfile text on stdin, BuildKit and host networking.
+
+    `cache_from`: images in a registry whose inline cache the build may reuse; `inline_cache` writes the
+    cache of this image's layers into it (docker 20.10 without buildx has no `--cache-to`).
 
     Returns the image id (sha256:...). Raises `BuildFailed` naming the failing instruction, with the tail
     of its output and BuildKit's reason; `EnvironmentMissing` when the engine does not answer.
@@ -242,6 +247,10 @@ def build(
             args += ["--label", f"{key}={value}"]
         if no_cache:
             args.append("--no-cache")
+        if inline_cache:
+            args += ["--build-arg", "BUILDKIT_INLINE_CACHE=1"]
+        for ref in cache_from:
+            args += ["--cache-from", ref]
         args.append(str(context))
         output: list[str] = []  # all of it: the failing step's header may be far from the end
 

@@ -586,7 +586,8 @@ def test_test_build_and_push_share_one_docker_session(tmp_path, monkeypatch):
     built = BuildResult("hello", "production", "sha256:" + "i" * 64, 1, "deployer/hello:production", 1,
                         "127.0.0.1:5000/staging/hello", ("t1",))  # fmt: skip
 
-    def fake_test(service, config, variant, *, progress, session, source, deadline):
+    def fake_test(service, config, variant, *, progress, session, source, deadline, push_cache):
+        assert push_cache  # the ship pushes the test build cache once the tests passed
         sessions.append(session)
         sources.append(source)
         return TestResult("hello", variant, "deployer/hello:test", "sha256:" + "t" * 64, 0, 0.1)
@@ -729,7 +730,8 @@ def test_production_builds_during_the_test_run_and_its_output_shows_under_build(
         order.append("production built")
         return built
 
-    def fake_test(service, config, variant, *, progress, session, source, deadline):
+    def fake_test(service, config, variant, *, progress, session, source, deadline, push_cache):
+        assert push_cache  # the ship pushes the test build cache once the tests passed
         test_running.set()
         order.append("tests ran")
         return TestResult("hello", variant, "deployer/hello:test", "sha256:" + "t" * 64, 0, 0.1)
