@@ -53,7 +53,9 @@ def nodes_wanted() -> int:
 
 
 def name() -> str:
-    return "deployer-e2e" if nodes_wanted() == 1 else "deployer-e2e-multi"
+    """The kind cluster: one per topology; DEPLOYER_KIND_CLUSTER names another (bench/cluster.py)."""
+    default = "deployer-e2e" if nodes_wanted() == 1 else "deployer-e2e-multi"
+    return os.environ.get("DEPLOYER_KIND_CLUSTER", default)
 
 
 def state() -> Path:

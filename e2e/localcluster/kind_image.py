@@ -36,6 +36,8 @@ BASE_IMAGE = f"{L.REGISTRY}/base/bookworm:12"
 REPOSITORY = "deployer/kind-node"
 LOGS = Path("/var/lib/deployer/kind/image-logs")
 
+# Bump when _build_control_plane's image recipes change (the files in e2e/kind/node are hashed).
+RECIPE_VERSION = 1
 ETCD_TAG = "3.5.21-0"
 COREDNS_TAG = "v1.12.3"
 CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
@@ -75,7 +77,7 @@ def key() -> str:
     h = hashlib.sha256()
     for f in sorted(RECIPE.iterdir()):
         h.update(f.name.encode() + b"\0" + f.read_bytes())
-    h.update(Path(__file__).read_bytes())
+    h.update(f"recipe {RECIPE_VERSION} {sorted(images().items())}".encode())
     h.update(check.stdout.encode() + base.encode())
     return h.hexdigest()[:12]
 
@@ -101,7 +103,7 @@ def _step(name: str, log: Path, fn) -> None:
     say(f"node image: {name} done in {time.monotonic() - start:.0f}s")
 
 
-def _build_control_plane(ctx: Path, log: Path) -> None:
+def _build_control_plane(ctx: Path, log: Path, cache: list[str]) -> None:
     out = ctx / "images"
     out.mkdir()
     built = []
@@ -128,11 +130,37 @@ def _build_control_plane(ctx: Path, log: Path) -> None:
                 f'ENTRYPOINT ["/usr/local/bin/{binary}"]\n'
             )
         (d / "Dockerfile").write_text(dockerfile)
-        _docker("build", "--network", "host", "--progress", "plain", "-t", ref, ".", cwd=d, log=log)
+        _docker("build", "--network", "host", "--progress", "plain", *cache, "-t", ref, ".", cwd=d, log=log)
         built.append(ref)
     _docker("save", "-o", str(out / "control-plane.tar"), *built, log=log)
     # The archive is what the node needs; the engine's copies would only take disk space.
     _docker("image", "rm", *built, log=log)
+
+
+def build(ref: str, *, no_cache: bool = False) -> None:
+    """Build the node image as `ref`; `no_cache` makes it a cold build (bench/cluster.py)."""
+    LOGS.mkdir(parents=True, exist_ok=True)
+    log = LOGS / f"{ref.split(':')[1]}.log"
+    log.write_text("")
+    start = time.monotonic()
+    say(f"building node image {ref} (log: {log})")
+    cache = ["--no-cache"] if no_cache else []
+    with tempfile.TemporaryDirectory(prefix="kind-node-") as tmp:
+        ctx = Path(tmp)
+        _step("control-plane images", log, lambda: _build_control_plane(ctx, log, cache))
+        (ctx / "bin").mkdir()
+        for b in ("kubeadm", "kubelet", "kubectl"):
+            shutil.copy2(L.tool(b), ctx / "bin" / b)
+        shutil.copy2(L.tool("crictl"), ctx / "crictl")
+        shutil.copytree(RECIPE, ctx / "node")
+        args = ["--build-arg", f"BASE={BASE_IMAGE}", "--build-arg", f"KUBE_VERSION={L.KUBE_VERSION}", *cache]
+        build = ["build", "--network", "host", "--progress", "plain", "-f", "node/Dockerfile", *args]
+        _step(
+            "node image (Debian packages, binaries, units)",
+            log,
+            lambda: _docker(*build, "-t", ref, ".", cwd=ctx, log=log),
+        )
+    say(f"node image {ref} built in {time.monotonic() - start:.0f}s")
 
 
 def ensure() -> str:
@@ -140,29 +168,9 @@ def ensure() -> str:
     ref = tag()
     if present(ref):
         return ref
-    LOGS.mkdir(parents=True, exist_ok=True)
-    log = LOGS / f"{ref.split(':')[1]}.log"
-    log.write_text("")
-    start = time.monotonic()
-    say(f"building node image {ref} (log: {log})")
-    with tempfile.TemporaryDirectory(prefix="kind-node-") as tmp:
-        ctx = Path(tmp)
-        _step("control-plane images", log, lambda: _build_control_plane(ctx, log))
-        (ctx / "bin").mkdir()
-        for b in ("kubeadm", "kubelet", "kubectl"):
-            shutil.copy2(L.tool(b), ctx / "bin" / b)
-        shutil.copy2(L.tool("crictl"), ctx / "crictl")
-        shutil.copytree(RECIPE, ctx / "node")
-        args = ["--build-arg", f"BASE={BASE_IMAGE}", "--build-arg", f"KUBE_VERSION={L.KUBE_VERSION}"]
-        build = ["build", "--network", "host", "--progress", "plain", "-f", "node/Dockerfile", *args]
-        _step(
-            "node image (Debian packages, binaries, units)",
-            log,
-            lambda: _docker(*build, "-t", ref, ".", cwd=ctx, log=log),
-        )
-    # Older recipes' images are not needed any more.
+    build(ref)
+    # Older recipes' images are not needed any more (one still used by a node container stays).
     for old in _docker("images", "--format", "{{.Repository}}:{{.Tag}}", REPOSITORY).split():
-        if old != ref:
+        if old != ref and not old.endswith(":bench"):
             subprocess.run([DOCKER, "image", "rm", old], capture_output=True)
-    say(f"node image {ref} built in {time.monotonic() - start:.0f}s")
     return ref
