@@ -1,0 +1,139 @@
+"""Which verbs of e2e/rbac/deployer-role.yaml does a ship really need? Remove one at a time and ship.
+
+    .venv/bin/python -m e2e.rbac.trial [SERVICE_DIR] [--only RESOURCE:VERB ...]
+
+For each (resource, verb) of the Role: a fresh namespace, the Role without that verb, a kubeconfig for
+its ServiceAccount (e2e/rbac/kubeconfig), then `deployer ship SERVICE_DIR` (install, with HTTP smoke
+checks through a port-forward and helm test) followed by a second ship (upgrade). Prints one line per
+trial: the verb, both exit codes, and the first line that names what was forbidden. A baseline with the
+whole Role runs first. Needs the local cluster and the build stack; takes one to three minutes per trial.
+Namespaces it creates are deleted at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+ROLE_FILE = HERE / "deployer-role.yaml"
+KUBECONFIG_SCRIPT = HERE / "kubeconfig"
+ADMIN = os.environ.get("ADMIN_KUBECONFIG", "/var/lib/deployer/cluster/kubeconfig")
+KUBECTL = os.environ.get("KUBECTL", "/var/cache/deployer/tools/bin/kubectl")
+DEPLOYER = str(Path(sys.executable).parent / "deployer")
+
+DEPLOY_YAML = """\
+probes:
+  readiness: {path: /healthz, periodSeconds: 1}
+smoke:
+  checks:
+    - {name: root, path: /, body: hello from node-hello}
+timeouts: {progressDeadline: 60, rollout: 90, helm: 60, smoke: 20}
+"""
+
+
+def kubectl(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [KUBECTL, "--kubeconfig", ADMIN, *args], input=stdin, capture_output=True, text=True, timeout=120
+    )
+
+
+def role_without(docs: list[dict], resource: str, verb: str) -> list[dict]:
+    docs = copy.deepcopy(docs)
+    role = next(d for d in docs if d["kind"] == "Role")
+    for rule in role["rules"]:
+        if resource in rule["resources"]:
+            rule["verbs"] = [v for v in rule["verbs"] if v != verb]
+    role["rules"] = [r for r in role["rules"] if r["verbs"]]
+    return docs
+
+
+def candidates(docs: list[dict]) -> list[tuple[str, str]]:
+    role = next(d for d in docs if d["kind"] == "Role")
+    return [(res, verb) for rule in role["rules"] for res in rule["resources"] for verb in rule["verbs"]]
+
+
+_FORBIDDEN = re.compile(r"forbidden|cannot (get|list|watch|create|update|patch|delete)|403", re.IGNORECASE)
+
+
+def first_forbidden(output: str) -> str:
+    for line in output.splitlines():
+        if _FORBIDDEN.search(line):
+            return line.strip()[:220]
+    tail = [line.strip() for line in output.splitlines() if line.strip()]
+    return (tail[-1] if tail else "")[:220]
+
+
+def ship(service: Path, namespace: str, kubeconfig: Path, log: Path) -> tuple[int, str]:
+    env = {**os.environ, "DEPLOYER_KUBECONFIG": str(kubeconfig), "CI": "true"}
+    argv = [DEPLOYER, "ship", str(service), "--namespace", namespace, "--release", "trial"]
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=900)
+    log.write_text(done.stdout + done.stderr)
+    return done.returncode, first_forbidden(done.stdout + done.stderr) if done.returncode else ""
+
+
+def trial(service: Path, docs: list[dict], label: str, workdir: Path, logs: Path) -> str:
+    namespace = f"rbac-trial-{uuid.uuid4().hex[:6]}"
+    try:
+        kubectl("create", "namespace", namespace).check_returncode()
+        role_file = workdir / f"{namespace}.yaml"
+        role_file.write_text(yaml.safe_dump_all(docs))
+        kubeconfig = workdir / f"{namespace}.kubeconfig"
+        env = {**os.environ, "DEPLOYER_RBAC_ROLE": str(role_file)}
+        subprocess.run(
+            [str(KUBECONFIG_SCRIPT), namespace, str(kubeconfig)], check=True, capture_output=True, env=env
+        )
+        name = label.strip("()").replace(" ", "-").replace("/", "_").replace(":", "-")
+        first, why1 = ship(service, namespace, kubeconfig, logs / f"{name}.install.log")
+        if first != 0:
+            return f"{label:32} install={first:<3} upgrade=-   {why1}"
+        # A second ship of the same commit: helm upgrade (revision 2) over the first one's objects.
+        second, why2 = ship(service, namespace, kubeconfig, logs / f"{name}.upgrade.log")
+        return f"{label:32} install={first:<3} upgrade={second:<3} {why2}"
+    finally:
+        kubectl("delete", "namespace", namespace, "--wait=false")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("service", nargs="?", default=str(REPO / "examples" / "node-hello"))
+    parser.add_argument("--only", nargs="*", default=None, help="RESOURCE:VERB pairs to try")
+    parser.add_argument("--logs", default="/tmp/rbac-trial", help="where each ship's output is kept")
+    args = parser.parse_args()
+    docs = list(yaml.safe_load_all(ROLE_FILE.read_text()))
+    pairs = candidates(docs)
+    if args.only:
+        wanted = {tuple(p.split(":", 1)) for p in args.only}
+        pairs = [p for p in pairs if p in wanted]
+    with tempfile.TemporaryDirectory(prefix="rbac-trial-") as tmp:
+        workdir = Path(tmp)
+        service = workdir / "node-hello"
+        shutil.copytree(args.service, service, ignore=shutil.ignore_patterns("node_modules", ".git"))
+        (service / ".pipeline" / "deploy.yaml").write_text(DEPLOY_YAML)
+        git = ["git", "-C", str(service), "-c", "user.email=trial@e2e", "-c", "user.name=trial"]
+        subprocess.run(["git", "init", "-q", str(service)], check=True)
+        subprocess.run([*git, "add", "-A"], check=True)
+        subprocess.run([*git, "commit", "-qm", "trial"], check=True)
+        logs = Path(args.logs)
+        logs.mkdir(parents=True, exist_ok=True)
+        if not args.only:
+            print(trial(service, docs, "(whole Role)", workdir, logs), flush=True)
+        for resource, verb in pairs:
+            without = role_without(docs, resource, verb)
+            print(trial(service, without, f"-{resource}:{verb}", workdir, logs), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
