@@ -2,7 +2,8 @@
 
 A `UserError` carries a message, where it happened (file, line, YAML path), a hint and an exit code.
 CLIs print it without a traceback; anything that is not a `UserError` is an internal error.
-Exit codes are part of the interface (CI reads them); the full table lives in `ExitCode`.
+Exit codes are part of the interface (CI reads them). `ExitCode` holds the compiler's; deployer's own
+codes (test failed, build, push, ...) live in `deployer.errors.ExitCode`, which repeats these values.
 """
 
 from __future__ import annotations
@@ -12,25 +13,17 @@ import enum
 
 class ExitCode(enum.IntEnum):
     OK = 0
-    INTERNAL = 1  # a bug in deployer: printed with a traceback
+    INTERNAL = 1  # a bug: printed with a traceback
     USAGE = 2  # click's own code for bad command-line usage
     CONFIG = 10  # bad blubber.yaml / deploy.yaml / unreadable file
     POLICY = 11  # a policy enforcement was violated
-    TEST_FAILED = 12  # the test variant's entrypoint failed
-    BUILD = 13  # docker build failed
-    PUSH = 14  # push to the registry failed
-    DEPLOY = 15  # chart render / helm upgrade failed
-    ROLLOUT = 16  # rollout failed (and was rolled back)
-    SMOKE = 17  # smoke checks failed after a healthy rollout
-    TIMEOUT = 18  # an overall deadline passed
-    ENVIRONMENT = 19  # a required tool or service is missing (docker not running, no cluster, ...)
-    INTERRUPTED = 130  # Ctrl-C
 
 
 class UserError(Exception):
     """Something the user can fix. Printed as one message with location and hint, never a traceback."""
 
-    exit_code: ExitCode = ExitCode.CONFIG
+    # an int: a tool built on the compiler (deployer) extends the table with its own codes
+    exit_code: int = ExitCode.CONFIG
 
     def __init__(
         self,

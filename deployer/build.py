@@ -249,7 +249,7 @@ def build(
             )
             cache_images = (buildcache.CacheImage(cache_refs[0], image_id), *stages)
     except BuildFailed as err:
-        err.next_command = f"deployer build {svc.directory} --variant {variant}"  # type: ignore[attr-defined]
+        err.next_command = f"deployer build {svc.directory} --variant {variant}"
         raise
     info = docker.image(image_id) if inspect else None
     return BuildResult(
@@ -356,20 +356,20 @@ def test(
         f"the {variant} variant of {svc.name} failed: `{command_text}` {what}; "
         f"last {len(tail)} lines of its output:\n{shown}",
         hint=f"reproduce locally: {repro}",
+        exit_status=exit_code,
+        evidence=tuple(tail),
+        next_command=repro,
+        details={
+            "tests": {
+                "variant": variant,
+                "image": built.tag,
+                "passed": False,
+                "exit_code": exit_code,
+                "duration_seconds": round(duration, 3),
+                "output_tail": list(tail),
+            }
+        },
     )
-    error.evidence = tuple(tail)  # type: ignore[attr-defined]
-    error.next_command = repro  # type: ignore[attr-defined]
-    error.exit_status = exit_code  # type: ignore[attr-defined]
-    error.details = {  # type: ignore[attr-defined]
-        "tests": {
-            "variant": variant,
-            "image": built.tag,
-            "passed": False,
-            "exit_code": exit_code,
-            "duration_seconds": round(duration, 3),
-            "output_tail": list(tail),
-        }
-    }
     raise error
 
 

@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 
 import click
 
-from blubber.errors import ExitCode, UserError
+from deployer.errors import ExitCode, UserError
 
 __all__ = ["EXIT_CODE_HELP", "CliState", "ci_option", "cli_state", "main", "report_options"]
 

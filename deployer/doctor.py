@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import click
 
-from blubber.errors import ExitCode, UserError
+from deployer.errors import ExitCode, UserError
 from deployer.reporting import redact
 
 __all__ = [

@@ -23,8 +23,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
-from blubber.errors import ExitCode, UserError
-from deployer.errors import Timeout
+from blubber.errors import ConfigErrors
+from deployer.errors import DeployerError, ExitCode, Timeout, UserError
 
 __all__ = [
     "Event",
@@ -221,24 +221,25 @@ def final_exit_code(results: Iterable[StepResult]) -> int:
 
 
 def _from_user_error(name: str, err: UserError) -> StepResult:
-    details = getattr(err, "details", None)
-    evidence = [str(line) for line in getattr(err, "evidence", None) or ()]
+    # The compiler's errors (config, policy) carry only message, location and hint.
+    ours = err if isinstance(err, DeployerError) else None
+    evidence = [str(line) for line in ours.evidence] if ours else []
     # A message of several lines (a tool's output tail after the first line) is a reason plus evidence;
     # several problems found in one pass (blubber's ConfigErrors) are evidence one per line.
     first, *rest = err.message.splitlines() or [""]
     if not evidence:
-        problems = getattr(err, "problems", None) or ()
+        problems = err.problems if isinstance(err, ConfigErrors) else []
         evidence = [str(p) for p in problems] if len(problems) > 1 else [_unquote(line) for line in rest]
     where = err.location()
     return StepResult(
         name=name,
         status=Status.FAILED,
         reason=f"{where}: {first}" if where else first,
-        details=dict(details) if isinstance(details, Mapping) else {},
-        exit_code=err.exit_code,
+        details=dict(ours.details) if ours else {},
+        exit_code=ExitCode(err.exit_code),
         hint=err.hint,
         evidence=tuple(evidence),
-        next_command=getattr(err, "next_command", None),
+        next_command=ours.next_command if ours else None,
     )
 
 

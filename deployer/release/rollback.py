@@ -152,11 +152,10 @@ def _generation(tgt: Target, cluster: Cluster) -> int | None:
 def _rollback_failed(tgt: Target, verdict: Any, revision: int, new_revision: int) -> RolloutFailed:
     diagnosis, where, evidence = verdict.diagnosis, verdict.where(tgt.release), verdict.evidence()
     # The CLI prints the message: the evidence goes under the first line, as `ship`'s summary shows it.
-    err = RolloutFailed(
+    return RolloutFailed(
         f"rollback to revision {revision} (now revision {new_revision}) did not become healthy: "
         f"{where}: {diagnosis}" + "".join(f"\n  | {line}" for line in evidence),
         hint=(verdict.hint or "")
         + f"; choose another revision: deployer rollback {tgt.service.directory} --revision N",
+        evidence=evidence,
     )
-    err.evidence = evidence  # type: ignore[attr-defined]
-    return err

@@ -26,7 +26,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from blubber.errors import ExitCode
+from deployer.errors import ExitCode
 from deployer.reporting.redact import redact
 from deployer.workflow import (
     Event,

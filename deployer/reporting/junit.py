@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from blubber.errors import ExitCode
+from deployer.errors import ExitCode
 from deployer.reporting.redact import redact
 from deployer.workflow import Status, StepResult, WorkflowRun
 

@@ -28,7 +28,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from blubber.errors import ExitCode
+from deployer.errors import ExitCode
 from deployer.reporting.redact import redact
 from deployer.workflow import Status, StepResult, WorkflowRun
 

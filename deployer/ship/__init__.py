@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from blubber.errors import ExitCode
+from deployer.errors import ExitCode
 from deployer.ship.cluster import step_chart, step_deploy, step_smoke, step_watch
 from deployer.ship.context import STAGES, TITLES, Ctx, ShipConfig, ShipState
 from deployer.ship.image import step_build, step_compile, step_push, step_test

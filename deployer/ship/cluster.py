@@ -186,22 +186,21 @@ def step_watch(ctx: Ctx) -> dict[str, Any]:
     rollback = _roll_back(ctx)
     timed_out = verdict.reason == "Timeout"
     err_type = errors.Timeout if timed_out and overall else errors.RolloutFailed
-    err = err_type(
+    raise err_type(
         f"{where}: {diagnosis}; {rollback['detail']}",
         hint=verdict.hint or None,
+        evidence=evidence,
+        next_command=f"deployer status {config.service}",
+        details={
+            "rollout": {
+                "verdict": "timeout" if timed_out else "failed",
+                "reason": diagnosis,
+                "rolled_back": rollback["action"] != "none",
+                "rollback": rollback,
+                "evidence": evidence,
+            }
+        },
     )
-    err.evidence = evidence  # type: ignore[attr-defined]
-    err.next_command = f"deployer status {config.service}"  # type: ignore[attr-defined]
-    err.details = {  # type: ignore[attr-defined]
-        "rollout": {
-            "verdict": "timeout" if timed_out else "failed",
-            "reason": diagnosis,
-            "rolled_back": rollback["action"] != "none",
-            "rollback": rollback,
-            "evidence": evidence,
-        }
-    }
-    raise err
 
 
 def _lost_lock(ctx: Ctx, where: str) -> errors.DeployFailed | None:

@@ -146,14 +146,13 @@ def overall_deadline(ctx: Ctx, doing: str) -> Iterator[None]:
             raise
         # the tool's own one-line account, without the output tail that `evidence` carries
         first = (e.message.splitlines() or [type(e).__name__])[0].split("; last ")[0]
-        err = errors.Timeout(
+        ours = e if isinstance(e, errors.DeployerError) else None
+        raise errors.Timeout(
             f"the ship's --timeout of {ctx.config.timeout:.0f}s ran out during {doing} ({first})",
             hint="raise it with --timeout, or look at what was still running in the output above",
-        )
-        for name in ("evidence", "details"):
-            if getattr(e, name, None):
-                setattr(err, name, getattr(e, name))
-        raise err from e
+            evidence=ours.evidence if ours else (),
+            details=ours.details if ours else None,
+        ) from e
 
 
 def seconds_left(ctx: Ctx, timeout: float) -> int:

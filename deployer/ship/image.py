@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from blubber.errors import PolicyViolation
 from deployer import errors
 from deployer.ship.context import (
     Ctx,
@@ -40,12 +39,11 @@ def step_compile(ctx: Ctx) -> dict[str, Any]:
     changed = list(source.dirty_files)
     if source.is_dirty and config.strict_ci:
         more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
-        err = PolicyViolation(
+        raise errors.UncommittedChanges(
             f"refusing to ship uncommitted changes in CI mode: {', '.join(changed[:5])}{more}",
             hint="commit them (CI ships what git has, so the report's git sha reproduces the image)",
+            next_command=f"git -C {svc.directory} status -- .",
         )
-        err.next_command = f"git -C {svc.directory} status -- ."  # type: ignore[attr-defined]
-        raise err
     if not source.is_repo:
         ctx.progress(f"{svc.directory} is not in a git work tree; the report will have no git sha")
     elif source.is_dirty:
@@ -185,7 +183,7 @@ def step_test(ctx: Ctx) -> StepResult | dict[str, Any]:
     except errors.TestVariantFailed as e:
         # deployer.build gives the output tail as evidence, the command that reproduces the run as
         # next_command, and details["tests"] for the reports; the evidence shown is the failing tests.
-        e.evidence = _failure_excerpt(output, list(getattr(e, "evidence", None) or ()))  # type: ignore[attr-defined]
+        e.evidence = _failure_excerpt(output, list(e.evidence))
         e.message = e.message.splitlines()[0].split("; last ")[0]
         raise
     tests = {

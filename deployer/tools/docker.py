@@ -270,8 +270,8 @@ def build(
                 f"docker build {what}{where}: {failure.reason}\n{shown}".rstrip(),
                 hint="fix the failing instruction's cause (its output is above); "
                 "`blubber <config> <variant>` prints the Dockerfile",
+                evidence=tuple(failure.tail),
             )
-            error.evidence = tuple(failure.tail)  # type: ignore[attr-defined]
             raise error from err
         return iidfile.read_text().strip()
 

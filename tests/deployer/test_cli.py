@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 from junitparser import JUnitXml
 
-from blubber.errors import ExitCode
 from deployer import cli, errors
 from deployer import doctor as doctor_mod
 from deployer import ship as ship_mod
+from deployer.errors import ExitCode
 from deployer.reporting import redact
 from deployer.reporting.report import report_schema
 from deployer.workflow import Step

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from blubber.errors import ExitCode
 from deployer import doctor
 from deployer.doctor import DoctorConfig, Finding, Probes
-from deployer.errors import EnvironmentMissing
+from deployer.errors import EnvironmentMissing, ExitCode
 from tests.conftest import require
 
 PASSWORD = "s3cret-Registry-pw"

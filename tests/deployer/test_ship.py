@@ -13,9 +13,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from blubber.errors import ExitCode
 from deployer import errors, ship
 from deployer.chart import ImageRef
+from deployer.errors import ExitCode
 from deployer.reporting.report import report_schema
 from deployer.rollout.diagnosis import RolloutVerdict
 from deployer.ship import cluster as ship_cluster

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from blubber.errors import ExitCode
 from deployer import errors
+from deployer.errors import ExitCode
 from deployer.workflow import (
     Status,
     Step,

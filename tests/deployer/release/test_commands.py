@@ -19,8 +19,8 @@ import yaml
 from click.testing import CliRunner
 from kubernetes.client.exceptions import ApiException
 
-from blubber.errors import ExitCode
 from deployer import cli
+from deployer.errors import ExitCode
 from deployer.release import status as status_mod
 from deployer.release import target as target_mod
 from deployer.release.lock import ShipInProgress

@@ -22,9 +22,8 @@ import pytest
 import urllib3.exceptions
 from click.testing import CliRunner
 
-from blubber.errors import ExitCode
 from deployer import cli
-from deployer.errors import EnvironmentMissing, UserError
+from deployer.errors import EnvironmentMissing, ExitCode, UserError
 from deployer.release import prune
 from deployer.release import target as target_mod
 from deployer.release.prune import Push, Reference
