@@ -289,3 +289,13 @@ def test_find_looks_in_the_directory_and_its_parents(tmp_path: Path) -> None:
     assert find(service) is None
     config = write(tmp_path, TEAM)
     assert find(service) == config
+
+
+def test_the_readme_example_is_a_valid_config(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    block = readme.split("```yaml\n# deployer.yaml", 1)[1].split("```", 1)[0]
+    envs = load(write(tmp_path, "# deployer.yaml" + block))
+    assert envs.names() == ["local", "production", "staging"]
+    production = envs.get("production")
+    assert production.registry.repository("svc") == "registry.team.test:5443/production/svc"
+    assert production.cluster.namespace.namespace("rel", "svc", chosen="x") == "svc"
