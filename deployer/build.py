@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import blubber
 from deployer import buildcache
 from deployer.background import Background
-from deployer.errors import BuildFailed, ConfigError, EnvironmentMissing, PushFailed, TestVariantFailed
+from deployer.errors import BuildFailed, ConfigError, PushFailed, TestVariantFailed
 from deployer.service import Service, resolve
 from deployer.tools import docker, git, registry
 from deployer.tools.command import ToolFailed
@@ -403,31 +403,45 @@ def push(
 ) -> PushResult:
     """Push every tag of `built` and return the digest the registry stored.
 
-    A registry that does not answer is retried (bounded, with backoff) and then reported as
-    `EnvironmentMissing`; a refused push is `PushFailed` (exit 14). No tag in the registry points at a
-    partial image (the manifest is the last thing a push writes). The registry-named local tags exist
-    only while pushing, so repeated builds do not pile up tags in the engine. A `session` that has
+    A registry that does not answer the login is `EnvironmentMissing`; one that stops answering during
+    the push is retried by `registry.PUSH_RETRY` (each retry shown on `progress`: attempt, next try in
+    N s) and past that bound is `PushFailed` (exit 14), as is a refused push. No tag in the registry
+    points at a partial image (the manifest is the last thing a push writes). The registry-named local
+    tags exist only while pushing, so repeated builds do not pile up tags in the engine. A `session` that has
     already logged in to the registry (the build's) is not logged in again. `deadline`: see `build`.
     """
     host = built.repository.split("/", 1)[0]
     creds = (session or Session()).login(host)
     results: list[docker.PushResult] = []
+    retry = registry.PUSH_RETRY
+
+    def announce(attempt: int, delay: float, err: Exception) -> None:
+        if progress is not None and isinstance(err, ToolFailed):
+            said = _last_line(err.stderr_tail or err.stdout_tail)
+            progress(
+                f"push to {host}: the registry does not answer ({said}); "
+                f"attempt {attempt}/{retry.attempts} failed, next try in {delay:g} s"
+            )
+
     try:
         for reference in built.references:
             docker.tag(built.image_id, reference)
             results.append(
-                registry.DEFAULT_RETRY.call(
+                retry.call(
                     lambda ref=reference: docker.push(
                         ref, stream=progress, timeout=_within(PUSH_TIMEOUT, deadline)
                     ),
                     lambda err: isinstance(err, ToolFailed) and _registry_unreachable(err),
+                    on_retry=announce,
                 )
             )
     except ToolFailed as err:
         text = f"{err.stderr_tail}\n{err.stdout_tail}"
         if _registry_unreachable(err):
-            raise EnvironmentMissing(
-                f"push to {host} failed: the registry does not answer ({_last_line(text)})",
+            # Logged in a moment ago, so the registry was there: it went away during the push.
+            raise PushFailed(
+                f"push to {host} failed: the registry did not answer in {retry.attempts} attempts over "
+                f"{retry.bound():g} s of retries ({_last_line(text)}); nothing was deployed",
                 hint=registry.START_HINT,
             ) from err
         if "unauthorized" in text.lower() or "authentication required" in text.lower():

@@ -6,7 +6,9 @@ The password is registered with `deployer.reporting.redact` the moment it is rea
 and is never printed.
 
 A registry that does not answer is retried a bounded number of times with exponential backoff, then
-reported as `EnvironmentMissing` with how to start it. Wrong credentials are `RegistryAuthFailed`.
+reported as `EnvironmentMissing` with how to start it. A push is retried by `PUSH_RETRY` (6 attempts,
+waiting 1, 2, 4, 8, 8 s: 23 s of waiting), each retry announced through `Retry.call`'s `on_retry`.
+Wrong credentials are `RegistryAuthFailed`.
 The HTTP API is spoken directly (urllib) for the read-only questions (is it up, which tags does a
 repository have, which digest does a tag have, does a manifest exist) and for deleting a manifest by
 digest (`deployer prune`); logins and pushes go through docker.
@@ -32,6 +34,7 @@ from deployer.tools.command import ToolFailed
 
 __all__ = [
     "CREDENTIALS_FILE",
+    "PUSH_RETRY",
     "REGISTRY",
     "Credentials",
     "RegistryAuthFailed",
@@ -123,24 +126,40 @@ class Retry:
         """The waits between attempts (one fewer than attempts)."""
         return [min(self.first_delay * 2**i, self.max_delay) for i in range(max(self.attempts - 1, 0))]
 
+    def bound(self) -> float:
+        """Seconds spent waiting between attempts when every attempt fails (the attempts' own time aside)."""
+        return sum(self.delays())
+
     def call(
         self,
         fn: Callable[[], T],
         retry_on: Callable[[Exception], bool],
         sleep: Callable[[float], None] = time.sleep,
+        on_retry: Callable[[int, float, Exception], None] | None = None,
     ) -> T:
-        """`fn()`, retried while it raises an exception `retry_on` accepts; the last one propagates."""
-        for delay in [*self.delays(), None]:
+        """`fn()`, retried while it raises an exception `retry_on` accepts; the last one propagates.
+
+        `on_retry(attempt, delay, error)` is called before each wait, so a caller can show that attempt
+        `attempt` (1-based) failed and when the next one starts.
+        """
+        for attempt, delay in enumerate([*self.delays(), None], start=1):
             try:
                 return fn()
             except Exception as err:
                 if delay is None or not retry_on(err):
                     raise
+                if on_retry is not None:
+                    on_retry(attempt, delay, err)
                 sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
 
 DEFAULT_RETRY = Retry()
+
+PUSH_RETRY = Retry(attempts=6, first_delay=1.0, max_delay=8.0)
+"""`docker push` while the registry does not answer: 6 attempts, 23 s of waits between them. A registry
+that comes back within that (a restart) is ridden out; one that does not fails the push (exit 14), before
+anything is deployed. Each attempt also has its own timeout (`deployer.build.PUSH_TIMEOUT`)."""
 
 
 def _is_down(err: Exception) -> bool:

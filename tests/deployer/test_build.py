@@ -244,3 +244,62 @@ def test_a_deadline_shortens_a_tools_timeout_but_never_lengthens_it(monkeypatch)
     assert build_mod._within(30, 1060.0) == 30
     assert build_mod._within(None, 1060.0) == 60
     assert build_mod._within(1800, 990.0) == 0.001  # past: the tool times out at once
+
+
+# --- a registry that stops answering during the push -------------------------------------------------
+
+
+def _refusing_push(monkeypatch: pytest.MonkeyPatch, fake: Boundary, refusals: int) -> None:
+    from deployer.tools import docker
+    from deployer.tools.command import ToolFailed
+
+    left = {"n": refusals}
+
+    def push(ref: str, stream=None, timeout=None) -> docker.PushResult:
+        fake.calls.append(f"push {ref}")
+        if left["n"] > 0:
+            left["n"] -= 1
+            said = "Get http://127.0.0.1:5000/v2/: dial tcp 127.0.0.1:5000: connect: connection refused"
+            raise ToolFailed("docker", ["docker", "push", ref], 1, said)
+        return docker.PushResult(ref, "sha256:" + "d" * 64, 1, 2)
+
+    monkeypatch.setattr(docker, "push", push)
+
+
+def test_a_push_shows_each_retry_while_the_registry_is_gone_and_succeeds_when_it_is_back(
+    tmp_path, monkeypatch
+):
+    from deployer.tools import registry
+
+    fake = Boundary(monkeypatch)
+    monkeypatch.setattr(registry, "PUSH_RETRY", registry.Retry(attempts=4, first_delay=0.01, max_delay=0.02))
+    _refusing_push(monkeypatch, fake, refusals=2)
+    built = build_mod.build(make_service(tmp_path / "svc", PROD), None, "production")
+    lines: list[str] = []
+    pushed = build_mod.push(built, progress=lines.append)
+    assert pushed.digest == "sha256:" + "d" * 64
+    retries = [line for line in lines if "next try in" in line]
+    assert retries == [
+        "push to 127.0.0.1:5000: the registry does not answer (Get http://127.0.0.1:5000/v2/: dial tcp "
+        f"127.0.0.1:5000: connect: connection refused); attempt {n}/4 failed, next try in {wait} s"
+        for n, wait in ((1, "0.01"), (2, "0.02"))
+    ]
+
+
+def test_a_registry_gone_past_the_retry_bound_fails_the_push_with_exit_14(tmp_path, monkeypatch):
+    from deployer.tools import registry
+
+    fake = Boundary(monkeypatch)
+    monkeypatch.setattr(registry, "PUSH_RETRY", registry.Retry(attempts=3, first_delay=0.01, max_delay=0.02))
+    _refusing_push(monkeypatch, fake, refusals=99)
+    built = build_mod.build(make_service(tmp_path / "svc", PROD), None, "production")
+    lines: list[str] = []
+    with pytest.raises(PushFailed) as caught:
+        build_mod.push(built, progress=lines.append)
+    assert caught.value.exit_code == ExitCode.PUSH == 14
+    assert caught.value.message.startswith(
+        "push to 127.0.0.1:5000 failed: the registry did not answer in 3 attempts over 0.03 s of retries"
+    )
+    assert caught.value.message.endswith("; nothing was deployed")
+    assert fake.count("push") == 3
+    assert len([line for line in lines if "next try in" in line]) == 2

@@ -91,6 +91,27 @@ def test_retry_retries_only_what_it_is_told_and_stops_after_the_attempts():
     assert sleeps == [0.1, 0.2]  # no sleep for an error that is not retried
 
 
+def test_each_retry_is_announced_with_the_attempt_and_the_wait_and_the_push_bound_is_documented():
+    seen: list[tuple[int, float, str]] = []
+    failures = iter([ConnectionRefusedError("down 1"), ConnectionRefusedError("down 2")])
+
+    def flaky() -> str:
+        err = next(failures, None)
+        if err:
+            raise err
+        return "up"
+
+    retry = registry.Retry(attempts=4, first_delay=0.5)
+    got = retry.call(
+        flaky, lambda e: True, sleep=lambda s: None, on_retry=lambda a, d, e: seen.append((a, d, str(e)))
+    )
+    assert got == "up"
+    assert seen == [(1, 0.5, "down 1"), (2, 1.0, "down 2")]
+    # the bound the README and the registry module state for a push: 6 attempts, 23 s of waits
+    assert (registry.PUSH_RETRY.attempts, registry.PUSH_RETRY.delays()) == (6, [1, 2, 4, 8, 8])
+    assert registry.PUSH_RETRY.bound() == 23
+
+
 def test_a_port_nobody_listens_on_is_reported_after_bounded_retries():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
