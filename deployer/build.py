@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import blubber
-from deployer import buildcache
+from deployer import buildcache, retention
 from deployer.background import Background
 from deployer.errors import BuildFailed, ConfigError, PushFailed, TestVariantFailed
 from deployer.service import Service, resolve
@@ -229,7 +229,9 @@ def build(
             svc.directory,
             dockerfile,
             tags=[local_image(svc, variant)],
-            labels={"org.opencontainers.image.revision": source.sha} if source.sha else None,
+            # the service label lets `retention.tidy` find this build's image once a rebuild untags it
+            labels={retention.SERVICE_LABEL: svc.name}
+            | ({"org.opencontainers.image.revision": source.sha} if source.sha else {}),
             stream=progress,
             no_cache=no_cache,
             timeout=_within(BUILD_TIMEOUT, deadline),

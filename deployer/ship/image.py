@@ -292,6 +292,7 @@ def step_push(ctx: Ctx) -> dict[str, Any]:
             state.built, progress=_tool_stream(ctx), session=docker_session(state), deadline=ctx.deadline
         )
     state.image = ImageRef(repository=pushed.repository, digest=pushed.digest, tag=pushed.tags[0])
+    _tidy_engine(ctx, pushed.service)
     image = {
         "variant": pushed.image.variant,
         "repository": pushed.repository,
@@ -300,3 +301,15 @@ def step_push(ctx: Ctx) -> dict[str, Any]:
         "pushed": True,
     }
     return {"images": [image], "summary": pushed.reference}
+
+
+def _tidy_engine(ctx: Ctx, service: str) -> None:
+    """Once pushed, the service's older local images are not needed: bound them and the build cache
+    (`deployer.retention`). A clean-up that fails is said, never a failed ship."""
+    from deployer import retention
+    from deployer.tools.command import ToolFailed
+
+    try:
+        ctx.progress(retention.tidy(service).line())
+    except (ToolFailed, errors.EnvironmentMissing) as err:
+        ctx.progress(f"local clean-up skipped: {err}")

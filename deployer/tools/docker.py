@@ -29,15 +29,19 @@ __all__ = [
     "DOCKER_BIN",
     "DOCKER_CONFIG",
     "Image",
+    "LocalImage",
     "PushResult",
     "build",
     "docker_env",
     "image",
+    "images",
     "login",
     "ping",
+    "prune_build_cache",
     "push",
     "remove_container",
     "remove_images",
+    "remove_unused_images",
     "run_container",
     "tag",
     "untag",
@@ -326,6 +330,48 @@ def remove_images(refs: Sequence[str]) -> None:
     """Remove tags/images, ignoring ones that are already gone."""
     if refs:
         _docker(["image", "rm", "--force", *refs], timeout=120, check=False)
+
+
+@dataclass(frozen=True)
+class LocalImage:
+    """An image in the engine: its id, when it was built (RFC 3339, UTC) and its tags (none: dangling)."""
+
+    id: str
+    created: str
+    tags: tuple[str, ...]
+
+
+def images(label: str) -> list[LocalImage]:
+    """The engine's images carrying `label` (`key` or `key=value`), tagged or not, newest first."""
+    listed = _docker(["image", "ls", "--quiet", "--no-trunc", "--filter", f"label={label}"], timeout=60)
+    ids = sorted(set(listed.stdout.split()))
+    if not ids:
+        return []
+    # One inspect for all: `image ls` rounds the creation time to seconds and repeats tagged images.
+    shown = _docker(["image", "inspect", "--format", "{{json .}}", *ids], timeout=60, check=False).stdout
+    found = []
+    for line in shown.splitlines():
+        if line.strip().startswith("{"):
+            data = json.loads(line)
+            found.append(LocalImage(data["Id"], data.get("Created") or "", tuple(data.get("RepoTags") or ())))
+    return sorted(found, key=lambda i: i.created, reverse=True)
+
+
+def remove_unused_images(ids: Sequence[str]) -> list[str]:
+    """`docker image rm` each id without force: one a container still uses stays. Returns those removed."""
+    removed = []
+    for image_id in ids:
+        if _docker(["image", "rm", image_id], timeout=120, check=False).exit_code == 0:
+            removed.append(image_id)
+    return removed
+
+
+def prune_build_cache(keep_bytes: int) -> str:
+    """Drop the least recently used build cache beyond `keep_bytes` (BuildKit's own garbage collection;
+    a record a running build uses is kept). Returns what the engine says it reclaimed ("0B" for nothing)."""
+    out = _docker(["builder", "prune", "--force", "--keep-storage", str(keep_bytes)], timeout=300).stdout
+    total = re.search(r"Total:\s*(\S+)", out)
+    return total.group(1) if total else "0B"
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from deployer import errors, ship
+from deployer import errors, retention, ship
 from deployer.chart import ImageRef
 from deployer.errors import ExitCode
 from deployer.reporting.report import report_schema
@@ -604,6 +604,8 @@ def test_test_build_and_push_share_one_docker_session(tmp_path, monkeypatch):
     monkeypatch.setattr(build, "test", fake_test)
     monkeypatch.setattr(build, "build", fake_build)
     monkeypatch.setattr(build, "push", fake_push)
+    tidied: list[str] = []  # the engine clean-up after the push (deployer.retention, real in e2e)
+    monkeypatch.setattr(retention, "tidy", lambda svc: tidied.append(svc) or retention.Tidied((), 0, "0B"))
     deploy = SimpleNamespace(variant="production")
     source = git.Source(sha="a" * 40)  # what compile asked git; the builds do not ask again
     state = dict(variants=("test", "production"), deploy=deploy, docker=None, source=source)
@@ -616,6 +618,7 @@ def test_test_build_and_push_share_one_docker_session(tmp_path, monkeypatch):
     assert sessions[1] is sessions[0] and sessions[2] is sessions[0]
     assert sources == [source, source]
     assert ctx.state.image.digest == "sha256:" + "d" * 64
+    assert tidied == ["hello"]
 
 
 def test_the_test_run_starts_importing_the_cluster_client_and_deploy_waits_for_it(tmp_path, monkeypatch):
