@@ -70,7 +70,7 @@ class Source:
             if path in self.lines:
                 return self.lines[path]
             path = path[:-1]
-        return self.lines.get((), None)
+        return self.lines.get((), 1)  # an empty document: its first line
 
     def error(self, path: YamlPath, message: str, hint: str | None = None) -> ConfigError:
         """A ConfigError located at `path` in this document."""

@@ -1,11 +1,20 @@
-"""Property tests: random documents and config-shaped structures never crash the compiler.
+"""Fuzz tests: random and mutated configs never crash the compiler, and every rejection is located.
 
-Only UserError may escape; and whatever compiles is one instruction per line (no injected instructions).
+Only UserError may escape, and each one (each problem of a ConfigErrors) names file, line and YAML path;
+whatever compiles is one instruction per line (no injected instructions).
+
+Budget in `make test`: the hypothesis tests (2,500 documents) plus FUZZ_CONFIGS mutated configs (default
+2,000), about a minute on 2 cores. The longer run (README, "Fuzzing the compiler"):
+    FUZZ_CONFIGS=20000 .venv/bin/pytest -q tests/blubber/test_fuzz.py -k mutated
+FUZZ_SEED picks another set of mutants; a failure prints the seed and index to replay it.
 """
 
 from __future__ import annotations
 
+import os
 import string
+import time
+import traceback
 
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -14,7 +23,9 @@ from hypothesis import strategies as st
 from blubber import api, compiler
 from blubber.config.reader import read_text
 from blubber.errors import UserError
+from blubber.policy import Policy
 from blubber.policy import load as load_policy
+from tests.blubber.mutate import mutants
 
 INSTRUCTIONS = ("FROM ", "USER ", "ENV ", "ARG ", "WORKDIR ", "RUN ", "COPY ", "ENTRYPOINT ", "LABEL ")
 KEYS = [
@@ -73,22 +84,36 @@ document = st.fixed_dictionaries(
 POLICY = load_policy(api.DEFAULT_POLICY)
 
 
-def compile_all(source: str) -> None:
+def assert_located(error: UserError) -> None:
+    """A rejection names the file, a line and a YAML path (every problem of a ConfigErrors too)."""
+    for problem in getattr(error, "problems", None) or [error]:
+        assert problem.file == "fuzz.yaml", str(problem)
+        assert isinstance(problem.line, int) and problem.line >= 1, str(problem)
+        assert problem.path, str(problem)
+
+
+def compile_all(source: str, policy: Policy | None = POLICY) -> bool:
+    """Compile every variant; True when at least one compiled. Raises on an internal error."""
     try:
-        config = read_text(source, "fuzz.yaml", defaults=POLICY.defaults, policy=POLICY)
-    except UserError:
-        return
+        config = read_text(source, "fuzz.yaml", defaults=policy and policy.defaults, policy=policy)
+    except UserError as e:
+        assert_located(e)
+        return False
+    compiled = False
     for name in config.variants:
         try:
             text = compiler.render(config, name)
             api.runtime(config, name)
             api.check_policy(config, name)
-        except UserError:
+        except UserError as e:
+            assert_located(e)
             continue
+        compiled = True
         # Docker splits instructions on \n only (str.splitlines would also split on \x1e, \u2028 …).
         text = text.removeprefix(compiler.EXCLUDE_SYNTAX)
         for line in text.split("\n"):
             assert line == "" or line.startswith(INSTRUCTIONS), line
+    return compiled
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -135,3 +160,24 @@ FIELDS = {
 def test_any_string_in_any_field(value: str, field: str) -> None:
     variant = {"base": "127.0.0.1:5000/base/bookworm:12", **FIELDS[field](value)}
     compile_all(yaml.safe_dump({"version": "v4", "variants": {"build": variant}}, allow_unicode=True))
+
+
+def test_mutated_configs() -> None:
+    """FUZZ_CONFIGS mutants of the examples and test configs (tests/blubber/mutate.py): no internal error."""
+    count = int(os.environ.get("FUZZ_CONFIGS", "2000"))
+    seed = int(os.environ.get("FUZZ_SEED", "13"))
+    failures: list[str] = []
+    compiled = 0
+    start = time.monotonic()
+    for index, text in enumerate(mutants(count, seed)):
+        try:
+            # Every other one without the policy, so the seeds with other bases reach the renderer too.
+            compiled += compile_all(text, POLICY if index % 2 else None)
+        except Exception:  # an internal error or an unlocated rejection: collect, report them all
+            failures.append(f"FUZZ_SEED={seed} mutant #{index}:\n{text}\n{traceback.format_exc(limit=-3)}")
+    elapsed = time.monotonic() - start
+    print(f"fuzz: {count} configs (seed {seed}) in {elapsed:.1f} s:", end=" ")
+    print(f"{compiled} compiled, {len(failures)} failed")
+    assert not failures, f"{len(failures)} of {count} configs failed; first ones:\n" + "\n".join(failures[:3])
+    # A mutator that only produced YAML errors would test little: a share of the mutants must compile.
+    assert compiled >= count // 20, f"only {compiled} of {count} mutants compiled"
