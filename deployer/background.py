@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-__all__ = ["Background"]
+__all__ = ["Background", "Relay"]
 
 T = TypeVar("T")
 
@@ -43,3 +43,25 @@ class Background(Generic[T]):
         if self._error is not None:
             raise self._error
         return self._value  # type: ignore[return-value]
+
+
+class Relay:
+    """Output of work started before its stage: kept until the stage starts, then passed on live."""
+
+    def __init__(self) -> None:
+        self._kept: list[str] = []
+        self._to: Callable[[str], None] | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, line: str) -> None:
+        with self._lock:
+            if self._to is None:
+                self._kept.append(line)
+            else:
+                self._to(line)
+
+    def attach(self, to: Callable[[str], None]) -> None:
+        with self._lock:
+            for line in self._kept:
+                to(line)
+            self._kept, self._to = [], to

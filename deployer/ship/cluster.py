@@ -17,10 +17,10 @@ from blubber.errors import UserError
 from deployer import errors
 from deployer.ship.context import (
     Ctx,
-    api_for,
     cluster_modules,
     docker_session,
-    helm_for,
+    make_api,
+    make_helm,
     overall_deadline,
     registry_host,
     seconds_left,
@@ -33,7 +33,7 @@ def step_chart(ctx: Ctx) -> dict[str, Any]:
     from deployer import chart as chart_mod
     from deployer import deploy_config
 
-    config, state = ctx.config, ctx.state
+    state = ctx.state
     _take_lock_early(ctx)
     deploy = state.deploy
     runtime = blubber.runtime(state.config, deploy.variant)
@@ -49,8 +49,8 @@ def step_chart(ctx: Ctx) -> dict[str, Any]:
         state.workdir / "chart", deploy.release, version, values, app_version=state.image.tag
     )
     ctx.progress(f"rendered {rendered.name} {version}; helm lint, package, push")
-    docker_session(state).login(registry_host())  # helm pushes with docker's login (see helm_for)
-    published = chart_mod.publish(rendered, helm_for(config, state), destination=state.workdir)
+    docker_session(state).login(registry_host())  # helm pushes with docker's login (see make_helm)
+    published = chart_mod.publish(rendered, state.helm, destination=state.workdir)
     state.chart = published
     return {
         "chart": {
@@ -64,26 +64,32 @@ def step_chart(ctx: Ctx) -> dict[str, Any]:
 
 
 def _take_lock_early(ctx: Ctx) -> None:
-    """Take the release lock and read the release's status in the background while the chart is rendered
-    and pushed; the deploy step waits for both (and reports a refused lock). Released by run() whatever
-    happens, also when the chart stage fails."""
+    """Make the cluster tools (helm now, the API client in the background), then take the release lock and
+    read the release's status in the background while the chart is rendered and pushed; the deploy step
+    waits for both (and reports a refused lock). Released by run() whatever happens, also when the chart
+    stage fails. The later steps use `state.helm` and `state.api` as made here."""
     from deployer.background import Background
 
     config, state = ctx.config, ctx.state
     if state.lock_early is not None:
         return
+    if state.helm is None:  # made here, not in the thread: the chart stage uses it at the same time
+        state.helm = make_helm(config, state.deploy)
+    helm = state.helm
 
     def take() -> tuple[Any, Any]:
         cluster_modules(state)
         from deployer.release.lock import ReleaseLock
 
-        api = api_for(config, state)
-        lock = ReleaseLock(api, state.namespace, state.release, command=f"deployer ship {config.service}")
+        if state.api is None:
+            state.api = make_api(config, state)
+        lock = ReleaseLock(
+            state.api, state.namespace, state.release, command=f"deployer ship {config.service}"
+        )
         lock.__enter__()  # held through watch and smoke
         state.lock = lock
-        return lock, helm_for(config, state).status(state.release, state.namespace)
+        return lock, helm.status(state.release, state.namespace)
 
-    helm_for(config, state)  # made here, not in the thread: the chart stage uses it at the same time
     early = state.lock_early = Background(take, name="release-lock")
 
     def release() -> None:
@@ -97,11 +103,11 @@ def _take_lock_early(ctx: Ctx) -> None:
 
 
 def step_deploy(ctx: Ctx) -> dict[str, Any]:
-    config, state = ctx.config, ctx.state
+    state = ctx.state
     _take_lock_early(ctx)  # normally started by the chart stage
     _, status = state.lock_early.result()
     _still_holding_the_lock(ctx, "before helm upgrade")
-    helm = helm_for(config, state)
+    helm = state.helm
     release, namespace = state.release, state.namespace
     recovery, current = None, status
     if status is not None and status.pending:  # an interrupted run's release: repair it first
@@ -137,8 +143,8 @@ def _deployment_generation(ctx: Ctx) -> int | None:
 
     from deployer.tools.kube import KubeNotFound, call
 
-    config, state = ctx.config, ctx.state
-    apps = client.AppsV1Api(api_for(config, state))
+    state = ctx.state
+    apps = client.AppsV1Api(state.api)
     try:
         deployment = call(
             "read the deployment", apps.read_namespaced_deployment, state.release, state.namespace
@@ -158,13 +164,13 @@ def _watch_timeout(ctx: Ctx) -> tuple[float, bool]:
 
 
 def step_watch(ctx: Ctx) -> dict[str, Any]:
-    cluster_modules(ctx.state)
+    # the background import of the Kubernetes client finished before the deploy step (make_api waits)
     from deployer.rollout.watcher import watch_rollout
 
     config, state = ctx.config, ctx.state
     timeout, overall = _watch_timeout(ctx)
     verdict = watch_rollout(
-        api_for(config, state),
+        state.api,
         state.namespace,
         state.release,
         timeout=timeout,
@@ -226,8 +232,8 @@ def _roll_back(ctx: Ctx) -> dict[str, Any]:
     """Return the release to what served before (or remove a first install); verify the old version."""
     from deployer.rollout.watcher import watch_rollout
 
-    config, state = ctx.config, ctx.state
-    helm = helm_for(config, state)
+    state = ctx.state
+    helm = state.helm
     release, namespace = state.release, state.namespace
     try:
         if state.previous_revision is None:
@@ -241,7 +247,7 @@ def _roll_back(ctx: Ctx) -> dict[str, Any]:
         helm.rollback(release, namespace, state.previous_revision)
         ctx.progress(f"rolled back to revision {state.previous_revision}; watching the old version")
         verdict = watch_rollout(
-            api_for(config, state),
+            state.api,
             namespace,
             release,
             timeout=float(state.deploy.timeouts.rollout),
@@ -280,7 +286,6 @@ def _smoke_entries(results: Sequence[Any]) -> list[dict[str, Any]]:
 
 
 def step_smoke(ctx: Ctx) -> StepResult | dict[str, Any]:
-    cluster_modules(ctx.state)
     from deployer import smoke
     from deployer.tools import portforward
 
@@ -291,7 +296,7 @@ def step_smoke(ctx: Ctx) -> StepResult | dict[str, Any]:
     if not deploy.helm_test and not deploy.smoke_checks:
         return StepResult.skipped("smoke", "no smoke checks configured (deploy.yaml smoke:)")
     _still_holding_the_lock(ctx, "before the smoke checks")
-    helm, api = helm_for(config, state), api_for(config, state)
+    helm, api = state.helm, state.api
     selector = f"app.kubernetes.io/instance={deploy.release}"
 
     def helm_test(release: str, namespace: str, timeout: int) -> str:

@@ -12,11 +12,24 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from blubber.errors import UserError
 from deployer import errors
 from deployer.workflow import StepContext
+
+if TYPE_CHECKING:  # for the field types only: importing these (kubernetes above all) costs start-up time
+    from kubernetes.client import ApiClient
+
+    from blubber import Config
+    from deployer.background import Background, Relay
+    from deployer.build import BuildResult, Session
+    from deployer.chart import ImageRef, PublishedChart
+    from deployer.deploy_config import DeployConfig
+    from deployer.release.lock import ReleaseLock
+    from deployer.service import Service
+    from deployer.tools.git import Source
+    from deployer.tools.helm import Helm, Release
 
 STAGES = ("compile", "test", "build", "push", "chart", "deploy", "watch", "smoke")
 TITLES = {
@@ -60,23 +73,24 @@ class ShipState:
     """What the steps hand on to each other (filled in as the run goes)."""
 
     workdir: Path
-    service: Any = None  # deployer.service.Service
+    service: Service | None = None
     git_sha: str | None = None
     git_dirty: bool | None = None
-    source: Any = None  # deployer.tools.git.Source: asked once, in compile; the builds use it too
-    config: Any = None  # blubber Config
-    deploy: Any = None  # deployer.deploy_config.DeployConfig
+    source: Source | None = None  # asked once, in compile; the builds use it too
+    config: Config | None = None  # the service's blubber.yaml
+    deploy: DeployConfig | None = None  # --namespace/--release applied
     variants: tuple[str, ...] = ()
-    image: Any = None  # deployer.chart.ImageRef of the pushed production image
-    built: Any = None  # what deployer.build returned for the production image
-    docker: Any = None  # deployer.build.Session: one engine check and one registry login per ship
-    chart: Any = None  # deployer.chart.PublishedChart
-    helm: Any = None
-    api: Any = None
-    lock: Any = None
-    lock_early: Any = None  # deployer.background.Background: (lock, release status) taken during chart
-    production_build: Any = None  # (Background of deployer.build.build, its output relay), from test on
-    cluster_check: Any = None  # Background of deployer.tools.apiserver.unreachable, started by compile
+    image: ImageRef | None = None  # the pushed production image
+    built: BuildResult | None = None  # the production image, built
+    docker: Session | None = None  # one engine check and one registry login per ship
+    chart: PublishedChart | None = None
+    helm: Helm | None = None
+    api: ApiClient | None = None
+    lock: ReleaseLock | None = None  # held from the deploy stage on
+    # background work (see build_steps for when each starts)
+    lock_early: Background[tuple[ReleaseLock, Release | None]] | None = None  # lock + release status
+    production_build: tuple[Background[BuildResult], Relay] | None = None  # beside the test run
+    cluster_check: Background[str | None] | None = None  # why the API server does not answer, if not
     preload: threading.Thread | None = None  # imports the Kubernetes client while docker works
     previous_revision: int | None = None
     revision: int | None = None
@@ -170,7 +184,7 @@ def registry_host() -> str:
     return registry.REGISTRY
 
 
-def docker_session(state: ShipState) -> Any:
+def docker_session(state: ShipState) -> Session:
     """The docker session test, build and push share: the engine is checked and docker logged in to the
     registry once per ship, not once per build or push."""
     if state.docker is None:
@@ -180,28 +194,26 @@ def docker_session(state: ShipState) -> Any:
     return state.docker
 
 
-def helm_for(config: ShipConfig, state: ShipState) -> Any:
-    if state.helm is None:
-        from deployer.tools import apiserver, docker
-        from deployer.tools.helm import Helm
+def make_helm(config: ShipConfig, deploy: DeployConfig) -> Helm:
+    """The helm every cluster step uses; made once per ship, by the chart stage (the first to need it)."""
+    from deployer.tools import apiserver, docker
+    from deployer.tools.helm import Helm
 
+    return Helm(
         # The same kubeconfig deployer.tools.kube.load_api picks, so helm and the watcher see one cluster.
-        kubeconfig = apiserver.kubeconfig_path(config.kubeconfig)
-        state.helm = Helm(
-            kubeconfig=kubeconfig,
-            context=config.context,
-            # docker's own config (the same format): the ship's docker login is helm's too, so no
-            # `helm registry login` per ship
-            registry_config=docker.DOCKER_CONFIG / "config.json",
-            timeout=int(state.deploy.timeouts.helm),
-        )
-    return state.helm
+        kubeconfig=apiserver.kubeconfig_path(config.kubeconfig),
+        context=config.context,
+        # docker's own config (the same format): the ship's docker login is helm's too, so no
+        # `helm registry login` per ship
+        registry_config=docker.DOCKER_CONFIG / "config.json",
+        timeout=int(deploy.timeouts.helm),
+    )
 
 
-def api_for(config: ShipConfig, state: ShipState) -> Any:
-    if state.api is None:
-        cluster_modules(state)
-        from deployer.tools.kube import load_api
+def make_api(config: ShipConfig, state: ShipState) -> ApiClient:
+    """The Kubernetes API client every cluster step uses; made once per ship, by the release lock's
+    background work (the first to need it), after the background import of the client."""
+    cluster_modules(state)
+    from deployer.tools.kube import load_api
 
-        state.api = load_api(config.kubeconfig, config.context)
-    return state.api
+    return load_api(config.kubeconfig, config.context)

@@ -8,7 +8,6 @@ cluster's API server must answer (asked in the background during compile).
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -206,28 +205,6 @@ def step_test(ctx: Ctx) -> StepResult | dict[str, Any]:
     return {"tests": tests, "images": [image], "summary": f"tests passed in {result.image}"}
 
 
-class _Relay:
-    """Output of work started before its stage: kept until the stage starts, then passed on live."""
-
-    def __init__(self) -> None:
-        self._kept: list[str] = []
-        self._to: Callable[[str], None] | None = None
-        self._lock = threading.Lock()
-
-    def __call__(self, line: str) -> None:
-        with self._lock:
-            if self._to is None:
-                self._kept.append(line)
-            else:
-                self._to(line)
-
-    def attach(self, to: Callable[[str], None]) -> None:
-        with self._lock:
-            for line in self._kept:
-                to(line)
-            self._kept, self._to = [], to
-
-
 def _build_production(ctx: Ctx, progress: Callable[[str], None]) -> Any:
     from deployer import build
 
@@ -247,13 +224,13 @@ def _start_production_build(ctx: Ctx) -> None:
     """Build the production image while the test variant builds and runs: nothing is pushed before the
     tests pass (push waits for them), but the build no longer waits for the test run. Its output is
     shown under the build stage; a failed test stops it (run() stops every tool still running)."""
-    from deployer.background import Background
+    from deployer.background import Background, Relay
 
     state = ctx.state
     if state.production_build is not None:
         return
     docker_session(state)  # made here, not in the thread: the test build uses the same session
-    relay = _Relay()
+    relay = Relay()
     state.production_build = (Background(lambda: _build_production(ctx, relay), name="build"), relay)
 
 
