@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import blubber
 from deployer import buildcache, retention
 from deployer.background import Background
+from deployer.committed import require_committed
 from deployer.errors import BuildFailed, ConfigError, PushFailed, TestVariantFailed
 from deployer.service import Service, resolve
 from deployer.tools import docker, git, registry
@@ -485,8 +486,9 @@ def push_service(
     """`deployer push`: build `production`, tag it `<UTC timestamp>-production` and `git-<sha>`, push to
     `<registry>/<namespace>/<service>`, and return the digest.
 
-    With `ci=True` a service directory with uncommitted changes, or outside git, is refused before
-    anything is built (`PushFailed`, exit 14).
+    With `ci=True` a service directory outside git is refused before anything is built (`PushFailed`,
+    exit 14), and one with uncommitted changes too, by the rule `ship --ci` follows
+    (`deployer.committed`: `UncommittedChanges`, exit 11).
     """
     svc = _service(service)
     if ci:
@@ -496,13 +498,7 @@ def push_service(
                 f"{svc.directory} is not in a git work tree; --ci pushes only committed source",
                 hint="push from a clone of the service's repository",
             )
-        if source.is_dirty:
-            listed = ", ".join(source.dirty_files[:5]) + (" ..." if len(source.dirty_files) > 5 else "")
-            raise PushFailed(
-                f"refusing to push {svc.name} with --ci: uncommitted changes: {listed}",
-                file=str(svc.directory),
-                hint="commit or stash the changes; CI pushes only what a commit contains",
-            )
+        require_committed(source, svc.directory, doing="push")
     built = build(
         svc,
         None,

@@ -36,7 +36,7 @@ EXIT_CODE_HELP: dict[ExitCode, str] = {
     ExitCode.INTERNAL: "internal error in deployer (printed with a traceback; please report it)",
     ExitCode.USAGE: "bad command-line usage",
     ExitCode.CONFIG: "bad blubber.yaml / deploy.yaml, or a file it names cannot be read",
-    ExitCode.POLICY: "an ops policy enforcement was violated (also: `ship --ci` of uncommitted changes)",
+    ExitCode.POLICY: "an ops policy enforcement was violated (also: `--ci` with uncommitted changes)",
     ExitCode.TEST_FAILED: "the test variant failed (nothing was pushed or deployed)",
     ExitCode.BUILD: "docker build failed",
     ExitCode.PUSH: "push to the registry failed",
@@ -377,7 +377,7 @@ def push_command(service: str, registry_namespace: str | None, quiet: bool, ci_f
     """Build SERVICE's production variant, tag it <UTC timestamp>-production and git-<sha>, push it to
     the registry's staging namespace and print the digest to deploy by.
 
-    With --ci (or CI=true) a service directory with uncommitted changes is refused.
+    With --ci (or CI=true) a service directory with uncommitted changes is refused (exit 11).
     """
     from deployer import build as build_mod
 

@@ -52,9 +52,6 @@ BASH_HINT = (
 _NO_EXECUTABLE = re.compile(
     r'exec: "(?P<exe>[^"]+)": (?:executable file not found in \$PATH|stat [^:]*: no such file or directory)'
 )
-# Container states in which the command never ran.
-_NOT_STARTED = ("StartError", "ContainerCannotRun", "RunContainerError", "CreateContainerError")
-_PULL = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 
 EXCERPT = 400  # characters of a body or log shown in a result
 
@@ -144,6 +141,7 @@ def _missing_executable_hint(exe: str) -> str:
 
 def _from_pods(pods: Sequence[dict[str, Any]]) -> Diagnosis | None:
     from deployer.rollout.pod import pod_status
+    from deployer.rollout.reasons import IMAGE_PULL_REASONS, START_REASONS
 
     for pod in pods:
         meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
@@ -163,7 +161,7 @@ def _from_pods(pods: Sequence[dict[str, Any]]) -> Diagnosis | None:
                     _missing_executable_hint(exe),
                     (kubelet,),
                 )
-            if c.state == "terminated" and c.reason in _NOT_STARTED:
+            if c.state == "terminated" and c.reason in START_REASONS:
                 return Diagnosis(
                     f"the test pod's container could not start in image {image} ({c.reason})",
                     "the test pod runs bash as the service's user: set smoke.testImage in "
@@ -171,7 +169,7 @@ def _from_pods(pods: Sequence[dict[str, Any]]) -> Diagnosis | None:
                     "smoke.helmTest: false",
                     (kubelet,),
                 )
-            if c.state == "waiting" and c.reason in _PULL:
+            if c.state == "waiting" and c.reason in IMAGE_PULL_REASONS:
                 return Diagnosis(
                     f"the test pod cannot pull its image {image} ({c.reason})",
                     "check smoke.testImage in .pipeline/deploy.yaml: the image must exist in a registry the "

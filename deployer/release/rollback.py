@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from deployer.errors import DeployFailed, RolloutFailed
-from deployer.release.target import Cluster, Target, no_release, read_deployment
-from deployer.tools.helm import GOOD, Revision
+from deployer.release.target import Cluster, Target, Watch, deployment_generation, no_release
+from deployer.tools.helm import GOOD, Helm, Revision
 
-__all__ = ["RollbackResult", "pick_rollback_revision", "rollback"]
+__all__ = ["RollbackResult", "pick_rollback_revision", "roll_back_and_watch", "rollback"]
 
 ROLLBACK_DESCRIPTION = "Rollback to "  # what helm writes for a rollback revision
 
@@ -116,14 +116,16 @@ def rollback(
             )
         started = datetime.now(UTC)
         progress(f"helm rollback {tgt.release} {revision} (from revision {current.revision})")
-        cluster.helm.rollback(tgt.release, tgt.namespace, revision)
-        verdict = cluster.watch(
+        verdict = roll_back_and_watch(
+            cluster.helm,
             tgt.namespace,
             tgt.release,
+            revision,
+            watch=cluster.watch,
+            generation=lambda: deployment_generation(cluster.apps, tgt.namespace, tgt.release),
             timeout=timeout,
             since=started,
             on_event=lambda event: progress(f"watch: {event.text()}"),
-            generation=_generation(tgt, cluster),
         )
         after = cluster.helm.status(tgt.release, tgt.namespace)
         new_revision = after.revision if after is not None else 0
@@ -140,13 +142,26 @@ def rollback(
     )
 
 
-def _generation(tgt: Target, cluster: Cluster) -> int | None:
-    """The Deployment's generation right after the rollback applied it, so the watch never judges the
-    spec from before (whose complete status would read as a healthy rollback)."""
-    deployment = read_deployment(tgt, cluster)
-    if deployment is None:
-        return None  # the watch reports the missing Deployment itself
-    return int(deployment.metadata.generation) if deployment.metadata.generation else None
+def roll_back_and_watch(
+    helm: Helm,
+    namespace: str,
+    release: str,
+    revision: int,
+    *,
+    watch: Watch,
+    generation: Callable[[], int | None],
+    timeout: float,
+    since: datetime | None = None,
+    on_event: Callable[[Any], None] | None = None,
+) -> Any:
+    """`helm rollback` to `revision` and watch what it applied until it is healthy or clearly failed; the
+    rollout verdict. The one rollback of `deployer rollback` and of a ship whose rollout failed.
+
+    `generation()` is read right after helm applied the rollback, so the watch never judges the spec from
+    before (whose complete status would read as a healthy rollback).
+    """
+    helm.rollback(release, namespace, revision)
+    return watch(namespace, release, timeout=timeout, since=since, on_event=on_event, generation=generation())
 
 
 def _rollback_failed(tgt: Target, verdict: Any, revision: int, new_revision: int) -> RolloutFailed:

@@ -17,7 +17,17 @@ from typing import Any
 from deployer.errors import DeployFailed
 from deployer.tools.helm import Helm, Release, Revision
 
-__all__ = ["Cluster", "Target", "connect", "no_release", "read_deployment", "target", "with_chart"]
+__all__ = [
+    "Cluster",
+    "Target",
+    "connect",
+    "deployment_generation",
+    "find_deployment",
+    "no_release",
+    "read_deployment",
+    "target",
+    "with_chart",
+]
 
 
 @dataclass(frozen=True)
@@ -131,14 +141,23 @@ def no_release(tgt: Target) -> DeployFailed:
 
 def read_deployment(tgt: Target, cluster: Cluster) -> Any:
     """The release's Deployment (a V1Deployment), or None when there is none."""
+    return find_deployment(cluster.apps, tgt.namespace, tgt.release)
+
+
+def find_deployment(apps: Any, namespace: str, name: str) -> Any:
+    """The Deployment `name` (a V1Deployment) through `apps` (an AppsV1Api), or None when there is none."""
     from deployer.tools.kube import KubeNotFound, call
 
     try:
-        return call(
-            f"read deployment {tgt.release}",
-            cluster.apps.read_namespaced_deployment,
-            tgt.release,
-            tgt.namespace,
-        )
+        return call(f"read deployment {name}", apps.read_namespaced_deployment, name, namespace)
     except KubeNotFound:
         return None
+
+
+def deployment_generation(apps: Any, namespace: str, name: str) -> int | None:
+    """The Deployment's metadata.generation, or None when there is no Deployment (the watch reports that
+    itself). Read right after helm applied a change, it keeps the watch from judging an older spec."""
+    deployment = find_deployment(apps, namespace, name)
+    if deployment is None or not deployment.metadata.generation:
+        return None
+    return int(deployment.metadata.generation)

@@ -47,8 +47,8 @@ class Rule:
 _NOT_FOUND = r"not found|manifest unknown|404|no such host"
 _DENIED = r"unauthorized|authentication required|denied|forbidden|401|403"
 
-RULES: tuple[Rule, ...] = (
-    # --- image
+# The table, in sections: other modules ask which section a reason is in (smoke's test pods).
+_IMAGE: tuple[Rule, ...] = (
     Rule(
         "ErrImagePull",
         Kind.DEFINITIVE,
@@ -82,7 +82,8 @@ RULES: tuple[Rule, ...] = (
         "imagePullPolicy is Never and the image is not on the node: use IfNotPresent or load the image",
     ),
     Rule("InvalidImageName", Kind.DEFINITIVE, "the image reference is malformed: check image and tag"),
-    # --- creating and starting the container
+)
+_START: tuple[Rule, ...] = (  # creating and starting the container
     Rule(
         "CreateContainerConfigError",
         Kind.DEFINITIVE,
@@ -136,6 +137,8 @@ RULES: tuple[Rule, ...] = (
         "the container could not be started; usually the command is missing from the image or not "
         "executable: check the entrypoint",
     ),
+)
+_REST: tuple[Rule, ...] = (
     # --- exits
     Rule(
         "CrashLoopBackOff",
@@ -206,6 +209,12 @@ RULES: tuple[Rule, ...] = (
     Rule("ContainerCreating", Kind.TRANSIENT, "the container is being created"),
     Rule("PodInitializing", Kind.TRANSIENT, "init containers are running"),
 )
+RULES: tuple[Rule, ...] = (*_IMAGE, *_START, *_REST)
+
+# A container waiting for one of these reasons cannot get its image.
+IMAGE_PULL_REASONS = frozenset(rule.reason for rule in _IMAGE)
+# A container that ended with one of these reasons never ran its command.
+START_REASONS = frozenset(rule.reason for rule in _START)
 
 _UNKNOWN = Rule("", Kind.TRANSIENT, "see the pod's events")
 

@@ -141,17 +141,10 @@ def _deployment_generation(ctx: Ctx) -> int | None:
     """The generation helm's apply gave the Deployment, so the watch never judges an older spec."""
     from kubernetes import client
 
-    from deployer.tools.kube import KubeNotFound, call
+    from deployer.release.target import deployment_generation
 
     state = ctx.state
-    apps = client.AppsV1Api(state.api)
-    try:
-        deployment = call(
-            "read the deployment", apps.read_namespaced_deployment, state.release, state.namespace
-        )
-    except KubeNotFound:
-        return None  # the watch reports the missing Deployment itself
-    return deployment.metadata.generation
+    return deployment_generation(client.AppsV1Api(state.api), state.namespace, state.release)
 
 
 def _watch_timeout(ctx: Ctx) -> tuple[float, bool]:
@@ -229,7 +222,9 @@ def _still_holding_the_lock(ctx: Ctx, where: str) -> None:
 
 
 def _roll_back(ctx: Ctx) -> dict[str, Any]:
-    """Return the release to what served before (or remove a first install); verify the old version."""
+    """Return the release to what served before (or remove a first install); verify the old version, with
+    the same rollback as `deployer rollback`."""
+    from deployer.release.rollback import roll_back_and_watch
     from deployer.rollout.watcher import watch_rollout
 
     state = ctx.state
@@ -244,12 +239,14 @@ def _roll_back(ctx: Ctx) -> dict[str, Any]:
                 "verified": None,
                 "detail": "first install removed",
             }
-        helm.rollback(release, namespace, state.previous_revision)
-        ctx.progress(f"rolled back to revision {state.previous_revision}; watching the old version")
-        verdict = watch_rollout(
-            state.api,
+        ctx.progress(f"helm rollback {release} {state.previous_revision}; then watching the old version")
+        verdict = roll_back_and_watch(
+            helm,
             namespace,
             release,
+            state.previous_revision,
+            watch=lambda namespace, name, **kwargs: watch_rollout(state.api, namespace, name, **kwargs),
+            generation=lambda: _deployment_generation(ctx),
             timeout=float(state.deploy.timeouts.rollout),
             on_event=lambda event: ctx.progress(f"rollback: {event.text()}"),
         )

@@ -26,6 +26,7 @@ from deployer.workflow import StepResult
 def step_compile(ctx: Ctx) -> dict[str, Any]:
     import blubber
     from deployer import deploy_config, service
+    from deployer.committed import require_committed
     from deployer.tools import git
 
     config, state = ctx.config, ctx.state
@@ -35,18 +36,13 @@ def step_compile(ctx: Ctx) -> dict[str, Any]:
     source = git.source(svc.directory)
     state.source = source
     state.git_sha, state.git_dirty = source.sha, (source.is_dirty if source.is_repo else None)
-    changed = list(source.dirty_files)
-    if source.is_dirty and config.strict_ci:
-        more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
-        raise errors.UncommittedChanges(
-            f"refusing to ship uncommitted changes in CI mode: {', '.join(changed[:5])}{more}",
-            hint="commit them (CI ships what git has, so the report's git sha reproduces the image)",
-            next_command=f"git -C {svc.directory} status -- .",
-        )
+    if config.strict_ci:
+        require_committed(source, svc.directory, doing="ship")
     if not source.is_repo:
         ctx.progress(f"{svc.directory} is not in a git work tree; the report will have no git sha")
     elif source.is_dirty:
-        ctx.progress(f"{len(changed)} uncommitted paths; the image will not match {source.short_sha}")
+        changed = len(source.dirty_files)
+        ctx.progress(f"{changed} uncommitted paths; the image will not match {source.short_sha}")
     state.config = blubber.load(svc.config)
     deploy = deploy_config.load(svc.directory)
     if config.namespace or config.release:

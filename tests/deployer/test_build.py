@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from deployer import build as build_mod
-from deployer.errors import ConfigError, ExitCode, PushFailed
+from deployer.errors import ConfigError, ExitCode, PushFailed, UncommittedChanges
 from deployer.tools import git
 
 NO_ENTRYPOINT = """\
@@ -61,10 +61,11 @@ def test_push_with_ci_refuses_a_dirty_tree_before_building(tmp_path):
     _git(tmp_path, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "add", ".")
     _git(tmp_path, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-q", "-m", "init")
     (svc / "app.js").write_text("changed\n")
-    with pytest.raises(PushFailed) as caught:
+    with pytest.raises(UncommittedChanges) as caught:
         build_mod.push_service(svc, ci=True)
-    assert caught.value.exit_code == ExitCode.PUSH
-    assert caught.value.message == "refusing to push svc with --ci: uncommitted changes: svc/app.js"
+    # one rule with one exit code for ship and push (deployer.committed)
+    assert caught.value.exit_code == ExitCode.POLICY
+    assert caught.value.message == "refusing to push uncommitted changes in CI mode: svc/app.js"
 
 
 def test_push_with_ci_refuses_a_directory_outside_git(tmp_path):

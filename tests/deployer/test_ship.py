@@ -175,6 +175,8 @@ def watch_env(tmp_path, monkeypatch):
         return verdicts.pop(0)
 
     monkeypatch.setattr(watcher, "watch_rollout", fake_watch)
+    # what the Deployment's generation is once a rollback applied (read from the API server in e2e)
+    monkeypatch.setattr(ship_cluster, "_deployment_generation", lambda ctx: 4)
     deploy = SimpleNamespace(
         namespace="hello-ns", release="hello", timeouts=SimpleNamespace(rollout=300, helm=300)
     )
@@ -211,6 +213,8 @@ def test_failed_rollout_rolls_back_to_the_previous_revision_and_verifies_it(watc
         ship.step_watch(watch_env.ctx)
     err = info.value
     assert watch_env.helm.calls == [("rollback", "hello", "hello-ns", 4)]
+    # the old version is judged from the spec the rollback applied, as `deployer rollback` does
+    assert watch_env.passed[1]["generation"] == 4
     assert err.message == (
         "pod/hello-abc container app: CrashLoopBackOff: back-off 10s restarting failed container; "
         "rolled back to revision 4, which serves again"

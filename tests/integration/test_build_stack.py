@@ -369,5 +369,5 @@ def test_cli_push_in_ci_refuses_uncommitted_changes(stack, service_copy):
     git_commit_all(svc)
     (svc / "app.js").write_text("// uncommitted\n")
     result = deployer("push", str(svc), env={"CI": "true"})
-    assert result.returncode == ExitCode.PUSH, result.stderr
-    assert f"refusing to push {svc.name} with --ci: uncommitted changes: app.js" in result.stderr
+    assert result.returncode == ExitCode.POLICY, result.stderr
+    assert "refusing to push uncommitted changes in CI mode: app.js" in result.stderr
