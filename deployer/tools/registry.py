@@ -31,6 +31,7 @@ from deployer.errors import EnvironmentMissing
 from deployer.reporting import redact
 from deployer.tools import docker
 from deployer.tools.command import ToolFailed
+from deployer.tools.registry_api import Credentials, RegistryAuthFailed
 
 __all__ = [
     "CREDENTIALS_FILE",
@@ -66,20 +67,6 @@ _MANIFEST_TYPES = ", ".join(
 )
 
 
-class RegistryAuthFailed(EnvironmentMissing):
-    """The registry rejected our credentials."""
-
-
-@dataclass(frozen=True)
-class Credentials:
-    user: str
-    password: str
-    source: str  # where they came from, for messages ("$DEPLOYER_REGISTRY_USER/..." or the file path)
-
-    def __repr__(self) -> str:  # never show the password, not even in a traceback's locals
-        return f"Credentials(user={self.user!r}, password='{redact.MASK}', source={self.source!r})"
-
-
 def credentials(path: Path | None = None) -> Credentials:
     """The registry credentials: environment first, then the credentials file. Registers the password
     with `deployer.reporting.redact`. Raises `EnvironmentMissing` when neither is there."""
@@ -96,11 +83,9 @@ def credentials(path: Path | None = None) -> Credentials:
             hint="`scripts/stack up` generates them; or set DEPLOYER_REGISTRY_USER and "
             "DEPLOYER_REGISTRY_PASSWORD",
         ) from err
-    values: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.strip().partition("=")
-        if sep and not key.startswith("#"):
-            values[key.strip()] = value.strip().strip("'\"")
+    from deployer.tools.credentials import parse_env_file
+
+    values = parse_env_file(text)
     if not values.get("REGISTRY_USER") or not values.get("REGISTRY_PASSWORD"):
         raise EnvironmentMissing(
             f"{path} lacks REGISTRY_USER or REGISTRY_PASSWORD",
