@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import os
 import stat
-import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
@@ -25,8 +24,9 @@ from typing import Any, Protocol
 
 import click
 
-from deployer.errors import ExitCode, UserError
+from deployer.errors import EnvironmentMissing, ExitCode, UserError
 from deployer.reporting import redact
+from deployer.tools import command, docker, registry
 
 __all__ = [
     "CREDENTIALS",
@@ -40,12 +40,9 @@ __all__ = [
     "run",
 ]
 
-REGISTRY = os.environ.get("DEPLOYER_REGISTRY", "127.0.0.1:5000")
-CREDENTIALS = Path(
-    os.environ.get("DEPLOYER_REGISTRY_CREDENTIALS", "/var/lib/deployer/registry/credentials.env")
-)
-DOCKER_BIN = "/usr/bin/docker"  # Debian's client: it does BuildKit builds without buildx
-DOCKER_HOST = "unix:///var/run/docker.sock"
+# The registry, the docker client and its engine as every other command sees them.
+REGISTRY = registry.REGISTRY
+CREDENTIALS = registry.CREDENTIALS_FILE
 
 # (api group, resource, verbs) a ship needs in its namespace: helm stores releases in Secrets and applies
 # the chart's Deployment/Service, the watcher reads ReplicaSets/Pods/Events and pod logs, smoke checks
@@ -107,15 +104,19 @@ ClusterFn = Callable[[Path | None, str | None], ClusterProbe]
 
 
 def _run(argv: Sequence[str], env: Mapping[str, str], timeout: float) -> tuple[int, str]:
+    """A probe through the one command runner: (exit code, output); 127 when the program is missing, 124
+    when it does not answer in time (the shell's codes for both)."""
     try:
-        done = subprocess.run(
-            list(argv), env=dict(env), capture_output=True, text=True, timeout=timeout, check=False
+        done = command.run(
+            os.path.basename(argv[0]), argv, env=env, timeout=timeout, check=False, merge_stderr=True
         )
-    except FileNotFoundError:
+    except EnvironmentMissing:
         return 127, f"{argv[0]}: not found"
-    except subprocess.TimeoutExpired:
-        return 124, f"{argv[0]}: no answer within {timeout:.0f}s"
-    return done.returncode, (done.stdout + done.stderr).strip()
+    except command.ToolFailed as e:  # with check=False only a timeout fails
+        if e.timed_out:
+            return 124, f"{argv[0]}: no answer within {timeout:.0f}s"
+        return e.exit_code or 1, str(e)
+    return done.exit_code, done.stdout.strip()
 
 
 def _http(url: str, headers: Mapping[str, str], timeout: float) -> int:
@@ -193,18 +194,22 @@ class Probes:
 
 
 def check_docker(config: DoctorConfig, probes: Probes) -> Finding:
-    env = {"PATH": "/usr/bin:/bin", "DOCKER_HOST": DOCKER_HOST, "HOME": os.environ.get("HOME", "/root")}
-    code, out = probes.run([DOCKER_BIN, "version", "--format", "{{.Server.Version}}"], env, 20.0)
+    host = docker.engine_host()
+    argv = [docker.DOCKER_BIN, "version", "--format", "{{.Server.Version}}"]
+    code, out = probes.run(argv, docker.docker_env(), 20.0)
     if code == 0 and out:
-        return Finding("docker", True, f"engine {out.splitlines()[-1]} answers on {DOCKER_HOST}")
+        return Finding("docker", True, f"engine {out.splitlines()[-1]} answers on {host}")
     if code == 127:
         return Finding(
-            "docker", False, f"{DOCKER_BIN} is not installed", fix="scripts/stack up (installs docker.io)"
+            "docker",
+            False,
+            f"{docker.DOCKER_BIN} is not installed",
+            fix="scripts/stack up (installs docker.io)",
         )
     return Finding(
         "docker",
         False,
-        f"the docker engine does not answer on {DOCKER_HOST}: {out.splitlines()[-1] if out else 'no output'}",
+        f"the docker engine does not answer on {host}: {out.splitlines()[-1] if out else 'no output'}",
         fix="start it with: scripts/stack up",
     )
 
@@ -302,7 +307,7 @@ def check_registry(config: DoctorConfig, probes: Probes) -> list[Finding]:
 def check_helm(config: DoctorConfig, probes: Probes) -> Finding:
     from deployer.tools.helm import HELM_BIN
 
-    code, out = probes.run([HELM_BIN, "version", "--short"], {"PATH": "/usr/bin:/bin", "HOME": "/root"}, 20.0)
+    code, out = probes.run([HELM_BIN, "version", "--short"], {}, 20.0)
     if code == 0:
         return Finding("helm", True, f"{HELM_BIN} {out.splitlines()[-1] if out else ''}".rstrip())
     if code == 127:

@@ -33,6 +33,7 @@ __all__ = [
     "PushResult",
     "build",
     "docker_env",
+    "engine_host",
     "image",
     "images",
     "login",
@@ -49,6 +50,9 @@ __all__ = [
 
 DOCKER_BIN = os.environ.get("DEPLOYER_DOCKER", "/usr/bin/docker")
 """The docker client (override with $DEPLOYER_DOCKER)."""
+
+DEFAULT_HOST = "unix:///var/run/docker.sock"
+"""The engine's socket when $DOCKER_HOST is not set (scripts/stack starts dockerd there)."""
 
 DOCKER_CONFIG = Path(os.environ.get("DEPLOYER_DOCKER_CONFIG", "/var/lib/deployer/docker-client"))
 """Where registry logins are stored: private to deployer (and scripts/stack), never the user's ~/.docker."""
@@ -72,10 +76,15 @@ def docker_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def engine_host() -> str:
+    """Where the docker client finds the engine: $DOCKER_HOST (see `docker_env`), else the local socket."""
+    return os.environ.get("DOCKER_HOST") or DEFAULT_HOST
+
+
 def _engine_missing(text: str) -> EnvironmentMissing | None:
     if not _NO_ENGINE.search(text):
         return None
-    where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    where = engine_host()
     last = next((line for line in reversed(text.strip().splitlines()) if line.strip()), "")
     return EnvironmentMissing(
         f"the Docker engine is not running (no answer on {where}): {last}", hint=START_HINT
