@@ -48,12 +48,15 @@ def test_config_maps_the_registry_keys_auth_by_endpoint_and_sets_oom_settings(
     # The locally built image carries the project's etcd and CoreDNS, not kubeadm's default tags.
     assert patches["ClusterConfiguration"]["etcd"]["local"]["imageTag"] == "3.5.21-0"
     assert patches["ClusterConfiguration"]["dns"]["imageTag"] == "v1.12.3"
+    assert patches["ClusterConfiguration"]["controllerManager"]["extraArgs"] == {"leader-elect": "false"}
 
 
 def test_stock_image_keeps_kubeadms_image_tags_and_workers_are_added(creds_file: Path) -> None:
     cluster = yaml.safe_load(kind.config_yaml("172.18.0.1:5000", built_here=False, workers=2))
     assert [n["role"] for n in cluster["nodes"]] == ["control-plane", "worker", "worker"]
-    assert "ClusterConfiguration" not in _patches(cluster)
+    cluster_patch = _patches(cluster)["ClusterConfiguration"]
+    assert "etcd" not in cluster_patch and "dns" not in cluster_patch
+    assert cluster_patch["scheduler"]["extraArgs"] == {"leader-elect": "false"}
     cri = tomllib.loads(cluster["containerdConfigPatches"][0])["plugins"]["io.containerd.grpc.v1.cri"]
     assert "configs" not in cri["registry"]  # no credentials file: no auth entry
 

@@ -199,11 +199,11 @@ def config_yaml(endpoint: str, built_here: bool, workers: int) -> str:
     readOnly: true
 """
     nodes = "- role: control-plane\n" + mounts + ("- role: worker\n" + mounts) * workers
+    # One control plane: no leader election, which on a loaded machine loses its lease and restarts
+    # the controller manager and scheduler mid-rollout (the local provider runs them the same way).
     # Our image carries etcd 3.5.21 and CoreDNS 1.12.3 (the project's pins), not kubeadm's defaults.
-    images = (
-        f"""- |
-  kind: ClusterConfiguration
-  etcd:
+    pins = (
+        f"""  etcd:
     local:
       imageTag: {kind_image.ETCD_TAG}
   dns:
@@ -212,6 +212,15 @@ def config_yaml(endpoint: str, built_here: bool, workers: int) -> str:
         if built_here
         else ""
     )
+    cluster = f"""- |
+  kind: ClusterConfiguration
+  controllerManager:
+    extraArgs:
+      leader-elect: "false"
+  scheduler:
+    extraArgs:
+      leader-elect: "false"
+{pins}"""
     return f"""kind: Cluster
 apiVersion: kind.x-k8s.io/v1alpha4
 networking:
@@ -225,7 +234,7 @@ nodes:
     [plugins."io.containerd.grpc.v1.cri".registry]
       config_path = "/etc/containerd/certs.d"{auth}
 kubeadmConfigPatches:
-{images}- |
+{cluster}- |
   kind: KubeletConfiguration
   oomScoreAdj: 0
   failCgroupV1: false
