@@ -9,6 +9,9 @@ group is terminated (then killed) before `KeyboardInterrupt` propagates, so noth
 The child runs in its own session: a terminal's Ctrl-C reaches only us, and we decide what the child
 gets. This is what makes the behaviour the same on a TTY and in CI.
 
+`run` is three parts: `_launch` starts the child, `_Output` takes its lines as they stream, `_wait` waits
+for it under its deadline and turns the end into an exit code or `ToolFailed`.
+
 Never prints: the command line goes to the `deployer.tools.command` logger, output to the `stream` callback.
 """
 
@@ -191,6 +194,38 @@ class _Deadline:
             self._timer.cancel()
 
 
+class _Output:
+    """What a running tool has written: all of stdout and stderr, the last lines interleaved as they
+    arrived (for error messages), each line passed on (redacted) to `stream` as it comes."""
+
+    def __init__(self, stream: Callable[[str], None] | None) -> None:
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self._stream = stream
+
+    def collector(self, into: list[str]) -> Callable[[str], None]:
+        def take(line: str) -> None:
+            into.append(line)
+            text = redact(line.rstrip("\n"))
+            self.tail.append(text)
+            if self._stream is not None:
+                self._stream(text)
+
+        return take
+
+    def failed(self, tool: str, shown: Sequence[str], exit_code: int | None) -> ToolFailed:
+        """The `ToolFailed` for this output (`exit_code` None: stopped at its deadline)."""
+        return ToolFailed(
+            tool,
+            shown,
+            exit_code,
+            redact("".join(self.stderr))[-4000:],
+            stdout_tail=redact("".join(self.stdout))[-4000:],
+            timed_out=exit_code is None,
+        )
+
+
 def run(
     tool: str,
     argv: Sequence[str],
@@ -230,31 +265,48 @@ def run(
 
     # check=False accepts every exit status, signals (negative in sh) included.
     ok_codes = sorted(set(success_codes)) if check else list(range(-64, 256))
-    stdout: list[str] = []
-    stderr: list[str] = []
-    tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
-
-    def collector(into: list[str]) -> Callable[[str], None]:
-        def take(line: str) -> None:
-            into.append(line)
-            text = redact(line.rstrip("\n"))
-            tail.append(text)
-            if stream is not None:
-                stream(text)
-
-        return take
-
+    output = _Output(stream)
     started = time.monotonic()
-    outputs: dict[str, object] = {"_out": collector(stdout)}
+    process = _launch(
+        tool, program, args, output, env=child_env, cwd=cwd, input=input, ok_codes=ok_codes,
+        merge_stderr=merge_stderr, missing_hint=missing_hint,
+    )  # fmt: skip
+    exit_code = _wait(tool, shown, process, output, timeout, started)
+    return Completed(
+        argv=shown,
+        exit_code=exit_code,
+        stdout=redact("".join(output.stdout)),
+        stderr=redact("".join(output.stderr)),
+        duration=time.monotonic() - started,
+        tool=tool,
+        tail=list(output.tail),
+    )
+
+
+def _launch(
+    tool: str,
+    program: str,
+    args: Sequence[str],
+    output: _Output,
+    *,
+    env: Mapping[str, str],
+    cwd: str | os.PathLike[str] | None,
+    input: str | bytes | None,
+    ok_codes: Sequence[int],
+    merge_stderr: bool,
+    missing_hint: str | None,
+) -> sh.RunningCommand:
+    """Start the child in its own session, its output going to `output`, and register it as running."""
+    outputs: dict[str, object] = {"_out": output.collector(output.stdout)}
     if merge_stderr:
         outputs["_err_to_out"] = True
     else:
-        outputs["_err"] = collector(stderr)
+        outputs["_err"] = output.collector(output.stderr)
     try:
         process = sh.Command(program)(
             *args,
             **outputs,
-            _env=child_env,
+            _env=dict(env),
             _cwd=os.fspath(cwd) if cwd else None,
             # Never None: with an `_out` callback and no `_in`, sh feeds stdin from a Queue it polls
             # every 0.1 s until the child has exited (~100 ms per process). An empty input is an
@@ -263,18 +315,30 @@ def run(
             _bg=True,
             _bg_exc=False,
             # No `_timeout`: sh's timeout thread wakes every 0.1 s and is joined after the exit, so it
-            # too cost ~100 ms per process. The deadline is our own timer below (`_Deadline`).
+            # too cost ~100 ms per process. The deadline is our own timer (`_Deadline`, in `_wait`).
             _new_session=True,
-            _ok_code=ok_codes,
+            _ok_code=list(ok_codes),
             _encoding="utf-8",
             _decode_errors="replace",
         )
     except sh.CommandNotFound as e:  # raced with _find (program removed in between)
         raise EnvironmentMissing(f"{tool} not found: {program}", hint=missing_hint) from e
-
-    pgid = process.pgid  # == its pid: the child leads a new session
     with _running_lock:
-        _running[pgid] = (tool, process)
+        _running[process.pgid] = (tool, process)  # pgid == its pid: the child leads a new session
+    return process
+
+
+def _wait(
+    tool: str,
+    shown: Sequence[str],
+    process: sh.RunningCommand,
+    output: _Output,
+    timeout: float | None,
+    started: float,
+) -> int:
+    """Wait for the child under its deadline; its exit code. Raises `ToolFailed` for an exit code it may
+    not have or when the deadline stopped it; on Ctrl-C stops its process group first."""
+    pgid = process.pgid
     deadline = _Deadline(timeout, lambda: _stop(process, pgid))
     exit_code: int | None = None
     try:
@@ -286,23 +350,10 @@ def run(
         except sh.ErrorReturnCode as e:
             if not deadline.expired():
                 exit_code = e.exit_code
-                raise ToolFailed(
-                    tool,
-                    shown,
-                    exit_code,
-                    redact("".join(stderr))[-4000:],
-                    stdout_tail=redact("".join(stdout))[-4000:],
-                ) from e
+                raise output.failed(tool, shown, exit_code) from e
         if deadline.expired():  # stopped by the timer (its signal may even be in `success_codes`)
             exit_code = None
-            raise ToolFailed(
-                tool,
-                shown,
-                None,
-                redact("".join(stderr))[-4000:],
-                stdout_tail=redact("".join(stdout))[-4000:],
-                timed_out=True,
-            )
+            raise output.failed(tool, shown, None)
     except KeyboardInterrupt:
         log.warning("interrupted: stopping %s", tool)
         deadline.cancel()
@@ -313,13 +364,4 @@ def run(
         with _running_lock:
             _running.pop(pgid, None)
         log.debug("%s exited with %s after %.1fs", tool, exit_code, time.monotonic() - started)
-
-    return Completed(
-        argv=shown,
-        exit_code=int(exit_code or 0),
-        stdout=redact("".join(stdout)),
-        stderr=redact("".join(stderr)),
-        duration=time.monotonic() - started,
-        tool=tool,
-        tail=list(tail),
-    )
+    return int(exit_code or 0)
