@@ -149,6 +149,8 @@ class DeployConfig:
     test_image: str | None  # the helm test pod's image; None: the service's own image
     smoke_checks: tuple[SmokeCheck, ...]
     timeouts: Timeouts
+    # what a ship does when the smoke checks fail: roll back to the last good revision, or keep it
+    smoke_on_failure: str = "rollback"
     file: str | None = None
     source: Source | None = field(default=None, repr=False, compare=False)
 
@@ -443,6 +445,7 @@ def _resolve(service_dir: Path, m: dict[str, Any], file: str | None, source: Sou
         test_image=m["smoke"].get("testImage") or None,
         smoke_checks=tuple(checks),
         timeouts=timeouts,
+        smoke_on_failure=str(m["smoke"].get("onFailure", "rollback")),
         file=file,
         source=source,
     )

@@ -269,6 +269,25 @@ def _roll_back(ctx: Ctx) -> dict[str, Any]:
     }
 
 
+def _after_failed_smoke(ctx: Ctx) -> dict[str, Any]:
+    """Staging is shared: a revision that fails its smoke checks is rolled back to the last good one
+    (checked to serve again, as after a failed watch) unless deploy.yaml says `smoke.onFailure: keep`.
+    The report's `rollout` says which happened."""
+    if ctx.state.deploy.smoke_on_failure == "keep":
+        kept = {"action": "none", "to_revision": None, "verified": None}
+        rollback = kept | {"detail": "the failing revision was kept (smoke.onFailure: keep)"}
+    else:
+        _still_holding_the_lock(ctx, "before rolling back the failed smoke checks")
+        ctx.progress("smoke checks failed; rolling back (smoke.onFailure: keep would keep this revision)")
+        rollback = _roll_back(ctx)
+    return {
+        "verdict": "healthy",
+        "reason": None,
+        "rolled_back": rollback["action"] != "none",
+        "rollback": rollback,
+    }
+
+
 def _smoke_entries(results: Sequence[Any]) -> list[dict[str, Any]]:
     return [
         {
@@ -316,6 +335,7 @@ def step_smoke(ctx: Ctx) -> StepResult | dict[str, Any]:
             test_pods=lambda release, namespace: smoke.read_test_pods(api, namespace, release),
         )
     except smoke.SmokeReport as e:
-        e.details = {"smoke": _smoke_entries(e.results)}
+        e.details = {"smoke": _smoke_entries(e.results), "rollout": _after_failed_smoke(ctx)}
+        e.message = f"{e.message}; {e.details['rollout']['rollback']['detail']}"
         raise
     return {"smoke": _smoke_entries(results), "summary": f"{len(results)} of {len(results)} checks passed"}

@@ -435,3 +435,12 @@ def test_a_clash_with_policy_defaults_points_at_the_service_and_names_the_policy
         load(root, policy)
     assert (info.value.line, info.value.path) == (2, "env.SENTRY_DSN")
     assert f"also at {policy_file}:5: deploy.defaults.secretEnv.SENTRY_DSN" in info.value.message
+
+
+def test_smoke_on_failure_rolls_back_by_default_and_keep_is_read(tmp_path: Path) -> None:
+    assert load(service(tmp_path, None), NO_POLICY).smoke_on_failure == "rollback"
+    kept = load(service(tmp_path / "b", "smoke:\n  onFailure: keep\n"), NO_POLICY)
+    assert kept.smoke_on_failure == "keep"
+    with pytest.raises(ConfigError) as info:
+        load(service(tmp_path / "c", "smoke:\n  helmTest: false\n  onFailure: ignore\n"), NO_POLICY)
+    assert (info.value.line, info.value.path) == (3, "smoke.onFailure")

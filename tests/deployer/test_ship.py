@@ -327,11 +327,29 @@ def test_smoke_failure_details_follow_the_report_shape(tmp_path, monkeypatch):
 
     monkeypatch.setattr(smoke, "run_checks", fake_run_checks)
     deploy = SimpleNamespace(
-        helm_test=True, smoke_checks=(1,), release="hello", namespace="hello-ns", port=8080
+        helm_test=True,
+        smoke_checks=(1,),
+        release="hello",
+        namespace="hello-ns",
+        port=8080,
+        smoke_on_failure="keep",
     )
     ctx, _ = _ctx(ship.ShipConfig(service="hello"), tmp_path, deploy=deploy, helm=object(), api=object())
     with pytest.raises(SmokeReport) as info:
         ship.step_smoke(ctx)
+    # smoke.onFailure: keep: nothing is rolled back, and the report says so
+    assert info.value.details["rollout"] == {
+        "verdict": "healthy",
+        "reason": None,
+        "rolled_back": False,
+        "rollback": {
+            "action": "none",
+            "to_revision": None,
+            "verified": None,
+            "detail": "the failing revision was kept (smoke.onFailure: keep)",
+        },
+    }
+    assert info.value.message.endswith("; the failing revision was kept (smoke.onFailure: keep)")
     assert info.value.details["smoke"] == [
         {
             "name": "helm-test",
@@ -348,6 +366,66 @@ def test_smoke_failure_details_follow_the_report_shape(tmp_path, monkeypatch):
             "duration_seconds": 0.1,
         },
     ]
+
+
+def _failing_smoke(monkeypatch: pytest.MonkeyPatch) -> None:
+    from deployer import smoke
+    from deployer.smoke import CheckResult, SmokeReport
+
+    failed = [CheckResult("root", "http", False, 0.1, "GET /: status 500, expected 200")]
+
+    def fake_run_checks(deploy, *, helm_test, http_get, test_pods):
+        raise SmokeReport(failed, "hello", "hello-ns")
+
+    monkeypatch.setattr(smoke, "run_checks", fake_run_checks)
+
+
+def test_failed_smoke_checks_roll_back_to_the_previous_revision_and_verify_it(watch_env, monkeypatch):
+    from deployer.smoke import SmokeReport
+
+    _failing_smoke(monkeypatch)
+    deploy = watch_env.ctx.state.deploy
+    deploy.helm_test, deploy.smoke_checks, deploy.port, deploy.smoke_on_failure = (
+        False,
+        (1,),
+        8080,
+        "rollback",
+    )
+    watch_env.ctx.state.previous_revision = 4
+    watch_env.verdicts.append(_verdict(True))  # the old version, watched after the rollback
+    with pytest.raises(SmokeReport) as info:
+        ship.step_smoke(watch_env.ctx)
+    assert info.value.exit_code == ExitCode.SMOKE
+    assert watch_env.helm.calls == [("rollback", "hello", "hello-ns", 4)]
+    assert watch_env.passed[0]["generation"] == 4
+    assert info.value.message.endswith("; rolled back to revision 4, which serves again")
+    rollout = info.value.details["rollout"]
+    assert rollout["rolled_back"] is True and rollout["verdict"] == "healthy"
+    assert rollout["rollback"] == {
+        "action": "rollback",
+        "to_revision": 4,
+        "verified": True,
+        "detail": "rolled back to revision 4, which serves again",
+    }
+    assert any("smoke checks failed; rolling back" in line for line in watch_env.seen)
+
+
+def test_failed_smoke_checks_of_a_first_install_remove_it(watch_env, monkeypatch):
+    from deployer.smoke import SmokeReport
+
+    _failing_smoke(monkeypatch)
+    deploy = watch_env.ctx.state.deploy
+    deploy.helm_test, deploy.smoke_checks, deploy.port, deploy.smoke_on_failure = (
+        False,
+        (1,),
+        8080,
+        "rollback",
+    )
+    with pytest.raises(SmokeReport) as info:
+        ship.step_smoke(watch_env.ctx)
+    assert watch_env.helm.calls == [("uninstall", "hello", "hello-ns")]
+    assert info.value.details["rollout"]["rollback"]["action"] == "uninstall"
+    assert info.value.message.endswith("; first install removed")
 
 
 # --- run() --------------------------------------------------------------------------------------------
