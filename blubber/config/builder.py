@@ -204,6 +204,12 @@ def _escape_percent(template: str) -> str:
     return template.replace("%", "%%")
 
 
+# `<<WORD` in a RUN line is a Dockerfile heredoc for BuildKit (dockerfile 1.4+): the lines after the RUN,
+# up to one reading WORD, would become its text, taking the instructions there (USER …) with them.
+# A bash here-string (`<<<`) is not one.
+_HEREDOC = re.compile(r"(?<!<)<<(?!<)")
+
+
 def _check_command(c: Checker, command: str, path: YamlPath) -> None:
     if has_control_chars(command.rstrip("\n")):
         c.add(
@@ -212,6 +218,12 @@ def _check_command(c: Checker, command: str, path: YamlPath) -> None:
     elif re.search(r"\\[ \t]*$", command):
         c.add(
             path, "must not end with a backslash", "a trailing backslash would continue the Dockerfile line"
+        )
+    elif _HEREDOC.search(command):
+        c.add(
+            path,
+            'must not contain a heredoc ("<<")',
+            "Docker would read the next lines of the Dockerfile as its text; use `script:` instead",
         )
 
 

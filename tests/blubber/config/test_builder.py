@@ -141,6 +141,9 @@ def test_inherited_command_plus_own_script_fails_after_expansion() -> None:
     [
         ("builder: {command: 'make \\\\'}", "builder.command", "must not end with a backslash"),
         ("builder: {command: \"a\\nb\"}", "builder.command", "must be a single line without control characters"),  # noqa: E501
+        # BuildKit reads `<<EOF` in a RUN line as a heredoc: the next Dockerfile lines would be its text.
+        ("builder: {command: 'cat <<EOF'}", "builder.command", 'must not contain a heredoc ("<<")'),
+        ("builder: {command: ['<<-X', x]}", "builder.command[0]", 'must not contain a heredoc ("<<")'),
         ("builder: {mounts: [{from: local, source: 'a b'}]}", "builder.mounts[0].source", '"a b" cannot be used in a mount'),  # noqa: E501
         ("builder: {caches: ['/x,uid=0']}", "builder.caches[0].destination", '"/x,uid=0" cannot be used in a mount'),  # noqa: E501
         ("builder: {caches: [{destination: /x, access: all}]}", "builder.caches[0].access",
@@ -192,3 +195,8 @@ def dockerfile_of(yaml: str, variant: str) -> str:
     from tests.blubber.helpers import dockerfile
 
     return dockerfile(yaml, variant)
+
+
+def test_a_here_string_is_not_a_heredoc() -> None:
+    text = "base: debian:bookworm\nvariants:\n  app: {builder: {command: 'cat <<< x'}}"
+    assert "RUN cat <<< x" in dockerfile_of(text, "app")
