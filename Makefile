@@ -5,10 +5,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv lint unit stack team-registry cluster demo test
+.PHONY: venv lint unit stack team-registry cluster demo test wheel-check
 
 venv: $(VENV)/.installed
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	touch $@
@@ -37,5 +37,11 @@ cluster: stack
 demo: cluster
 	$(VENV)/bin/deployer ship examples/node-hello
 
-test: lint stack team-registry cluster
-	$(VENV)/bin/pytest -q
+# deployer as a new user installs it: the wheel (not editable) in a clean venv, used from a service
+# directory outside the checkout; it ships there when the cluster is up (always, within `make test`).
+WHEEL_TESTS := e2e/test_installed_wheel.py
+wheel-check: venv
+	$(VENV)/bin/pytest -q $(WHEEL_TESTS)
+
+test: lint stack team-registry cluster wheel-check
+	$(VENV)/bin/pytest -q --ignore=$(WHEEL_TESTS)

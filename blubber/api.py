@@ -17,10 +17,14 @@ from blubber import policy as policy_module
 from blubber.config.reader import read
 from blubber.config.root import Config
 from blubber.expand import Expander
+from deployer import policies
 
 __all__ = ["DEFAULT_POLICY", "Config", "Runtime", "compile_dockerfile", "load", "runtime"]
 
-DEFAULT_POLICY: Path = Path(__file__).resolve().parent.parent / "policies" / "default.yaml"
+# The policy deployer applies by default (the `blubber` command applies one only when named). It is
+# package data of the same distribution (the repository's policies/, installed as deployer.policies:
+# data only, no deployer code is imported).
+DEFAULT_POLICY: Path = policies.BLUBBER
 
 
 def load(config_path: str | Path, *, policy: str | Path | None = DEFAULT_POLICY) -> Config:

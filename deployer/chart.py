@@ -32,6 +32,7 @@ from typing import Any, Protocol
 import yaml
 
 from blubber.errors import ConfigError
+from deployer import charts
 from deployer.background import Background
 from deployer.deploy_config import DeployConfig, DeployPolicy, enforce
 from deployer.reporting.redact import register
@@ -51,7 +52,7 @@ __all__ = [
     "write_chart",
 ]
 
-BASE_CHART = Path(__file__).resolve().parent.parent / "charts" / "service"
+BASE_CHART = charts.SERVICE  # package data (the repository's charts/), so an installed wheel has it
 """The base chart every service chart is rendered from."""
 
 CHART_REPOSITORY = "oci://127.0.0.1:5000/staging/charts"

@@ -24,6 +24,7 @@ import jsonschema
 
 from blubber.errors import ConfigError, PolicyViolation
 from blubber.source import Source, YamlPath, format_path, parse, read_file
+from deployer import policies
 
 __all__ = [
     "BUILTIN_DEFAULTS",
@@ -41,7 +42,7 @@ __all__ = [
 ]
 
 _SCHEMA_DIR = Path(__file__).parent / "schema"
-DEFAULT_POLICY_FILE = Path(__file__).resolve().parent.parent / "policies" / "deploy.yaml"
+DEFAULT_POLICY_FILE = policies.DEPLOY  # package data (the repository's policies/)
 """The repository's deploy policy; used when the caller names none."""
 
 DEPLOY_FILE = Path(".pipeline") / "deploy.yaml"

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from deployer import policies as shipped_policies
+
 from . import model as m
 
 __all__ = ["LOCAL", "LOCAL_NAME"]
 
 LOCAL_NAME = "local"
 
-_REPO = Path(__file__).resolve().parents[2]
 _HOST = "127.0.0.1:5000"
 _NAMESPACE = "staging"
 
@@ -37,8 +38,6 @@ LOCAL = m.Environment(
         # As deployer does today: the service's deploy.yaml `namespace:`, else the release name.
         namespace=m.NamespaceRule("{release}", service_may_choose=True),
     ),
-    policies=m.Policies(
-        blubber=_REPO / "policies" / "default.yaml", deploy=_REPO / "policies" / "deploy.yaml"
-    ),
+    policies=m.Policies(blubber=shipped_policies.BLUBBER, deploy=shipped_policies.DEPLOY),
 )
 """The local stack as one Environment value."""
