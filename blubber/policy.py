@@ -20,7 +20,7 @@ from blubber.checks (the same registry config validation uses) plus the comparis
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -215,22 +215,42 @@ def as_view(value: object) -> object:
     return value
 
 
+class _Variants(Mapping[str, dict]):
+    """`variants` of a config_view, each variant turned into a view only when a path asks for it: a policy
+    names a few variants, and viewing all of a large config's variants cost more than the rest of a build."""
+
+    def __init__(self, config: Config, variant: str) -> None:
+        self._config, self._variant = config, variant
+        self._expander = Expander(config)
+        self._expanded: set[str] | None = None
+        self._views: dict[str, dict] = {}
+
+    def __getitem__(self, name: str) -> dict:
+        if name not in self._views:
+            raw = self._config.variants[name]  # KeyError for an unknown variant, as a dict would
+            if self._expanded is None:
+                self._expanded = set(self._expander.stage_order(self._variant))
+            if name in self._expanded:
+                e = self._expander.expand(name)
+                body: dict = as_view(e.common)  # type: ignore[assignment]
+                body.update(includes=[], copies=as_view(e.copies))
+            else:
+                body = as_view(raw)  # type: ignore[assignment]
+            self._views[name] = body
+        return self._views[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._config.variants)
+
+    def __len__(self) -> int:
+        return len(self._config.variants)
+
+
 def config_view(config: Config, variant: str) -> dict:
     """The whole config as policy paths see it: target and its copies dependencies expanded, others raw."""
     view: dict = as_view(config.common)  # type: ignore[assignment]
     view["version"] = "v4"
-    expander = Expander(config)
-    expanded = set(expander.stage_order(variant))
-    variants = {}
-    for name, raw in config.variants.items():
-        if name in expanded:
-            e = expander.expand(name)
-            body = as_view(e.common)
-            body.update(includes=[], copies=as_view(e.copies))
-        else:
-            body = as_view(raw)
-        variants[name] = body
-    view["variants"] = variants
+    view["variants"] = _Variants(config, variant)
     return view
 
 
@@ -238,7 +258,7 @@ def resolve(view: object, path: str) -> tuple[bool, object]:
     """Walk a dotted path through mappings; (False, None) when any segment is missing."""
     node = view
     for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
+        if not isinstance(node, Mapping) or part not in node:
             return False, None
         node = node[part]
     return True, node
