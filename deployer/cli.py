@@ -16,6 +16,7 @@ and raise `UserError` subclasses for anything the user can fix. Use `ci_option`,
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import traceback
@@ -209,6 +210,9 @@ def entry() -> NoReturn:
         sys.stderr.flush()
     except OSError:  # a closed pipe (`deployer status | head`): nothing more can be said
         code = code or 1
+    # os._exit skips the atexit hooks, and one matters: the Kubernetes client's, which removes the CA,
+    # certificate and private key it copied out of the kubeconfig into $TMPDIR (3 files per command).
+    atexit._run_exitfuncs()
     os._exit(int(code or 0))
 
 
