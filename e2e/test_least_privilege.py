@@ -77,8 +77,10 @@ def _ship(svc: ServiceCopy, kubeconfig: Path) -> subprocess.CompletedProcess[str
     return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=900)
 
 
-def _make_kubeconfig(namespace: str, out: Path, helm_create_namespace: bool) -> None:
+def _make_kubeconfig(svc: ServiceCopy, out: Path, helm_create_namespace: bool) -> None:
     env = {**os.environ, "HELM_CREATE_NAMESPACE": "1" if helm_create_namespace else "0"}
+    env["ADMIN_KUBECONFIG"] = str(svc.kubeconfig)  # the cluster under test, whichever provider made it
+    namespace = svc.namespace
     made = subprocess.run(
         [str(MAKE_KUBECONFIG), namespace, str(out)], capture_output=True, text=True, env=env, timeout=120
     )
@@ -105,7 +107,7 @@ def test_first_ship_with_only_the_role_is_refused_by_helms_create_namespace(
     """The gap phase 2 closes: deployer passes `--create-namespace`, and helm's first install POSTs the
     namespace even though it exists; a namespaced identity may not, so the ship fails late, at deploy."""
     kubeconfig = tmp_path / "deployer.kubeconfig"
-    _make_kubeconfig(svc.namespace, kubeconfig, helm_create_namespace=False)
+    _make_kubeconfig(svc, kubeconfig, helm_create_namespace=False)
     svc.write(".pipeline/deploy.yaml", DEPLOY_YAML.format(style="plain"))
     svc.commit("first")
     refused = _ship(svc, kubeconfig)
@@ -122,7 +124,7 @@ def test_ship_with_a_namespaced_service_account(
     core = client.CoreV1Api(svc.api)
     kubeconfig = tmp_path / "deployer.kubeconfig"
     # With the one cluster-scoped workaround for helm's --create-namespace (rbac/helm-create-namespace.yaml).
-    _make_kubeconfig(svc.namespace, kubeconfig, helm_create_namespace=True)
+    _make_kubeconfig(svc, kubeconfig, helm_create_namespace=True)
 
     # Confined to its namespace: it may deploy there and read nothing elsewhere.
     assert _can_i(kubeconfig, "create", "deployments.apps", svc.namespace)
