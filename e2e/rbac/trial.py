@@ -32,7 +32,8 @@ ROLE_FILE = HERE / "deployer-role.yaml"
 KUBECONFIG_SCRIPT = HERE / "kubeconfig"
 ADMIN = os.environ.get("ADMIN_KUBECONFIG", "/var/lib/deployer/cluster/kubeconfig")
 KUBECTL = os.environ.get("KUBECTL", "/var/cache/deployer/tools/bin/kubectl")
-DEPLOYER = str(Path(sys.executable).parent / "deployer")
+# DEPLOYER_BIN: another deployer to measure (e.g. a `git archive` of a commit, while the tree is edited).
+DEPLOYER = os.environ.get("DEPLOYER_BIN") or str(Path(sys.executable).parent / "deployer")
 
 DEPLOY_YAML = """\
 probes:
