@@ -35,9 +35,19 @@ from pathlib import Path
 from typing import Any
 
 from deployer.errors import ExitCode
-from deployer.ship.cluster import step_chart, step_deploy, step_smoke, step_watch
+from deployer.ship.cluster import start_release_lock, step_chart, step_deploy, step_smoke, step_watch
 from deployer.ship.context import STAGES, TITLES, Ctx, ShipConfig, ShipState
-from deployer.ship.image import step_build, step_compile, step_push, step_test
+from deployer.ship.image import (
+    start_cluster_check,
+    start_cluster_import,
+    start_cluster_import_without_tests,
+    start_docker_session,
+    start_production_build,
+    step_build,
+    step_compile,
+    step_push,
+    step_test,
+)
 from deployer.workflow import Status, Step, StepContext, WorkflowRun
 
 __all__ = [
@@ -58,18 +68,45 @@ __all__ = [
 
 
 def build_steps() -> list[Step]:
-    """The ship's steps in order (the seam tests replace)."""
-    fns: dict[str, Callable[[Ctx], Any]] = {
-        "compile": step_compile,
-        "test": step_test,
-        "build": step_build,
-        "push": step_push,
-        "chart": step_chart,
-        "deploy": step_deploy,
-        "watch": step_watch,
-        "smoke": step_smoke,
-    }
-    return [Step(name, fns[name], TITLES[name]) for name in STAGES]
+    """The ship's steps in order, each with the work it starts in the background for later steps, so the
+    order read here is the order things happen (the seam tests replace)."""
+    steps = [
+        # the engine check and registry login, and whether the cluster answers, overlap the compile
+        _step("compile", step_compile, before=(start_docker_session, start_cluster_check),
+              after=(start_cluster_import_without_tests,)),
+        # the production image builds beside the test run; the Kubernetes client's import starts once
+        # the test run prints (its builds are done: the CPU is free), see step_test
+        _step("test", step_test, before=(start_production_build,)),
+        _step("build", step_build),
+        _step("push", step_push, before=(start_cluster_import,)),  # if the test run printed nothing
+        # the release lock (and the release's status) is taken while the chart is rendered and pushed
+        _step("chart", step_chart, before=(start_release_lock,)),
+        _step("deploy", step_deploy),
+        _step("watch", step_watch),
+        _step("smoke", step_smoke),
+    ]  # fmt: skip
+    return steps
+
+
+def _step(
+    name: str,
+    body: Callable[[Ctx], Any],
+    *,
+    before: Sequence[Callable[[Ctx], None]] = (),
+    after: Sequence[Callable[[Ctx], None]] = (),
+) -> Step:
+    """Step `name`: what it starts in the background first (`before`), its own work, then what it starts
+    once that succeeded (`after`)."""
+
+    def run_step(ctx: Ctx) -> Any:
+        for start in before:
+            start(ctx)
+        result = body(ctx)
+        for start in after:
+            start(ctx)
+        return result
+
+    return Step(name, run_step, TITLES[name])
 
 
 # --- the run -------------------------------------------------------------------------------------------

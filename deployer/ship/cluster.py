@@ -34,7 +34,6 @@ def step_chart(ctx: Ctx) -> dict[str, Any]:
     from deployer import deploy_config
 
     state = ctx.state
-    _take_lock_early(ctx)
     deploy = state.deploy
     runtime = blubber.runtime(state.config, deploy.variant)
     values = chart_mod.render_values(
@@ -63,7 +62,7 @@ def step_chart(ctx: Ctx) -> dict[str, Any]:
     }
 
 
-def _take_lock_early(ctx: Ctx) -> None:
+def start_release_lock(ctx: Ctx) -> None:
     """Make the cluster tools (helm now, the API client in the background), then take the release lock and
     read the release's status in the background while the chart is rendered and pushed; the deploy step
     waits for both (and reports a refused lock). Released by run() whatever happens, also when the chart
@@ -104,7 +103,7 @@ def _take_lock_early(ctx: Ctx) -> None:
 
 def step_deploy(ctx: Ctx) -> dict[str, Any]:
     state = ctx.state
-    _take_lock_early(ctx)  # normally started by the chart stage
+    start_release_lock(ctx)  # normally started with the chart stage
     _, status = state.lock_early.result()
     _still_holding_the_lock(ctx, "before helm upgrade")
     helm = state.helm

@@ -31,8 +31,6 @@ def step_compile(ctx: Ctx) -> dict[str, Any]:
 
     config, state = ctx.config, ctx.state
     svc = state.service = service.resolve(config.service)
-    docker_session(state).start(registry_host())  # the engine check and login overlap the compile
-    _check_cluster_early(ctx)
     source = git.source(svc.directory)
     state.source = source
     state.git_sha, state.git_dirty = source.sha, (source.is_dirty if source.is_repo else None)
@@ -57,8 +55,6 @@ def step_compile(ctx: Ctx) -> dict[str, Any]:
     for variant in variants:  # compile them all now: a config or policy error fails before any build
         blubber.compile_dockerfile(state.config, variant)
     state.variants = tuple(variants)
-    if not has_tests:
-        preload_cluster_modules(state)  # else when the test run starts (step_test)
     return {"summary": f"variants {', '.join(variants)}; release {deploy.release} in {deploy.namespace}"}
 
 
@@ -114,10 +110,26 @@ def _failure_excerpt(lines: Sequence[str], tail: Sequence[str]) -> list[str]:
     return excerpt + (["…", *ending] if excerpt and ending else ending) if excerpt else list(tail)
 
 
-# --- is the cluster there at all? ------------------------------------------------------------------------
+# --- work started early, for later stages (build_steps says when) -----------------------------------------
 
 
-def _check_cluster_early(ctx: Ctx) -> None:
+def start_docker_session(ctx: Ctx) -> None:
+    """Check the engine and log in to the registry in the background: they overlap the compile."""
+    docker_session(ctx.state).start(registry_host())
+
+
+def start_cluster_import(ctx: Ctx) -> None:
+    """Import the Kubernetes client in the background (context.preload_cluster_modules says when not)."""
+    preload_cluster_modules(ctx.state)
+
+
+def start_cluster_import_without_tests(ctx: Ctx) -> None:
+    """With no test run to wait for (whose output starts the import), start it once compiled."""
+    if ctx.config.test_variant not in ctx.state.variants:
+        preload_cluster_modules(ctx.state)
+
+
+def start_cluster_check(ctx: Ctx) -> None:
     """Ask (in the background, during compile) whether the target cluster's API server answers at all."""
     from deployer.background import Background
     from deployer.tools import apiserver
@@ -161,8 +173,6 @@ def step_test(ctx: Ctx) -> StepResult | dict[str, Any]:
             preload_cluster_modules(state)
         show(line)
 
-    _cluster_answers(ctx, "building anything")
-    _start_production_build(ctx)
     try:
         with overall_deadline(ctx, "the test variant's build and run"):
             result = build.test(
@@ -216,15 +226,17 @@ def _build_production(ctx: Ctx, progress: Callable[[str], None]) -> Any:
     )
 
 
-def _start_production_build(ctx: Ctx) -> None:
+def start_production_build(ctx: Ctx) -> None:
     """Build the production image while the test variant builds and runs: nothing is pushed before the
     tests pass (push waits for them), but the build no longer waits for the test run. Its output is
-    shown under the build stage; a failed test stops it (run() stops every tool still running)."""
+    shown under the build stage; a failed test stops it (run() stops every tool still running). Without
+    a test run the build stage builds it; either way not before the cluster is known to answer."""
     from deployer.background import Background, Relay
 
-    state = ctx.state
-    if state.production_build is not None:
+    config, state = ctx.config, ctx.state
+    if state.production_build is not None or config.test_variant not in state.variants:
         return
+    _cluster_answers(ctx, "building anything")
     docker_session(state)  # made here, not in the thread: the test build uses the same session
     relay = Relay()
     state.production_build = (Background(lambda: _build_production(ctx, relay), name="build"), relay)
@@ -259,7 +271,6 @@ def step_push(ctx: Ctx) -> dict[str, Any]:
     from deployer.chart import ImageRef
 
     state = ctx.state
-    preload_cluster_modules(state)  # if the test run printed nothing (or there was none)
     with overall_deadline(ctx, "the push"):
         pushed = build.push(
             state.built, progress=_tool_stream(ctx), session=docker_session(state), deadline=ctx.deadline

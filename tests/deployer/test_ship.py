@@ -75,10 +75,15 @@ def _ctx(config: ship.ShipConfig, tmp_path: Path, **state) -> tuple[StepContext,
     return ctx, seen
 
 
+def _run_step(name: str, ctx: StepContext):
+    """Step `name` as the ship runs it: with the background work build_steps declares beside it."""
+    return next(step for step in ship.build_steps() if step.name == name).fn(ctx)
+
+
 def test_compile_loads_both_configs_and_records_git(tmp_path):
     svc = _service(tmp_path, git=True)
     ctx, _ = _ctx(ship.ShipConfig(service=str(svc), strict_ci=True), tmp_path)
-    details = ship.step_compile(ctx)
+    details = _run_step("compile", ctx)
     state = ctx.state
     assert len(state.git_sha) == 40 and state.git_dirty is False
     assert state.variants == ("test", "production")
@@ -645,7 +650,7 @@ def test_a_lock_refused_in_the_background_fails_the_deploy_step_and_nothing_is_r
     deploy = SimpleNamespace(namespace="hello-ns", release="hello", timeouts=SimpleNamespace(helm=300))
     state = dict(deploy=deploy, helm=DeployHelm(log), api=object())
     ctx, _ = _ctx(ship.ShipConfig(service="hello"), tmp_path, **state)
-    ship_cluster._take_lock_early(ctx)  # what step_chart does first
+    ship_cluster.start_release_lock(ctx)  # what the chart step starts first
     with pytest.raises(lock.ShipInProgress) as info:
         ship.step_deploy(ctx)
     assert info.value.exit_code == ExitCode.DEPLOY
@@ -716,12 +721,11 @@ def test_the_test_run_starts_importing_the_cluster_client_and_deploy_waits_for_i
         return TestResult("hello", variant, "deployer/hello:test", "sha256:" + "t" * 64, 0, 0.1)
 
     monkeypatch.setattr(build, "test", fake_test)
-    monkeypatch.setattr(ship_image, "_start_production_build", lambda ctx: None)
     svc = _service(tmp_path, git=False)
     ctx, _ = _ctx(ship.ShipConfig(service=str(svc)), tmp_path)
-    ship.step_compile(ctx)
+    _run_step("compile", ctx)
     assert ctx.state.preload is None  # a config with tests: not while the images build
-    ship.step_test(ctx)
+    ship.step_test(ctx)  # without the production build it starts beside it
     preload = ctx.state.preload
     assert preload is not None and preload.name == "deployer-preload-kubernetes"
     ship_context.cluster_modules(ctx.state)
@@ -826,9 +830,9 @@ def test_production_builds_during_the_test_run_and_its_output_shows_under_build(
     deploy = SimpleNamespace(variant="production")
     state = dict(variants=("test", "production"), deploy=deploy, docker=None)
     ctx, seen = _ctx(ship.ShipConfig(service="hello"), tmp_path, **state)
-    ship.step_test(ctx)
+    _run_step("test", ctx)
     assert "#5 [production 2/6] RUN npm ci" not in seen  # not under the test stage
-    details = ship.step_build(ctx)
+    details = _run_step("build", ctx)
     assert ctx.state.built is built and details["images"][0]["image_id"] == built.image_id
     assert "#5 [production 2/6] RUN npm ci" in seen
     assert set(order) == {"tests ran", "production built"}
@@ -848,9 +852,9 @@ def test_a_production_build_failure_is_the_build_stages_error(tmp_path, monkeypa
     monkeypatch.setattr(build, "test", fake_test)
     state = dict(variants=("test", "production"), deploy=SimpleNamespace(variant="production"), docker=None)
     ctx, _ = _ctx(ship.ShipConfig(service="hello"), tmp_path, **state)
-    ship.step_test(ctx)  # the tests pass; the build's failure waits for its own stage
+    _run_step("test", ctx)  # the tests pass; the build's failure waits for its own stage
     with pytest.raises(errors.BuildFailed, match=r"RUN npm ci: exit code: 1"):
-        ship.step_build(ctx)
+        _run_step("build", ctx)
 
 
 def test_without_a_test_variant_compile_starts_the_import_itself(tmp_path):
@@ -860,7 +864,7 @@ def test_without_a_test_variant_compile_starts_the_import_itself(tmp_path):
         config.read_text().replace("  test:\n    entrypoint: [python3, -c, \"print('ok')\"]\n", "")
     )
     ctx, _ = _ctx(ship.ShipConfig(service=str(svc)), tmp_path)
-    ship.step_compile(ctx)
+    _run_step("compile", ctx)
     assert ctx.state.variants == ("production",)
     assert ctx.state.preload is not None
     ship_context.cluster_modules(ctx.state)
@@ -879,9 +883,9 @@ def test_a_cluster_that_does_not_answer_stops_the_ship_before_anything_is_built(
     svc = _service(tmp_path, git=False)
     config = ship.ShipConfig(service=str(svc), kubeconfig=tmp_path / "kc", environment="prod")
     ctx, _ = _ctx(config, tmp_path)
-    ship.step_compile(ctx)  # starts the check
+    _run_step("compile", ctx)  # starts the check
     with pytest.raises(errors.EnvironmentMissing) as info:
-        ship.step_test(ctx)
+        _run_step("test", ctx)
     assert info.value.exit_code == ExitCode.ENVIRONMENT
     assert info.value.message == f"{reason}; stopped before building anything"
     assert "e2e/cluster up" in info.value.hint
