@@ -109,7 +109,7 @@ def parse(text: str, file: str) -> Source:
         mark = e.problem_mark or e.context_mark
         problem = " ".join(p for p in (e.context, e.problem) if p)
         hint = (
-            "remove the `!!tag`, or quote the value to make it a string"
+            "quote the value to make it a string (and drop any `!!tag` before it)"
             if isinstance(e, yaml.constructor.ConstructorError)
             else "check indentation, colons and quoting on this line and the one before"
         )
@@ -120,6 +120,18 @@ def parse(text: str, file: str) -> Source:
             line=mark.line + 1 if mark else None,
             path=path or TOP_LEVEL,
             hint=hint,
+        ) from None
+    except yaml.reader.ReaderError as e:
+        # A character YAML does not allow (NUL, other control characters): no mark, only a position.
+        line = text.count("\n", 0, e.position) + 1
+        char = chr(e.character) if isinstance(e.character, int) else str(e.character)
+        raise ConfigError(
+            f"invalid YAML: unacceptable character {char!r} (control characters are not allowed)",
+            file=file,
+            line=line,
+            # libyaml refuses the whole text before any event: find the path with the character blanked.
+            path=format_path(path_at(text.replace(char, " "), e.position)) or TOP_LEVEL,
+            hint="remove it, or write it as an escape in a double-quoted string",
         ) from None
     except yaml.YAMLError as e:
         raise ConfigError(f"invalid YAML: {e}", file=file) from None
@@ -152,8 +164,8 @@ def path_at(text: str, index: int) -> YamlPath:
             if event.start_mark.index > index:
                 break
             if isinstance(event, yaml.ScalarEvent | yaml.AliasEvent):
-                if event.start_mark.index == index:
-                    break
+                if event.end_mark.index > index or event.start_mark.index == index:
+                    break  # the error is in this scalar
                 if frames and frames[-1][0] and frames[-1][2]:
                     frames[-1][1], frames[-1][2] = getattr(event, "value", "*"), False
                 else:

@@ -103,7 +103,7 @@ def test_mistagged_scalars_are_located_config_errors(text: str, line: int, path:
         parse(text, "f.yaml")
     assert (e.value.file, e.value.line, e.value.path) == ("f.yaml", line, path)
     assert e.value.message == f"invalid YAML: {message}"
-    assert "!!tag" in e.value.hint
+    assert e.value.hint == "quote the value to make it a string (and drop any `!!tag` before it)"
 
 
 @pytest.mark.parametrize(
@@ -119,3 +119,11 @@ def test_syntax_errors_name_the_yaml_path_being_read(text: str, path: str) -> No
     with pytest.raises(ConfigError) as e:
         parse(text, "f.yaml")
     assert e.value.path == path
+
+
+def test_a_control_character_is_located() -> None:
+    # PyYAML's ReaderError has no mark: the error had neither line nor path.
+    with pytest.raises(ConfigError) as e:
+        parse("version: v4\nbase: a\x00b\n", "f.yaml")
+    assert (e.value.line, e.value.path) == (2, "base")
+    assert e.value.message.startswith("invalid YAML: unacceptable character '\\x00'")
