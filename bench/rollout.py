@@ -1,6 +1,10 @@
-"""Rollout benchmark: how soon our watcher reports a failure or a success, next to `helm upgrade --wait`.
+"""Rollout benchmark: how soon our watcher reports a failure or a success, next to its peers: helm 3
+`--wait`, helm 4 `--wait=watcher --rollback-on-failure` (kstatus) and kubedog (werf's rollout tracker).
 
-    python bench/rollout.py [--kubeconfig PATH] [--repeat 3] [--helm-timeout 120] [--no-helm]
+    python bench/rollout.py [--kubeconfig PATH] [--repeat 3] [--helm-timeout 120] [--no-helm] [--no-peers]
+
+helm 4 and kubedog are built from their Go modules, pinned, by bench/peers.sh (into
+/var/cache/deployer/tools/peers; not part of `make test`); a peer that is not built is left out and said so.
 
 Needs the local cluster (e2e/cluster up) and the build stack's registry (scripts/stack up). Prints numbers,
 asserts nothing. Everything runs on the same cluster in the same run, one thing at a time, each in a fresh
@@ -8,11 +12,14 @@ namespace that is deleted afterwards.
 
 1. Watcher only: a Deployment from tests/resources/k8s/scenarios.py is created with the client; time from
    the create call to the watcher's verdict.
-2. Failure detection, side by side, on the same broken release of charts/service: ours = `helm upgrade
-   --install` (no --wait, as `deployer ship` runs it) then the watcher, timed from the helm call to the
-   verdict; helm's = `helm upgrade --install --wait --timeout <T>`, timed to helm's exit.
+2. Failure detection, side by side, on the same broken releases of charts/service (crash loop, bad image,
+   never ready, no such command): ours = `helm upgrade --install` (no --wait, as `deployer ship` runs it)
+   then the watcher, timed from the helm call to the verdict; helm 3 = `helm upgrade --install --wait
+   --timeout <T>` and helm 4 = the same with `--wait=watcher --rollback-on-failure`, timed to helm's exit;
+   kubedog = helm 3 without --wait then `kubedog rollout track deployment`, timed from the helm call to
+   kubedog's exit. Each peer runs once per case (they mostly wait for the timeout); ratios are peer / ours.
 3. Success detection: time from the Deployment being complete and Available (seen by a separate watch on
-   its own connection) to our verdict, and to `helm upgrade --wait` returning.
+   its own connection) to each tool reporting success.
 """
 
 from __future__ import annotations
@@ -43,9 +50,16 @@ from deployer.tools.kube import DEFAULT_KUBECONFIG, load_api  # noqa: E402
 from tests.resources.k8s.scenarios import deployment  # noqa: E402
 
 HELM = os.environ.get("DEPLOYER_HELM", "/var/cache/deployer/tools/bin/helm")
+PEERS = Path(os.environ.get("DEPLOYER_PEERS", "/var/cache/deployer/tools/peers"))
+HELM4 = str(PEERS / "helm4")
+KUBEDOG = str(PEERS / "kubedog")
 CHART = REPO / "charts" / "service"
 CRASH = ["sh", "-c", "echo starting up; echo 'fatal: no config' >&2; exit 3"]
 SERVE = ["python3", "-m", "http.server", "8080"]
+NO_COMMAND = ["/no/such/binary"]
+# Quick probes for every case, as in tests/resources/k8s/scenarios.py: a never-ready pod is known after
+# about 0 + 1*2 + 1 s, whatever the tool; /never is a 404 from http.server.
+FAST_PROBE = {"initialDelaySeconds": 0, "periodSeconds": 1, "timeoutSeconds": 1, "failureThreshold": 2}
 ABSENT_DIGEST = "sha256:" + "0" * 63 + "1"
 
 
@@ -101,13 +115,20 @@ class AvailableObserver:
 
 
 def helm(
-    kubeconfig: str, ns: str, values: dict, *, wait_timeout: int | None = None
+    kubeconfig: str,
+    ns: str,
+    values: dict,
+    *,
+    wait_timeout: int | None = None,
+    binary: str = HELM,
+    wait_flags: tuple[str, ...] = ("--wait",),
 ) -> tuple[int, float, str]:
-    """`helm upgrade --install web charts/service -f values`: (exit code, seconds, last stderr line)."""
+    """`helm upgrade --install web charts/service -f values`: (exit code, seconds, last stderr line).
+    With `wait_timeout`, `wait_flags` and `--timeout` are added (helm 4: `--wait=watcher …`)."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(values, f)
     argv = [
-        HELM,
+        binary,
         "upgrade",
         "--install",
         "web",
@@ -120,7 +141,7 @@ def helm(
         f.name,
     ]
     if wait_timeout is not None:
-        argv += ["--wait", "--timeout", f"{wait_timeout}s"]
+        argv += [*wait_flags, "--timeout", f"{wait_timeout}s"]
     start = time.monotonic()
     done = subprocess.run(argv, capture_output=True, text=True, timeout=(wait_timeout or 60) + 60)
     took = time.monotonic() - start
@@ -128,11 +149,15 @@ def helm(
     return done.returncode, took, done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
 
 
-def chart_values(image: str, digest: str, command: list[str]) -> dict:
+def chart_values(image: str, digest: str, command: list[str], readiness_path: str = "/") -> dict:
     return {
         "fullnameOverride": "web",
         "image": {"repository": image, "digest": digest, "tag": "12"},
         "app": {"command": command, "port": 8080},
+        "probes": {
+            "readiness": {"enabled": True, "path": readiness_path, **FAST_PROBE},
+            "liveness": {"enabled": True, "path": "/", **FAST_PROBE, "initialDelaySeconds": 5},
+        },
         "test": {"enabled": False},
     }
 
@@ -176,8 +201,53 @@ def helm_wait(api: client.ApiClient, kubeconfig: str, values: dict, timeout: int
         return helm(kubeconfig, ns, values, wait_timeout=timeout)
 
 
+HELM4_WAIT = ("--wait=watcher", "--rollback-on-failure")
+
+
+def helm4_wait(api: client.ApiClient, kubeconfig: str, values: dict, timeout: int) -> tuple[int, float, str]:
+    with namespace(api, "helm4") as ns:
+        return helm(kubeconfig, ns, values, wait_timeout=timeout, binary=HELM4, wait_flags=HELM4_WAIT)
+
+
+def kubedog_track(kubeconfig: str, ns: str, timeout: int) -> tuple[int, str]:
+    """`kubedog rollout track deployment web`: (exit code, its last error line)."""
+    argv = [KUBEDOG, "rollout", "track", "deployment", "web", "-n", ns, "--kube-config", kubeconfig]
+    argv += ["--timeout", str(timeout)]
+    env = {**os.environ, "KUBEDOG_NO_COLOR": "1"}
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout + 60, env=env)
+    said = (done.stderr.strip() or done.stdout.strip()).splitlines()
+    return done.returncode, said[-1] if said else ""
+
+
+def kubedog_via_helm(
+    api: client.ApiClient, kubeconfig: str, values: dict, timeout: int
+) -> tuple[int, float, str]:
+    """helm 3 without --wait, then kubedog tracks the Deployment: (kubedog's exit code, seconds from the
+    helm call to kubedog's exit, its last line)."""
+    with namespace(api, "kubedog") as ns:
+        start = time.monotonic()
+        rc, _, err = helm(kubeconfig, ns, values)
+        if rc != 0:
+            raise SystemExit(f"helm upgrade --install failed: {err}")
+        rc, said = kubedog_track(kubeconfig, ns, timeout)
+        return rc, time.monotonic() - start, said
+
+
+def peers() -> dict[str, Callable[[client.ApiClient, str, dict, int], tuple[int, float, str]]]:
+    """The peers that are built here, by label; each missing one is said."""
+    found: dict[str, Callable[[client.ApiClient, str, dict, int], tuple[int, float, str]]] = {
+        "helm 3 --wait": helm_wait
+    }
+    for label, binary, run in (("helm 4 watcher", HELM4, helm4_wait), ("kubedog", KUBEDOG, kubedog_via_helm)):
+        if os.access(binary, os.X_OK):
+            found[label] = run
+        else:
+            print(f"({label} left out: {binary} is not built; run bench/peers.sh)")
+    return found
+
+
 def success_latency(
-    api: client.ApiClient, kubeconfig: str, values: dict, run: Callable[[str], None]
+    api: client.ApiClient, kubeconfig: str, values: dict, run: Callable[[str], object]
 ) -> tuple[float | None, str]:
     with namespace(api, "ok") as ns, AvailableObserver(api, ns, "web") as observer:
         run(ns)
@@ -194,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--helm-timeout", type=int, default=120)
     parser.add_argument("--no-helm", action="store_true", help="only the watcher-only numbers")
+    parser.add_argument("--no-peers", action="store_true", help="leave helm 4 and kubedog out")
     args = parser.parse_args(argv)
     api = load_api(args.kubeconfig)
     n = args.repeat
@@ -208,43 +279,57 @@ def main(argv: list[str] | None = None) -> int:
         print("(helm comparison skipped: --no-helm, or charts/service or helm missing)")
         return 0
 
+    others = peers() if not args.no_peers else {"helm 3 --wait": helm_wait}
     repo, digest = base_image_digest(api)
     healthy = chart_values(repo, digest, SERVE)
     broken = {
-        "crashloop (charts/service)": chart_values(repo, digest, CRASH),
-        "imagepull (charts/service)": chart_values(repo, ABSENT_DIGEST, SERVE),
+        "crash loop": chart_values(repo, digest, CRASH),
+        "bad image": chart_values(repo, ABSENT_DIGEST, SERVE),
+        "never ready": chart_values(repo, digest, SERVE, readiness_path="/never"),
+        "no such command": chart_values(repo, digest, NO_COMMAND),
     }
     print(
-        f"\n== 2. failure detection, same broken release: ours (helm without --wait + watcher) vs "
-        f"helm --wait --timeout {args.helm_timeout}s"
+        f"\n== 2. failure detection, same broken release of charts/service: ours (helm without --wait + "
+        f"watcher) vs {', '.join(others)} (timeout {args.helm_timeout}s)"
     )
+    ratios: dict[str, dict[str, float]] = {}
     for label, values in broken.items():
         ours = [ours_via_helm(api, args.kubeconfig, values) for _ in range(n)]
         reasons = ",".join(sorted({r for r, _, _ in ours}))
         ours_t = [t for _, t, _ in ours]
         print(f"  {label}")
         applied = stats([h for _, _, h in ours])
-        print(f"    ours:       {reasons} after {stats(ours_t)}  (of which helm apply {applied})")
-        rc, took, err = helm_wait(api, args.kubeconfig, values, args.helm_timeout)
-        print(f"    helm --wait: exit {rc} after {took:.2f}s: {err[:150]}")
-        print(f"    helm --wait / ours (median): {took / statistics.median(ours_t):.1f}x")
+        print(f"    {'ours':15s} {reasons} after {stats(ours_t)}  (of which helm apply {applied})")
+        for peer, run in others.items():
+            rc, took, err = run(api, args.kubeconfig, values, args.helm_timeout)
+            ratio = took / statistics.median(ours_t)
+            ratios.setdefault(peer, {})[label] = ratio
+            print(f"    {peer:15s} exit {rc} after {took:6.2f}s ({ratio:5.1f}x ours): {err[:140]}")
+    print("  peer / ours (median of ours), per case:")
+    for peer, by_case in ratios.items():
+        print(f"    {peer:15s} " + "  ".join(f"{case} {r:.1f}x" for case, r in by_case.items()))
 
-    print("\n== 3. success detection: Deployment complete+Available (own watch) -> report")
-    ours_lat, helm_lat = [], []
+    print("\n== 3. success detection: Deployment complete+Available (own watch) -> success reported")
+    runners: dict[str, Callable[[str], object]] = {
+        "ours": lambda ns: (helm(args.kubeconfig, ns, healthy), watch_rollout(api, ns, "web", timeout=120)),
+        "helm 3 --wait": lambda ns: helm(args.kubeconfig, ns, healthy, wait_timeout=120),
+    }
+    if "helm 4 watcher" in others:
+        runners["helm 4 watcher"] = lambda ns: helm(
+            args.kubeconfig, ns, healthy, wait_timeout=120, binary=HELM4, wait_flags=HELM4_WAIT
+        )
+    if "kubedog" in others:
+        runners["kubedog"] = lambda ns: (
+            helm(args.kubeconfig, ns, healthy),
+            kubedog_track(args.kubeconfig, ns, 120),
+        )
+    latencies: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(n):
-        lat, note = success_latency(
-            api,
-            args.kubeconfig,
-            healthy,
-            lambda ns: (helm(args.kubeconfig, ns, healthy), watch_rollout(api, ns, "web", timeout=120)),
-        )
-        ours_lat.append(lat) if lat is not None else print(f"  ours: {note}")
-        lat, note = success_latency(
-            api, args.kubeconfig, healthy, lambda ns: helm(args.kubeconfig, ns, healthy, wait_timeout=120)
-        )
-        helm_lat.append(lat) if lat is not None else print(f"  helm: {note}")
-    print(f"  ours:        {stats(ours_lat)}")
-    print(f"  helm --wait: {stats(helm_lat)}")
+        for name, run in runners.items():
+            lat, note = success_latency(api, args.kubeconfig, healthy, run)
+            latencies[name].append(lat) if lat is not None else print(f"  {name}: {note}")
+    for name, values in latencies.items():
+        print(f"  {name:15s} {stats(values)}")
     return 0
 
 
