@@ -67,15 +67,12 @@ class DeployerError(UserError):
         self,
         message: str,
         *,
-        file: str | None = None,
-        line: int | None = None,
-        path: str | None = None,
-        hint: str | None = None,
         evidence: Sequence[str] = (),
         next_command: str | None = None,
         details: Mapping[str, Any] | None = None,
+        **where_and_hint: Any,  # UserError's file, line, path, hint
     ) -> None:
-        super().__init__(message, file=file, line=line, path=path, hint=hint)
+        super().__init__(message, **where_and_hint)
         self.evidence: Sequence[str] = evidence
         self.next_command: str | None = next_command
         self.details: dict[str, Any] = dict(details or {})
