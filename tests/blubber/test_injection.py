@@ -51,6 +51,9 @@ PAYLOADS = [
     f'\\"; touch {MARKER} #',
     f"$({MARKER}",
 ]
+# Names the compiler's own instructions read (`USER $RUNS_UID`, `--chown=$LIVES_UID:…`), tried as names.
+RESERVED = ["RUNS_UID", "RUNS_GID", "RUNS_AS", "LIVES_UID", "LIVES_GID", "LIVES_AS", "HOME"]
+NAME_FIELDS = {"runs.environment (name)", "arguments (name)"}
 INSTRUCTION = re.compile(r"^(FROM|USER|ENV|ARG|WORKDIR|RUN|COPY|ENTRYPOINT|LABEL) ")
 VERBATIM = {"builder.command (string)", "builder.command[0]"}
 EXPANDS = {"builder.command[1]"}
@@ -263,22 +266,24 @@ def check_field(field: str, make, benign: str, policy_of) -> int:
     base_user, base_chowns = effective_ids(base_text)
     assert base_user == str(base_runtime.uid), base_text
     compiled = 0
-    for payload in PAYLOADS:
-        for value in (payload, benign + payload):
-            policy = policy_of(value)
-            if policy is None:  # the policy file itself was refused, located
-                continue
-            result = compile_app(document(make(value) if policy_of is _default else {}), policy)
-            if isinstance(result, UserError):
-                continue
-            compiled += 1
-            text, runtime = result
-            assert instructions(text) == instructions(base_text), f"{field} = {value!r}:\n{text}"
-            check_json_values(text)
-            check_shell(field, run_bodies(text), run_bodies(base_text))
-            user, chowns = effective_ids(text)
-            assert (user, chowns) == (base_user, base_chowns), f"{field} = {value!r}, other user:\n{text}"
-            assert str(runtime.uid) == user
+    values = [v for payload in PAYLOADS for v in (payload, benign + payload)]
+    if field in NAME_FIELDS:
+        values += RESERVED
+    for value in values:
+        policy = policy_of(value)
+        if policy is None:  # the policy file itself was refused, located
+            continue
+        result = compile_app(document(make(value) if policy_of is _default else {}), policy)
+        if isinstance(result, UserError):
+            continue
+        compiled += 1
+        text, runtime = result
+        assert instructions(text) == instructions(base_text), f"{field} = {value!r}:\n{text}"
+        check_json_values(text)
+        check_shell(field, run_bodies(text), run_bodies(base_text))
+        user, chowns = effective_ids(text)
+        assert (user, chowns) == (base_user, base_chowns), f"{field} = {value!r}, other user:\n{text}"
+        assert str(runtime.uid) == user
     return compiled
 
 
