@@ -4,7 +4,7 @@ Only UserError may escape, and each one (each problem of a ConfigErrors) names f
 whatever compiles is one instruction per line (no injected instructions).
 
 Budget in `make test`: the hypothesis tests (2,500 documents) plus FUZZ_CONFIGS mutated configs (default
-2,000), about a minute on 2 cores. The longer run (README, "Fuzzing the compiler"):
+2,000): about 35 s of CPU (more wall time on a busy machine). The longer run (README, "Fuzzing the compiler"):
     FUZZ_CONFIGS=20000 .venv/bin/pytest -q tests/blubber/test_fuzz.py -k mutated
 FUZZ_SEED picks another set of mutants; a failure prints the seed and index to replay it.
 """
