@@ -38,15 +38,17 @@ def load(config_path: str | Path, *, policy: str | Path | None = DEFAULT_POLICY)
 
 def compile_dockerfile(config: Config, variant: str) -> str:
     """The Dockerfile for `variant`. Raises ConfigError (unknown variant, cycles) or PolicyViolation."""
-    check_policy(config, variant)
-    return compiler.render(config, variant)
+    expander = Expander(config)  # one for the policy check and the compile: each variant expands once
+    check_policy(config, variant, expander)
+    return compiler.render(config, variant, expander)
 
 
-def check_policy(config: Config, variant: str) -> None:
+def check_policy(config: Config, variant: str, expander: Expander | None = None) -> None:
     """Run the config's policy enforcements against the expanded `variant` (no-op without a policy)."""
     if config.policy is not None:
-        Expander(config).validate(variant)
-        config.policy.check(config, variant)  # type: ignore[attr-defined]
+        expander = expander or Expander(config)
+        expander.validate(variant)
+        config.policy.check(config, variant, expander)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)

@@ -43,17 +43,21 @@ def _context(config: Config, e: Expanded, workdirs: dict[str, str]) -> StageCont
     )
 
 
-def stages(config: Config, variant: str) -> list[tuple[str, list[Instruction]]]:
-    """(stage name, instructions) for every stage needed to build `variant`, in output order."""
-    expander = Expander(config)
+def stages(
+    config: Config, variant: str, expander: Expander | None = None
+) -> list[tuple[str, list[Instruction]]]:
+    """(stage name, instructions) for every stage needed to build `variant`, in output order.
+
+    `expander`: one already used on this config (its expansions are re-used)."""
+    expander = expander or Expander(config)
     names = expander.stage_order(variant)
     ctxs = contexts(config, expander, names)
     return [(n, stage(expander.expand(n).common, expander.expand(n).copies, ctxs[n])) for n in names]
 
 
-def render(config: Config, variant: str) -> str:
+def render(config: Config, variant: str, expander: Expander | None = None) -> str:
     """The Dockerfile text for `variant`."""
-    all_stages = stages(config, variant)
+    all_stages = stages(config, variant, expander)
     text = "".join(render_stage(instructions) + "\n" for _, instructions in all_stages)
     label = Label((("blubber.variant", variant), ("blubber.version", VERSION)))
     uses_exclude = any(isinstance(i, Copy) and i.excludes for _, ins in all_stages for i in ins)

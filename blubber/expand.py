@@ -73,6 +73,7 @@ class Expander:
     def __init__(self, config: Config) -> None:
         self.config = config
         self._cache: dict[str, Expanded] = {}
+        self._validated: set[str] = set()
 
     def expand(self, name: str) -> Expanded:
         if name not in self._cache:
@@ -99,6 +100,8 @@ class Expander:
     def validate(self, name: str) -> Expanded:
         """Check the rules again on the expanded variant: merging can create conflicts (builders + node …)."""
         e = self.expand(name)
+        if name in self._validated:  # policy check and compile of one variant ask again; it passed
+            return e
         c = Checker(self.config.source, self.config.names)
         check_artifacts(c, e.copies, ("variants", name, "copies"), dedupe_field="copies")
         e.common.check(c, ("variants", name))
@@ -107,4 +110,5 @@ class Expander:
         for p in c.problems:
             p.hint = f"{p.hint}; {note}" if p.hint else note
         raise_all(c.problems)
+        self._validated.add(name)
         return e

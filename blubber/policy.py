@@ -136,9 +136,9 @@ class Policy:
     defaults: Common | None
     enforcements: tuple[Enforcement, ...]
 
-    def check(self, config: Config, variant: str) -> None:
+    def check(self, config: Config, variant: str, expander: Expander | None = None) -> None:
         """Raise PolicyViolation for the first enforcement the config fails when building `variant`."""
-        view = config_view(config, variant)
+        view = config_view(config, variant, expander)
         for e in self.enforcements:
             found, value = resolve(view, e.path)
             if found and not e.rule.allows(value):
@@ -219,9 +219,9 @@ class _Variants(Mapping[str, dict]):
     """`variants` of a config_view, each variant turned into a view only when a path asks for it: a policy
     names a few variants, and viewing all of a large config's variants cost more than the rest of a build."""
 
-    def __init__(self, config: Config, variant: str) -> None:
+    def __init__(self, config: Config, variant: str, expander: Expander | None = None) -> None:
         self._config, self._variant = config, variant
-        self._expander = Expander(config)
+        self._expander = expander or Expander(config)
         self._expanded: set[str] | None = None
         self._views: dict[str, dict] = {}
 
@@ -246,11 +246,11 @@ class _Variants(Mapping[str, dict]):
         return len(self._config.variants)
 
 
-def config_view(config: Config, variant: str) -> dict:
+def config_view(config: Config, variant: str, expander: Expander | None = None) -> dict:
     """The whole config as policy paths see it: target and its copies dependencies expanded, others raw."""
     view: dict = as_view(config.common)  # type: ignore[assignment]
     view["version"] = "v4"
-    view["variants"] = _Variants(config, variant)
+    view["variants"] = _Variants(config, variant, expander)
     return view
 
 
