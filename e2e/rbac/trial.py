@@ -66,7 +66,7 @@ def candidates(docs: list[dict]) -> list[tuple[str, str]]:
     return [(res, verb) for rule in role["rules"] for res in rule["resources"] for verb in rule["verbs"]]
 
 
-_NOT_RBAC = re.compile(r"connection refused|cluster unreachable|No such image")
+_NOT_RBAC = re.compile(r"cluster unreachable|6443: connect: connection refused|No such image")
 _FORBIDDEN = re.compile(r"forbidden|cannot (get|list|watch|create|update|patch|delete)|403", re.IGNORECASE)
 
 
@@ -89,7 +89,7 @@ def ship(service: Path, namespace: str, kubeconfig: Path, log: Path) -> tuple[in
         log.write_text(done.stdout + done.stderr)
         # The cluster and engine are shared: an apiserver restarted by someone else's outage test is not
         # a missing permission. Try again after a pause.
-        if not _NOT_RBAC.search(done.stdout + done.stderr):
+        if done.returncode == 0 or not _NOT_RBAC.search(done.stdout + done.stderr):
             break
         time.sleep(30)
     return done.returncode, first_forbidden(done.stdout + done.stderr) if done.returncode else ""

@@ -42,10 +42,6 @@ import urllib.parse
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import jwt
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-
 ACTIONS = ("pull", "push", "delete")
 # distribution's reference grammar for a repository path (reference/regexp.go), lower case only.
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*"
@@ -150,11 +146,17 @@ class Issuer:
             "jti": secrets.token_hex(16),
             "access": [g.claim() for g in granted],
         }
+        # Debian's python3-jwt, imported here so the scope and ACL logic loads without it (unit tests).
+        import jwt
+
         signed = jwt.encode(claims, self.key, algorithm="RS256", headers={"x5c": [self.x5c]})
         return signed, granted
 
 
 def load_issuer(args: argparse.Namespace) -> Issuer:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
     with open(args.signing_key, "rb") as f:
         key = serialization.load_pem_private_key(f.read(), password=None)
     with open(args.signing_cert, "rb") as f:
