@@ -25,14 +25,9 @@ from e2e.localcluster import pause
 from tests.conftest import require
 from tests.integration.teamregistry import HOW_TO_START, REGISTRY, answers, password
 
-pytestmark = [
-    pytest.mark.cluster,
-    pytest.mark.registry,
-    pytest.mark.docker,
-    pytest.mark.slow,
-    # The trust (certs.d hosts.toml) and the forwarders into the netns are the local provider's.
-    pytest.mark.provider("local"),
-]
+# The trust (certs.d hosts.toml) and the forwarders into the netns are the local provider's.
+LOCAL_ONLY = pytest.mark.provider("local")
+pytestmark = [pytest.mark.cluster, pytest.mark.registry, pytest.mark.docker, pytest.mark.slow, LOCAL_ONLY]
 
 
 @pytest.fixture
