@@ -15,7 +15,8 @@ plus the image by digest (`image.repository` + `image.digest`; the tag only labe
 Output is deterministic: the same inputs give byte-identical Chart.yaml and values.yaml (sorted keys), so a
 diff between two rendered charts means a change. Rendering runs no process; `publish` lints, packages and
 pushes the chart through `deployer.tools.helm`, so any release can be reproduced from the registry:
-`helm upgrade --install <release> oci://127.0.0.1:5000/staging/charts/<name> --version <v> --plain-http`.
+`helm upgrade --install <release> <the environment's chart repository>/<name> --version <v>` (with
+`--ca-file` or `--plain-http` as the environment says).
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ from deployer.tools.helm import Helm
 
 __all__ = [
     "BASE_CHART",
-    "CHART_REPOSITORY",
     "ImageRef",
     "PublishedChart",
     "RenderedChart",
@@ -54,9 +54,6 @@ __all__ = [
 
 BASE_CHART = charts.SERVICE  # package data (the repository's charts/), so an installed wheel has it
 """The base chart every service chart is rendered from."""
-
-CHART_REPOSITORY = "oci://127.0.0.1:5000/staging/charts"
-"""Where rendered charts are pushed (OCI artifacts in the build stack's registry)."""
 
 
 class RuntimeInfo(Protocol):
@@ -293,10 +290,9 @@ def publish(
     helm: Helm,
     *,
     destination: str | Path,
-    repository: str = CHART_REPOSITORY,
+    registry: Any = None,
     username: str | None = None,
     password: str | None = None,
-    plain_http: bool = True,
 ) -> PublishedChart:
     """`helm lint --strict` and `helm package` into `destination` (side by side: neither changes the chart
     directory), log in (if credentials given), `helm push`.
@@ -304,6 +300,11 @@ def publish(
     The password goes to helm on stdin and is registered with the redactor first, so it never shows up in
     logs, errors or reports. Lint findings raise DeployFailed before anything is pushed.
     """
+    if registry is None:  # `deployer.target.Registry`; code that names none means the local stack's
+        from deployer.target import LOCAL
+
+        registry = LOCAL.registry
+    repository, tls = registry.charts, registry.tls
     lint = Background(lambda: helm.lint(chart.path), name="helm-lint")
     try:
         package = helm.package(chart.path, destination)
@@ -312,8 +313,8 @@ def publish(
     if username is not None and password is not None:
         register(password, user=username)
         host = repository.removeprefix("oci://").split("/", 1)[0]
-        helm.registry_login(host, username, password, insecure=plain_http)
-    digest = helm.push(package, repository, plain_http=plain_http)
+        helm.registry_login(host, username, password, insecure=tls.is_plain_http, ca_file=tls.ca_file)
+    digest = helm.push(package, repository, plain_http=tls.is_plain_http, ca_file=tls.ca_file)
     return PublishedChart(
         name=chart.name,
         version=chart.version,

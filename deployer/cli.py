@@ -126,6 +126,48 @@ def report_options(func: Any) -> Any:
     return func
 
 
+def config_option(func: Any) -> Any:
+    """`--config deployer.yaml` (also $DEPLOYER_CONFIG)."""
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        envvar="DEPLOYER_CONFIG",
+        help="The deployer.yaml to read [default: the nearest one from the working directory up; "
+        "none: only the built-in `local` environment].",
+    )(func)
+
+
+def target_options(func: Any) -> Any:
+    """`--env`, `--kubeconfig` and `--config`: where a command acts, declared once for every command."""
+    func = config_option(func)
+    func = click.option(
+        "--kubeconfig",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Use this kubeconfig instead of the environment's.",
+    )(func)
+    return click.option(
+        "--env",
+        "environment",
+        default=None,
+        envvar="DEPLOYER_ENV",
+        help="The environment (deployer.yaml `environments:`) to act on [default: the file's `default`, "
+        "else `local`, the local stack]. `deployer env list` shows them.",
+    )(func)
+
+
+def resolve_target(environment: str | None, kubeconfig: Path | None, config_path: Path | None) -> Any:
+    """The one `deployer.target.Target` a command acts on (exit 2 for an unknown environment)."""
+    from deployer.target import resolve
+    from deployer.tools import registry
+
+    target = resolve(environment, kubeconfig=kubeconfig, config=config_path)
+    registry.use(target)  # its registry host is spoken to with the environment's TLS and credentials
+    return target
+
+
 def effective_state(ci_flag: bool) -> CliState:
     """The group's state, upgraded to CI mode when a subcommand's own `--ci` was given."""
     state = cli_state()
@@ -221,14 +263,7 @@ def entry() -> NoReturn:
 
 @main.command()
 @click.argument("service")
-@click.option(
-    "--env",
-    "environment",
-    default="staging",
-    show_default=True,
-    help="Target environment: `staging` (the local e2e cluster) or a kubeconfig context name.",
-)
-@click.option("--kubeconfig", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@target_options
 @click.option("--namespace", default=None, help="Override the namespace from deploy.yaml.")
 @click.option("--release", default=None, help="Override the helm release name from deploy.yaml.")
 @click.option(
@@ -244,8 +279,9 @@ def entry() -> NoReturn:
 @report_options
 def ship(
     service: str,
-    environment: str,
+    environment: str | None,
     kubeconfig: Path | None,
+    config_path: Path | None,
     namespace: str | None,
     release: str | None,
     timeout: float,
@@ -262,10 +298,12 @@ def ship(
     from deployer import ship as ship_mod
 
     state = effective_state(ci_flag)
+    target = resolve_target(environment, kubeconfig, config_path)
     config = ship_mod.ShipConfig(
         service=service,
-        environment=environment,
-        kubeconfig=kubeconfig,
+        environment=target.name,
+        kubeconfig=target.kubeconfig,
+        target=target,
         namespace=namespace,
         release=release,
         timeout=timeout,
@@ -281,14 +319,7 @@ def ship(
 
 @main.command()
 @click.argument("service", required=False, type=click.Path(file_okay=False, path_type=Path))
-@click.option(
-    "--env",
-    "environment",
-    default="staging",
-    show_default=True,
-    help="`staging` (the local e2e cluster) or a kubeconfig context name.",
-)
-@click.option("--kubeconfig", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@target_options
 @click.option(
     "--namespace",
     default=None,
@@ -296,7 +327,12 @@ def ship(
 )
 @ci_option
 def doctor(
-    service: Path | None, environment: str, kubeconfig: Path | None, namespace: str | None, ci_flag: bool
+    service: Path | None,
+    environment: str | None,
+    kubeconfig: Path | None,
+    config_path: Path | None,
+    namespace: str | None,
+    ci_flag: bool,
 ) -> None:
     """Check docker, registry login, helm, cluster reachability and RBAC; print a fix for each finding.
 
@@ -309,8 +345,10 @@ def doctor(
 
         namespace = deploy_config.load(service).namespace
     state = effective_state(ci_flag)
-    config = doctor_mod.DoctorConfig(
-        environment=environment, kubeconfig=kubeconfig, namespace=namespace or "default", color=state.color
+    config = doctor_mod.DoctorConfig.of(
+        resolve_target(environment, kubeconfig, config_path),
+        namespace=namespace or "default",
+        color=state.color,
     )
     _fail(doctor_mod.run(config))
 
@@ -328,14 +366,32 @@ def _tool_line(line: str) -> None:
 @click.argument("service")
 @click.option("--variant", default="production", show_default=True, help="The Blubber variant to build.")
 @click.option("--quiet", "-q", is_flag=True, default=False, help="Do not show docker's build output.")
-def build_command(service: str, variant: str, quiet: bool) -> None:
+@target_options
+def build_command(
+    service: str,
+    variant: str,
+    quiet: bool,
+    environment: str | None,
+    kubeconfig: Path | None,
+    config_path: Path | None,
+) -> None:
     """Compile SERVICE's .pipeline/blubber.yaml and build VARIANT; print the image id and size.
 
     SERVICE is a directory with .pipeline/blubber.yaml, or the name of an example (examples/<name>).
+    The image is named for the environment's registry (--env), as a ship would push it.
     """
     from deployer import build as build_mod
 
-    result = build_mod.build(service, None, variant, progress=None if quiet else _tool_line)
+    target = resolve_target(environment, kubeconfig, config_path)
+    # the built-in environment keeps build's own defaults ($DEPLOYER_REGISTRY, $DEPLOYER_NAMESPACE)
+    result = build_mod.build(
+        service,
+        None,
+        variant,
+        progress=None if quiet else _tool_line,
+        registry_host=None if target.builtin else target.registry.host,
+        namespace=build_mod.NAMESPACE if target.builtin else target.registry.namespace,
+    )
     click.echo(f"built {result.tag} ({variant}): {result.image_id}")
     click.echo(f"size: {result.size_mb:.1f} MB in {result.layers} layers; took {result.duration:.1f}s")
 
@@ -372,12 +428,21 @@ def test_command(service: str, variant: str, quiet: bool) -> None:
     "--namespace",
     "registry_namespace",
     default=None,
-    help="Registry namespace: images go to <registry>/<namespace>/<service> [default: $DEPLOYER_NAMESPACE "
-    "or staging].",
+    help="Registry namespace: images go to <registry>/<namespace>/<service> [default: the environment's, "
+    "or $DEPLOYER_NAMESPACE for the built-in one].",
 )
 @click.option("--quiet", "-q", is_flag=True, default=False, help="Do not show docker's output.")
+@target_options
 @ci_option
-def push_command(service: str, registry_namespace: str | None, quiet: bool, ci_flag: bool) -> None:
+def push_command(
+    service: str,
+    registry_namespace: str | None,
+    quiet: bool,
+    environment: str | None,
+    kubeconfig: Path | None,
+    config_path: Path | None,
+    ci_flag: bool,
+) -> None:
     """Build SERVICE's production variant, tag it <UTC timestamp>-production and git-<sha>, push it to
     the registry's staging namespace and print the digest to deploy by.
 
@@ -386,10 +451,13 @@ def push_command(service: str, registry_namespace: str | None, quiet: bool, ci_f
     from deployer import build as build_mod
 
     state = effective_state(ci_flag)
+    target = resolve_target(environment, kubeconfig, config_path)
+    default = build_mod.NAMESPACE if target.builtin else target.registry.namespace
     result = build_mod.push_service(
         service,
         ci=state.strict_ci,
-        namespace=registry_namespace or build_mod.NAMESPACE,
+        namespace=registry_namespace or default,
+        registry_host=None if target.builtin else target.registry.host,
         progress=None if quiet else _tool_line,
     )
     click.echo(f"pushed {result.repository}: tags {', '.join(result.tags)}")
@@ -407,23 +475,18 @@ def release_target_options(func: Any) -> Any:
         func
     )
     func = click.option("--namespace", default=None, help="Override the namespace from deploy.yaml.")(func)
-    func = click.option("--kubeconfig", type=click.Path(dir_okay=False, path_type=Path), default=None)(func)
-    func = click.option(
-        "--env",
-        "environment",
-        default="staging",
-        show_default=True,
-        help="Target environment: `staging` (the local e2e cluster) or a kubeconfig context name.",
-    )(func)
-    return click.argument("service")(func)
+    return click.argument("service")(target_options(func))
 
 
-def _release_target(service: str, environment: str, kubeconfig: Path | None, namespace: str | None,
-                    release: str | None) -> Any:  # fmt: skip
+def _release_target(service: str, environment: str | None, kubeconfig: Path | None, config_path: Path | None,
+                    namespace: str | None, release: str | None) -> Any:  # fmt: skip
     from deployer.release import target as target_mod
 
     tgt = target_mod.target(
-        service, environment=environment, kubeconfig=kubeconfig, namespace=namespace, release=release
+        service,
+        where=resolve_target(environment, kubeconfig, config_path),
+        namespace=namespace,
+        release=release,
     )
     return tgt, target_mod.connect(tgt)
 
@@ -437,8 +500,9 @@ def _out(line: str) -> None:
 @click.option("--json", "as_json", is_flag=True, default=False, help="Print the status as one JSON document.")
 def status_command(
     service: str,
-    environment: str,
+    environment: str | None,
     kubeconfig: Path | None,
+    config_path: Path | None,
     namespace: str | None,
     release: str | None,
     as_json: bool,
@@ -452,7 +516,7 @@ def status_command(
 
     from deployer.release.status import status
 
-    tgt, cluster = _release_target(service, environment, kubeconfig, namespace, release)
+    tgt, cluster = _release_target(service, environment, kubeconfig, config_path, namespace, release)
     result = status(tgt, cluster)
     if as_json:
         _out(json.dumps(result.to_json(), indent=2, default=str))
@@ -477,8 +541,9 @@ def status_command(
 )
 def rollback_command(
     service: str,
-    environment: str,
+    environment: str | None,
     kubeconfig: Path | None,
+    config_path: Path | None,
     namespace: str | None,
     release: str | None,
     revision: int | None,
@@ -491,7 +556,7 @@ def rollback_command(
     """
     from deployer.release.rollback import rollback
 
-    tgt, cluster = _release_target(service, environment, kubeconfig, namespace, release)
+    tgt, cluster = _release_target(service, environment, kubeconfig, config_path, namespace, release)
     result = rollback(
         tgt,
         cluster,
@@ -513,8 +578,9 @@ def rollback_command(
 )
 def diff_command(
     service: str,
-    environment: str,
+    environment: str | None,
     kubeconfig: Path | None,
+    config_path: Path | None,
     namespace: str | None,
     release: str | None,
     image: str | None,
@@ -526,7 +592,7 @@ def diff_command(
     """
     from deployer.release.diff import diff
 
-    tgt, cluster = _release_target(service, environment, kubeconfig, namespace, release)
+    tgt, cluster = _release_target(service, environment, kubeconfig, config_path, namespace, release)
     for line in diff(tgt, cluster, image=image).lines():
         _out(line)
 
@@ -554,8 +620,9 @@ def diff_command(
 @click.option("--json", "as_json", is_flag=True, default=False, help="Print the result as one JSON document.")
 def prune_command(
     service: str,
-    environment: str,
+    environment: str | None,
     kubeconfig: Path | None,
+    config_path: Path | None,
     namespace: str | None,
     release: str | None,
     keep: int,
@@ -575,7 +642,7 @@ def prune_command(
 
     from deployer.release import prune as prune_mod
 
-    tgt, cluster = _release_target(service, environment, kubeconfig, namespace, release)
+    tgt, cluster = _release_target(service, environment, kubeconfig, config_path, namespace, release)
     # with --json, stdout carries only the document; progress goes to stderr
     progress = (lambda line: click.echo(_redact(line), err=True)) if as_json else _out
     result = prune_mod.prune(tgt, cluster, keep=keep, dry_run=dry_run, min_age=min_age, progress=progress)
@@ -584,3 +651,46 @@ def prune_command(
         return
     for line in result.lines():
         _out(line)
+
+
+# --- environments (issue 11) --------------------------------------------------------------------------
+
+
+@main.group("env")
+def env_group() -> None:
+    """The environments deployer.yaml defines (and the built-in `local` one)."""
+
+
+@env_group.command("list")
+@config_option
+def env_list(config_path: Path | None) -> None:
+    """One line per environment: name, registry, cluster; the default one marked with `*`."""
+    from deployer.target import environments
+
+    envs = environments(config_path)
+    for name in envs.names():
+        env = envs.by_name[name]
+        mark = "*" if name == envs.default else " "
+        cluster = env.cluster.context or "(current-context)"
+        _out(f"{mark} {name:<14} {env.registry.repository('<service>'):<48} {cluster}  [{env.origin}]")
+
+
+@env_group.command("show")
+@click.argument("name", required=False)
+@config_option
+@click.option("--json", "as_json", is_flag=True, default=False, help="Print it as one JSON document.")
+def env_show(name: str | None, config_path: Path | None, as_json: bool) -> None:
+    """The resolved environment NAME (default: the default one); credentials masked, never read."""
+    import json
+
+    import yaml
+
+    from deployer.target import describe, resolve
+
+    target = resolve(name, config=config_path)
+    data = describe(target.environment, os.environ)
+    data["cluster"]["kubeconfig"] = str(target.kubeconfig)  # as resolved: $KUBECONFIG for `local`
+    # not through the redactor: it would mask the variable *names* after `password:`; describe() holds no
+    # value to mask (it says only whether a variable is set)
+    text = json.dumps(data, indent=2) if as_json else yaml.safe_dump(data, sort_keys=False)
+    click.echo(text.rstrip())

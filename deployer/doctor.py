@@ -78,10 +78,27 @@ class DoctorConfig:
     color: bool = False
     registry: str = REGISTRY
     credentials: Path = CREDENTIALS
+    target: Any = None  # the resolved deployer.target.Target a ship with the same --env would use
+
+    @classmethod
+    def of(cls, target: Any, *, namespace: str = "default", color: bool = False) -> DoctorConfig:
+        """Doctor for exactly what a ship with the same --env talks to: its registry and cluster."""
+        return cls(
+            environment=target.name,
+            kubeconfig=target.kubeconfig,
+            namespace=namespace,
+            color=color,
+            registry=target.registry.host,
+            credentials=target.registry.credentials.path or CREDENTIALS,
+            target=target,
+        )
 
     @property
     def context(self) -> str | None:
-        """`staging` is the local cluster's kubeconfig as it is; any other name is a context in it."""
+        """The environment's context. Without a resolved target: `staging` is the local cluster's
+        kubeconfig as it is; any other name is a context in it."""
+        if self.target is not None:
+            return self.target.context  # type: ignore[no-any-return]
         return None if self.environment == "staging" else self.environment
 
 
@@ -225,6 +242,8 @@ def _read_credentials(path: Path) -> dict[str, str]:
 
 def check_registry(config: DoctorConfig, probes: Probes) -> list[Finding]:
     """Reachable, credentials file present and private, and the credentials log in."""
+    if config.target is not None and not config.target.builtin:
+        return _check_environment_registry(config)
     url = f"http://{config.registry}/v2/"
     try:
         anonymous = probes.http(url, {}, 10.0)
@@ -302,6 +321,18 @@ def check_registry(config: DoctorConfig, probes: Probes) -> list[Finding]:
             )
         )
     return findings
+
+
+def _check_environment_registry(config: DoctorConfig) -> list[Finding]:
+    """A deployer.yaml registry, through the client a ship uses (its TLS trust, token auth, credentials
+    source), so doctor and ship cannot disagree about it."""
+    where = config.target.registry
+    try:
+        registry.ping(where.host, retry=registry.Retry(attempts=1))
+    except UserError as e:
+        return [Finding("registry login", False, e.message, fix=e.hint)]
+    source = where.credentials.describe()
+    return [Finding("registry login", True, f"{where.host} answers over {where.base_url} with {source}")]
 
 
 def check_helm(config: DoctorConfig, probes: Probes) -> Finding:

@@ -125,7 +125,7 @@ def _push_chart(name: str, version: str, tmp_path: Path) -> str:
     assert creds is not None
     helm.registry_login(HOST, creds[0], creds[1], insecure=True)
     package = helm.package(chart, tmp_path / "extra-chart")
-    return helm.push(package, f"oci://{HOST}/staging/charts")
+    return helm.push(package, f"oci://{HOST}/staging/charts", plain_http=True)
 
 
 def _install_other_release(svc: ServiceCopy, image: str, tmp_path: Path) -> str:

@@ -75,7 +75,7 @@ def target(kube: client.ApiClient, cluster_kubeconfig: Path, tmp_path: Path) -> 
     assert creds is not None
     namespace = f"e2e-ship-{uuid.uuid4().hex[:6]}"
     helm = Helm(kubeconfig=cluster_kubeconfig, registry_config=tmp_path / "registry.json", timeout=120)
-    helm.registry_login("127.0.0.1:5000", creds[0], creds[1])
+    helm.registry_login("127.0.0.1:5000", creds[0], creds[1], insecure=True)
     yield Target(kube, helm, namespace, tmp_path)
     client.CoreV1Api(kube).delete_namespace(namespace, propagation_policy="Background")
 

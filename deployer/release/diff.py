@@ -74,9 +74,8 @@ def diff(tgt: Target, cluster: Cluster, *, image: str | None = None) -> DiffResu
     import blubber
     from deployer import chart as chart_mod
     from deployer import deploy_config
-    from deployer.build import NAMESPACE
     from deployer.chart import ImageRef
-    from deployer.tools.registry import REGISTRY
+    from deployer.target import resolve
 
     current = with_chart(cluster, cluster.helm.status(tgt.release, tgt.namespace))
     manifest = cluster.helm.get_manifest(tgt.release, tgt.namespace) if current is not None else ""
@@ -86,7 +85,8 @@ def diff(tgt: Target, cluster: Cluster, *, image: str | None = None) -> DiffResu
     elif live:
         chosen, note = live, "the live one; a ship builds and pushes a new image, known after the push"
     else:
-        chosen = f"{REGISTRY}/{NAMESPACE}/{tgt.service.name}@{PLACEHOLDER_DIGEST}"
+        where = (getattr(tgt, "where", None) or resolve(None)).registry
+        chosen = f"{where.repository(tgt.service.name)}@{PLACEHOLDER_DIGEST}"
         note = "placeholder: a ship builds and pushes the image, its digest is known after the push"
     try:
         ref = ImageRef.parse(chosen)

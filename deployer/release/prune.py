@@ -498,20 +498,21 @@ def prune(
     """Plan and (unless `dry_run`) delete old pushes of `tgt`'s image and chart repositories.
 
     Pushes younger than `min_age` seconds (at `now`, default: the current time) are kept: a ship may be
-    between its push and its helm upgrade. The repositories default to where `deployer ship` pushes:
-    `<registry>/<DEPLOYER_NAMESPACE>/<service>` and the chart repository of
-    `deployer.chart.CHART_REPOSITORY` + `/<release>`. The cluster is read first and completely; any
+    between its push and its helm upgrade. The repositories default to where `deployer ship` pushes
+    in `tgt`'s environment: `<registry>/<namespace>/<service>` and its chart repository + `/<release>`.
+    The cluster is read first and completely; any
     failure to read it raises `EnvironmentMissing` before the registry is touched.
     """
-    from deployer import chart as chart_mod
-    from deployer.build import NAMESPACE
+    from deployer.target import resolve
     from deployer.tools import registry
 
     if keep < 1:
         decide([], keep, {})  # raises the usage error
-    image_host = image_host or registry.REGISTRY
-    image_repository = image_repository or f"{NAMESPACE}/{tgt.service.name}"
-    chart_base = chart_mod.CHART_REPOSITORY.removeprefix("oci://")
+    resolved = getattr(tgt, "where", None) or resolve(None)
+    where = resolved.registry
+    image_host = image_host or where.host
+    image_repository = image_repository or f"{where.namespace}/{tgt.service.name}"
+    chart_base = where.charts.removeprefix("oci://")
     chart_host = chart_host or chart_base.split("/", 1)[0]
     chart_repository = chart_repository or f"{chart_base.split('/', 1)[1]}/{tgt.release}"
     chart_name = chart_repository.rsplit("/", 1)[-1]
@@ -525,7 +526,8 @@ def prune(
     )
 
     if read_tags is None or delete is None:
-        creds = registry.credentials()
+        # a deployer.yaml registry's client holds its own credentials (registry.use)
+        creds = registry.credentials() if resolved.builtin else None
         read_tags = read_tags or registry_tags(creds)
         delete = delete or registry_deleter(creds)
     rules = {"keep": keep, "now": now or datetime.now(UTC), "min_age": min_age}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from deployer.errors import DeployFailed
@@ -38,6 +39,7 @@ class Target:
     deploy: Any  # deployer.deploy_config.DeployConfig (release/namespace overrides applied)
     kubeconfig: str
     context: str | None = None
+    where: Any = None  # the resolved deployer.target.Target (registry, chart repository); None: local
 
     @property
     def release(self) -> str:
@@ -51,26 +53,26 @@ class Target:
 def target(
     service: str,
     *,
-    environment: str = "staging",
+    where: Any = None,
     kubeconfig: str | os.PathLike[str] | None = None,
     namespace: str | None = None,
     release: str | None = None,
 ) -> Target:
-    """Resolve SERVICE (directory or example name) and its deploy.yaml into a `Target`.
+    """Resolve SERVICE (directory or example name) and its deploy.yaml into a `Target` on `where` (the
+    `deployer.target.Target` the CLI resolved from --env; None: the default environment).
 
     Raises ConfigError for a missing service or a bad deploy.yaml, like `ship` does.
     """
     from deployer import deploy_config
     from deployer import service as service_mod
-    from deployer.tools.kube import DEFAULT_KUBECONFIG
+    from deployer.target import resolve
 
     svc = service_mod.resolve(service)
     deploy = deploy_config.load(svc.directory)
     if namespace or release:
         deploy = replace(deploy, namespace=namespace or deploy.namespace, release=release or deploy.release)
-    # The same choice as ship: --kubeconfig, else $KUBECONFIG, else the local staging cluster.
-    path = str(kubeconfig or os.environ.get("KUBECONFIG") or DEFAULT_KUBECONFIG)
-    return Target(svc, deploy, path, None if environment == "staging" else environment)
+    where = where or resolve(None, kubeconfig=Path(kubeconfig) if kubeconfig else None)
+    return Target(svc, deploy, str(where.kubeconfig), where.context, where)
 
 
 # A watcher: (namespace, deployment, *, timeout, since, on_event) -> deployer.rollout.RolloutVerdict

@@ -159,9 +159,16 @@ def _reproduce(config: ShipConfig, state: ShipState) -> list[str]:
     if state.chart is not None and state.deploy is not None:
         commands.append(
             f"helm upgrade --install {state.release} {state.chart.reference} --version {state.chart.version} "
-            f"--namespace {state.namespace} --plain-http"
+            f"--namespace {state.namespace}{_helm_tls(config)}"
         )
     return commands
+
+
+def _helm_tls(config: ShipConfig) -> str:
+    tls = config.where().registry.tls
+    if tls.is_plain_http:
+        return " --plain-http"
+    return f" --ca-file {tls.ca_file}" if tls.ca_file else ""
 
 
 def run(

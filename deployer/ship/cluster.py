@@ -22,7 +22,6 @@ from deployer.ship.context import (
     make_api,
     make_helm,
     overall_deadline,
-    registry_host,
     seconds_left,
 )
 from deployer.workflow import StepResult
@@ -48,8 +47,9 @@ def step_chart(ctx: Ctx) -> dict[str, Any]:
         state.workdir / "chart", deploy.release, version, values, app_version=state.image.tag
     )
     ctx.progress(f"rendered {rendered.name} {version}; helm lint, package, push")
-    docker_session(state).login(registry_host())  # helm pushes with docker's login (see make_helm)
-    published = chart_mod.publish(rendered, state.helm, destination=state.workdir)
+    registry = ctx.config.where().registry
+    docker_session(state).login(registry.host)  # helm pushes with docker's login (see make_helm)
+    published = chart_mod.publish(rendered, state.helm, destination=state.workdir, registry=registry)
     state.chart = published
     return {
         "chart": {
@@ -118,13 +118,15 @@ def step_deploy(ctx: Ctx) -> dict[str, Any]:
     state.previous_revision = current.revision if current is not None and not current.pending else None
     state.deploy_started = datetime.now(UTC)
     ctx.progress(f"helm upgrade --install {release} {state.chart.reference} --version {state.chart.version}")
+    tls = ctx.config.where().registry.tls
     with overall_deadline(ctx, "helm upgrade"):
         deployed = helm.upgrade_install(
             release,
             namespace,
             state.chart.reference,
             version=state.chart.version,
-            plain_http=True,
+            plain_http=tls.is_plain_http,
+            ca_file=tls.ca_file,
             timeout=seconds_left(ctx, state.deploy.timeouts.helm),
             description=f"deployer ship {state.image.pinned}",
         )

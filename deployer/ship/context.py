@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # for the field types only: importing these (kubernetes above
     from deployer.deploy_config import DeployConfig
     from deployer.release.lock import ReleaseLock
     from deployer.service import Service
+    from deployer.target import Target
     from deployer.tools.git import Source
     from deployer.tools.helm import Helm, Release
 
@@ -61,11 +62,23 @@ class ShipConfig:
     report_path: Path | None = None
     junit_path: Path | None = None
     test_variant: str = "test"
+    target: Target | None = None  # resolved once by the CLI (deployer.target.resolve)
 
     @property
     def context(self) -> str | None:
-        """`staging` is the local cluster's kubeconfig as it is; any other name is a context in it."""
+        """The environment's kubeconfig context. Without a resolved target (configs built in code):
+        `staging` is the local cluster's kubeconfig as it is, any other name a context in it."""
+        if self.target is not None:
+            return self.target.context
         return None if self.environment == "staging" else self.environment
+
+    def where(self) -> Target:
+        """The resolved target (the built-in local one when the config was built without it)."""
+        if self.target is not None:
+            return self.target
+        from deployer.target import resolve
+
+        return resolve(None, kubeconfig=self.kubeconfig)
 
 
 @dataclass
@@ -178,10 +191,8 @@ def seconds_left(ctx: Ctx, timeout: float) -> int:
 # --- tools made once per ship -------------------------------------------------------------------------
 
 
-def registry_host() -> str:
-    from deployer.tools import registry
-
-    return registry.REGISTRY
+def registry_host(config: ShipConfig) -> str:
+    return config.where().registry.host
 
 
 def docker_session(state: ShipState) -> Session:

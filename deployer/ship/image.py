@@ -115,7 +115,7 @@ def _failure_excerpt(lines: Sequence[str], tail: Sequence[str]) -> list[str]:
 
 def start_docker_session(ctx: Ctx) -> None:
     """Check the engine and log in to the registry in the background: they overlap the compile."""
-    docker_session(ctx.state).start(registry_host())
+    docker_session(ctx.state).start(registry_host(ctx.config))
 
 
 def start_cluster_import(ctx: Ctx) -> None:
@@ -214,13 +214,18 @@ def step_test(ctx: Ctx) -> StepResult | dict[str, Any]:
 def _build_production(ctx: Ctx, progress: Callable[[str], None]) -> Any:
     from deployer import build
 
-    state = ctx.state
+    state, where = ctx.state, ctx.config.where()
+    # the built-in environment keeps build's own defaults ($DEPLOYER_REGISTRY, $DEPLOYER_NAMESPACE)
+    elsewhere = (
+        {} if where.builtin else {"registry_host": where.registry.host, "namespace": where.registry.namespace}
+    )
     return build.build(
         state.service,
         state.config,
         state.deploy.variant,
         source=state.source,
         progress=progress,
+        **elsewhere,
         session=docker_session(state),
         deadline=ctx.deadline,
     )

@@ -18,6 +18,7 @@ from .model import (
     Tls,
     TlsMode,
 )
+from .resolve import Target, environments, resolve
 from .show import describe, render
 
 __all__ = [
@@ -33,10 +34,13 @@ __all__ = [
     "Policies",
     "Registry",
     "Tls",
+    "Target",
     "TlsMode",
     "UnknownEnvironment",
     "describe",
+    "environments",
     "find",
     "load",
     "render",
+    "resolve",
 ]

@@ -196,6 +196,7 @@ class Helm:
         values_file: str | os.PathLike[str] | None = None,
         version: str | None = None,
         plain_http: bool = False,
+        ca_file: str | os.PathLike[str] | None = None,
         timeout: int | None = None,
         description: str | None = None,
     ) -> Release:
@@ -206,8 +207,7 @@ class Helm:
             args += ["--values", str(values_file)]
         if version:
             args += ["--version", version]
-        if plain_http:
-            args.append("--plain-http")
+        args += _registry_tls(plain_http, ca_file)
         if description:
             args += ["--description", description]
         args += ["--output", "json"]
@@ -351,18 +351,33 @@ class Helm:
             raise DeployFailed(f"helm package did not say where it saved the chart: {out.strip()[-500:]}")
         return Path(match.group(1))
 
-    def registry_login(self, host: str, username: str, password: str, *, insecure: bool = True) -> None:
+    def registry_login(
+        self,
+        host: str,
+        username: str,
+        password: str,
+        *,
+        insecure: bool = False,
+        ca_file: str | os.PathLike[str] | None = None,
+    ) -> None:
         """`helm registry login` with the password on stdin (never on the command line)."""
         args = ["registry", "login", host, "--username", username, "--password-stdin"]
         if insecure:
             args.append("--insecure")
+        elif ca_file:
+            args += ["--ca-file", str(ca_file)]
         self._run("registry login", *args, input=password)
 
-    def push(self, package: str | os.PathLike[str], remote: str, *, plain_http: bool = True) -> str:
+    def push(
+        self,
+        package: str | os.PathLike[str],
+        remote: str,
+        *,
+        plain_http: bool = False,
+        ca_file: str | os.PathLike[str] | None = None,
+    ) -> str:
         """`helm push <tgz> oci://…`; returns the pushed chart's digest."""
-        args = ["push", str(package), remote]
-        if plain_http:
-            args.append("--plain-http")
+        args = ["push", str(package), remote, *_registry_tls(plain_http, ca_file)]
         # helm push reports "Pushed: …" and "Digest: …" on stderr.
         out = "\n".join(self._run_both("push", *args))
         match = re.search(r"Digest:\s*(sha256:[0-9a-f]{64})", out)
@@ -440,3 +455,11 @@ def diff_manifests(old: str, new: str) -> list[ResourceDiff]:
         )
         diffs.append(ResourceDiff(kind=key[0], name=key[1], change=change, diff=text))
     return diffs
+
+
+def _registry_tls(plain_http: bool, ca_file: str | os.PathLike[str] | None) -> list[str]:
+    """How helm reaches an OCI registry: plain HTTP only when the environment says insecure, else TLS
+    verified against the environment's CA bundle (`--ca-file`) or the system trust."""
+    if plain_http:
+        return ["--plain-http"]
+    return ["--ca-file", str(ca_file)] if ca_file else []

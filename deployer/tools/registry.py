@@ -31,7 +31,8 @@ from deployer.errors import EnvironmentMissing
 from deployer.reporting import redact
 from deployer.tools import docker
 from deployer.tools.command import ToolFailed
-from deployer.tools.registry_api import Credentials, RegistryAuthFailed
+from deployer.tools.registry_api import Credentials, RegistryAuthFailed, RegistryClient, RegistryDown
+from deployer.tools.registry_api import _next_page as _next_page
 
 __all__ = [
     "CREDENTIALS_FILE",
@@ -46,6 +47,7 @@ __all__ = [
     "login",
     "ping",
     "tags",
+    "use",
 ]
 
 REGISTRY = os.environ.get("DEPLOYER_REGISTRY", "127.0.0.1:5000")
@@ -67,9 +69,42 @@ _MANIFEST_TYPES = ", ".join(
 )
 
 
-def credentials(path: Path | None = None) -> Credentials:
-    """The registry credentials: environment first, then the credentials file. Registers the password
-    with `deployer.reporting.redact`. Raises `EnvironmentMissing` when neither is there."""
+# host → (its environment's `deployer.target.Registry`, the client once made). Filled by `use()`, once per
+# command, from the one resolved `deployer.target.Target`: a registry named by deployer.yaml is spoken to
+# with its environment's TLS trust and credentials source; the local stack's keeps the plain-HTTP path.
+_ENVIRONMENTS: dict[str, list[Any]] = {}
+
+
+def use(target: Any) -> None:
+    """Route every call for `target`'s registry host through its environment (TLS, token auth, its
+    credentials source). The built-in local environment needs nothing: it is what the defaults are."""
+    if not target.builtin:
+        _ENVIRONMENTS[target.registry.host] = [target.registry, None]
+
+
+def _environment_down(err: Exception) -> bool:
+    return isinstance(err, RegistryDown)
+
+
+def _client(host: str) -> RegistryClient | None:
+    entry = _ENVIRONMENTS.get(host)
+    if entry is None:
+        return None
+    if entry[1] is None:  # credentials are read on first use: `env show` and --help never read them
+        from deployer.tools import credentials as source
+
+        entry[1] = RegistryClient(entry[0], source.read(entry[0].credentials, host))
+    return entry[1]
+
+
+def credentials(path: Path | None = None, host: str | None = None) -> Credentials:
+    """The registry credentials. For a `host` whose environment `use` named: that environment's source
+    (anonymous: user and password empty). Otherwise the local stack's: environment first, then the
+    credentials file. Registers the password with `deployer.reporting.redact`. Raises
+    `EnvironmentMissing` when there are none."""
+    client = _client(host) if host else None
+    if client is not None:
+        return client.creds or Credentials("", "", "anonymous")
     user, password = os.environ.get("DEPLOYER_REGISTRY_USER"), os.environ.get("DEPLOYER_REGISTRY_PASSWORD")
     if user and password:
         redact.register(password, user=user)
@@ -172,6 +207,10 @@ def ping(registry: str = REGISTRY, creds: Credentials | None = None, retry: Retr
 
     Raises `EnvironmentMissing` when it never answers, `RegistryAuthFailed` when it rejects `creds`.
     """
+    client = _client(registry)
+    if client is not None:
+        retry.call(client.ping, _environment_down)
+        return
 
     def once() -> None:
         try:
@@ -220,8 +259,10 @@ def login(
 ) -> Credentials:
     """Make docker able to pull from and push to `registry`: wait for it (bounded), check the
     credentials over HTTP, then `docker login` (password on stdin). Returns the credentials used."""
-    creds = creds or credentials()
+    creds = creds or credentials(host=registry)
     ping(registry, creds, retry)
+    if not creds.user:  # an anonymous environment: nothing to log in with
+        return creds
     try:
         retry.call(
             lambda: docker.login(registry, creds.user, creds.password),
@@ -245,6 +286,9 @@ def digest(
     retry: Retry = DEFAULT_RETRY,
 ) -> str | None:
     """The manifest digest the registry has for `repository:tag`, or None when there is no such tag."""
+    client = _client(registry)
+    if client is not None:
+        return retry.call(lambda: client.digest(repository, tag), _environment_down)
     creds = creds or credentials()
 
     def once() -> str | None:
@@ -278,6 +322,9 @@ def delete_manifest(
     repository: str, manifest_digest: str, *, registry: str = REGISTRY, creds: Credentials | None = None
 ) -> bool:
     """Delete a manifest (and so every tag pointing at it). True when deleted, False when not there."""
+    client = _client(registry)
+    if client is not None:
+        return client.delete_manifest(repository, manifest_digest)
     creds = creds or credentials()
     try:
         with _request("DELETE", f"http://{registry}/v2/{repository}/manifests/{manifest_digest}", creds):
@@ -298,6 +345,9 @@ def tags(
 ) -> list[str]:
     """Every tag of `repository` (sorted), following the registry's `Link` pagination; [] when the
     repository does not exist (never pushed to, or every manifest in it deleted)."""
+    client = _client(registry)
+    if client is not None:
+        return retry.call(lambda: client.tags(repository, page_size), _environment_down)
     creds = creds or credentials()
     found: list[str] = []
     path: str | None = f"/v2/{repository}/tags/list?n={page_size}"
@@ -319,11 +369,3 @@ def tags(
         page, path = _retried(registry, retry, lambda url=url: once(url))
         found += page
     return sorted(set(found))
-
-
-def _next_page(link: str | None) -> str | None:
-    """The path of the next page from a `Link: </v2/…?n=…&last=…>; rel="next"` header (RFC 5988)."""
-    if not link or 'rel="next"' not in link:
-        return None
-    start, end = link.find("<"), link.find(">")
-    return link[start + 1 : end] if 0 <= start < end else None

@@ -189,7 +189,7 @@ def test_package_and_push_parse_helm_output() -> None:
     helm = make(fake)
     tgz = helm.package("/c/hello", "/out")
     assert str(tgz) == "/out/hello-0.0.1.tgz"
-    assert helm.push(tgz, "oci://127.0.0.1:5000/staging/charts") == digest
+    assert helm.push(tgz, "oci://127.0.0.1:5000/staging/charts", plain_http=True) == digest
     assert fake.calls[-1][1:5] == [
         "push",
         "/out/hello-0.0.1.tgz",
