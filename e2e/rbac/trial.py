@@ -5,9 +5,9 @@
 For each (resource, verb) of the Role: a fresh namespace, the Role without that verb, a kubeconfig for
 its ServiceAccount (e2e/rbac/kubeconfig), then `deployer ship SERVICE_DIR` (install, with HTTP smoke
 checks through a port-forward and helm test) followed by a second ship (upgrade). Prints one line per
-trial: the verb, both exit codes, and the first line that names what was forbidden. A baseline with the
-whole Role runs first. Needs the local cluster and the build stack; takes one to three minutes per trial.
-Namespaces it creates are deleted at the end.
+trial: the verb, both exit codes (the upgrade only for patch and update), and the first line that names
+what was forbidden. A baseline with the whole Role runs first (without --only). Needs the local cluster
+and the build stack; one to five minutes per trial on a busy machine. Its namespaces are deleted after.
 """
 
 from __future__ import annotations
@@ -113,7 +113,8 @@ def trial(service: Path, docs: list[dict], label: str, workdir: Path, logs: Path
         )
         name = label.strip("()").replace(" ", "-").replace("/", "_").replace(":", "-")
         first, why1 = ship(service, namespace, kubeconfig, logs / f"{name}.install.log")
-        if first != 0:
+        # Only patch and update can matter to an upgrade alone (the objects exist already); skip the rest.
+        if first != 0 or not label.endswith((":patch", ":update", "(whole Role)")):
             return f"{label:32} install={first:<3} upgrade=-   {why1}"
         # A second ship of the same commit: helm upgrade (revision 2) over the first one's objects.
         second, why2 = ship(service, namespace, kubeconfig, logs / f"{name}.upgrade.log")
@@ -136,9 +137,8 @@ def main() -> int:
     args = parser.parse_args()
     docs = list(yaml.safe_load_all(ROLE_FILE.read_text()))
     pairs = candidates(docs)
-    if args.only:
-        wanted = {tuple(p.split(":", 1)) for p in args.only}
-        pairs = [p for p in pairs if p in wanted]
+    if args.only:  # in the order given: the most telling first when time is short
+        pairs = [p for p in (tuple(o.split(":", 1)) for o in args.only) if p in pairs]
     with tempfile.TemporaryDirectory(prefix="rbac-trial-") as tmp:
         workdir = Path(tmp)
         service = workdir / "rbac-trial-svc"  # its own image name: other runs build and remove node-hello
