@@ -225,6 +225,13 @@ def build(
     if cache and progress is not None:
         found = ", ".join(cache_from) or f"none yet in {buildcache.repository(repository)}"
         progress(f"build cache: {found}")
+    output: list[str] = []  # BuildKit's: which steps ran, which came from a cache (buildcache)
+
+    def keep(line: str) -> None:
+        output.append(line)
+        if progress is not None:
+            progress(line)
+
     try:
         image_id = docker.build(
             svc.directory,
@@ -233,7 +240,7 @@ def build(
             # the service label lets `retention.tidy` find this build's image once a rebuild untags it
             labels={retention.SERVICE_LABEL: svc.name}
             | ({"org.opencontainers.image.revision": source.sha} if source.sha else {}),
-            stream=progress,
+            stream=keep,
             no_cache=no_cache,
             timeout=_within(BUILD_TIMEOUT, deadline),
             cache_from=cache_from,
@@ -249,8 +256,10 @@ def build(
                 local_tag=lambda stage: local_image(svc, f"{variant}.{stage}"),
                 stream=progress,
                 timeout=_within(BUILD_TIMEOUT, deadline),
+                output=output,
             )
-            cache_images = (buildcache.CacheImage(cache_refs[0], image_id), *stages)
+            served = buildcache.served_from_cache(output, buildcache.final_stage(dockerfile))
+            cache_images = (buildcache.CacheImage(cache_refs[0], image_id, served), *stages)
     except BuildFailed as err:
         err.next_command = f"deployer build {svc.directory} --variant {variant}"
         raise

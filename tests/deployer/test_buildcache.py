@@ -160,3 +160,79 @@ def test_without_push_cache_a_passing_test_pushes_nothing(tmp_path, monkeypatch)
     fake = Boundary(monkeypatch, cached=set())
     build_mod.test(make_service(tmp_path / "svc"), None)
     assert fake.pushes() == []
+
+
+# BuildKit's plain output of docker 20.10, trimmed: a multi-stage build whose `prep` stage took `npm ci`
+# from a cache, and a one-stage build that ran it.
+SERVED_PREP = """\
+#4 [prep 1/7] FROM 127.0.0.1:5000/base/nodejs:12
+#9 [prep 5/7] COPY --chown=65533:65533 [package.json, package-lock.json, ./]
+#9 CACHED
+#7 [prep 2/7] RUN (getent group "65533" || groupadd -o -g "65533" -r "somebody")
+#7 CACHED
+#10 [prep 6/7] RUN npm ci "--only=production"
+#10 pulling sha256:7d1226fefc4248fa5921460d87b82fd2ce5c4039bd2808d8e60e7ea2d2e0d9d6 1.7s done
+#10 CACHED
+#11 [prep 7/7] COPY --chown=65533:65533 [., .]
+#11 DONE 0.1s
+#12 [production 5/6] COPY --chown=65533:65533 --from=prep [/srv/app, /srv/app]
+#12 DONE 0.2s
+#13 [production 6/6] RUN echo done
+#13 DONE 0.2s
+""".splitlines()
+
+RAN = """\
+#9 [5/7] COPY --chown=65533:65533 [package.json, package-lock.json, ./]
+#9 CACHED
+#10 [6/7] RUN npm ci
+#10 0.512 added 94 packages in 3s
+#10 DONE 3.6s
+""".splitlines()
+
+
+def test_a_dependency_step_taken_from_a_cache_after_a_context_copy_is_found_per_stage():
+    assert buildcache.served_from_cache(SERVED_PREP, "prep") == 'RUN npm ci "--only=production"'
+    # production copies from prep (not from the context) and ran its RUN: its cache is good
+    assert buildcache.served_from_cache(SERVED_PREP, "production") is None
+    assert buildcache.served_from_cache(RAN, None) is None
+    assert buildcache.served_from_cache([*RAN[:3], "#10 CACHED"], None) == "RUN npm ci"
+
+
+def test_final_stage_is_none_for_one_stage():
+    assert buildcache.final_stage(MULTI_STAGE) == "production"
+    assert buildcache.final_stage("FROM base AS test\nRUN x\n") is None
+
+
+def test_a_cache_image_whose_dependency_step_came_from_a_cache_is_kept_not_pushed(monkeypatch):
+    pushed: list[str] = []
+    monkeypatch.setattr(docker, "tag", lambda src, ref: None)
+    monkeypatch.setattr(docker, "untag", lambda refs: None)
+    monkeypatch.setattr(docker, "push", lambda ref, timeout=None: pushed.append(ref))
+    lines: list[str] = []
+    images = [
+        buildcache.CacheImage("r/s/svc/cache:production", "sha256:" + "a" * 64),
+        buildcache.CacheImage("r/s/svc/cache:production.prep", "", 'RUN npm ci "--only=production"'),
+    ]
+    assert buildcache.push(images, progress=lines.append, timeout=10) == []
+    assert pushed == ["r/s/svc/cache:production"]
+    assert lines == [
+        "build cache: pushed r/s/svc/cache:production",
+        "build cache: r/s/svc/cache:production.prep kept "
+        "('RUN npm ci \"--only=production\"' came from a cache)",
+    ]
+
+
+def test_build_marks_the_stage_whose_dependency_step_came_from_a_cache(tmp_path, monkeypatch):
+    fake = Boundary(monkeypatch, cached={"staging/svc/cache:test"})
+
+    def build(context, dockerfile, **kw) -> str:
+        fake.calls.append(("build", kw.get("target") or ""))
+        for line in RAN[:3] + ["#10 CACHED"]:
+            kw["stream"](line)
+        return "sha256:" + "i" * 64
+
+    monkeypatch.setattr(docker, "build", build)
+    built = build_mod.build(make_service(tmp_path / "svc"), None, "test")
+    assert [(i.ref, i.served) for i in built.cache_images] == [
+        ("127.0.0.1:5000/staging/svc/cache:test", "RUN npm ci")
+    ]
