@@ -12,7 +12,6 @@ policies of the environment it ships to. The compiler is imported inside the com
 from __future__ import annotations
 
 import sys
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -51,6 +50,8 @@ def _run(action: Callable[[], None]) -> None:
         click.echo(f"error: {e}", err=True)
         sys.exit(int(e.exit_code))
     except Exception:
+        import traceback  # only for a bug: not worth importing on every start
+
         traceback.print_exc()
         click.echo(
             "blubber: internal error (this is a bug, please report it with the traceback above)", err=True

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import jsonschema_rs
@@ -29,7 +29,9 @@ VARIANT_ONLY = ("includes", "copies")
 @cache
 def schema() -> dict:
     """The config schema as a dict (loaded once)."""
-    text = resources.files("blubber.schema").joinpath("config.schema.json").read_text(encoding="utf-8")
+    # A file beside this module (package data, installed unzipped); importlib.resources would cost the
+    # start-up of every `blubber` process more than reading the file.
+    text = Path(__file__).with_name("config.schema.json").read_text(encoding="utf-8")
     return json.loads(text)
 
 
