@@ -37,6 +37,10 @@ cluster: stack
 demo: cluster
 	$(VENV)/bin/deployer ship examples/node-hello
 
+# The ship scenarios once more on the kind provider (e2e/README.md "kind provider"): its node image is
+# built here on first use and its cluster is brought up here, next to the local one.
+KIND_TESTS := e2e/test_ship_cli.py e2e/test_ship_failures.py e2e/test_ship_lock.py
+
 # deployer as a new user installs it: the wheel (not editable) in a clean venv, used from a service
 # directory outside the checkout; it ships there when the cluster is up (always, within `make test`).
 WHEEL_TESTS := e2e/test_installed_wheel.py
@@ -45,3 +49,5 @@ wheel-check: venv
 
 test: lint stack team-registry cluster wheel-check
 	$(VENV)/bin/pytest -q --ignore=$(WHEEL_TESTS)
+	e2e/cluster --provider kind up
+	DEPLOYER_CLUSTER_PROVIDER=kind $(VENV)/bin/pytest -q $(KIND_TESTS)
