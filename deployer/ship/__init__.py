@@ -38,6 +38,7 @@ from deployer.errors import ExitCode
 from deployer.ship.cluster import start_release_lock, step_chart, step_deploy, step_smoke, step_watch
 from deployer.ship.context import STAGES, TITLES, Ctx, ShipConfig, ShipState
 from deployer.ship.image import (
+    start_access_check,
     start_cluster_check,
     start_cluster_import,
     start_cluster_import_without_tests,
@@ -73,7 +74,7 @@ def build_steps() -> list[Step]:
     steps = [
         # the engine check and registry login, and whether the cluster answers, overlap the compile
         _step("compile", step_compile, before=(start_docker_session, start_cluster_check),
-              after=(start_cluster_import_without_tests,)),
+              after=(start_cluster_import_without_tests, start_access_check)),
         # the production image builds beside the test run; the Kubernetes client's import starts once
         # the test run prints (its builds are done: the CPU is free), see step_test
         _step("test", step_test, before=(start_production_build,)),

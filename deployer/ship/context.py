@@ -104,6 +104,7 @@ class ShipState:
     lock_early: Background[tuple[ReleaseLock, Release | None]] | None = None  # lock + release status
     production_build: tuple[Background[BuildResult], Relay] | None = None  # beside the test run
     cluster_check: Background[str | None] | None = None  # why the API server does not answer, if not
+    access_check: Background[list[tuple[str, str, str]] | None] | None = None  # what RBAC refuses a ship
     preload: threading.Thread | None = None  # imports the Kubernetes client while docker works
     previous_revision: int | None = None
     revision: int | None = None

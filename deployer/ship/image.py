@@ -141,9 +141,32 @@ def start_cluster_check(ctx: Ctx) -> None:
         )
 
 
+def start_access_check(ctx: Ctx) -> None:
+    """Once the namespace is known (after compile): ask, in the background, whether the cluster identity
+    may do each thing a ship needs there (deployer.permissions, one SelfSubjectAccessReview each)."""
+    from deployer.background import Background
+    from deployer.permissions import SHIP_RULES
+    from deployer.tools import access, apiserver
+
+    config, state = ctx.config, ctx.state
+    if state.access_check is not None or state.deploy is None:
+        return
+    namespace, reachable = state.deploy.namespace, state.cluster_check
+
+    def ask() -> list[tuple[str, str, str]] | None:
+        if reachable is not None and reachable.result() is not None:
+            return None  # said by the reachability check
+        return access.denied(
+            apiserver.kubeconfig_path(config.kubeconfig), config.context, namespace, SHIP_RULES
+        )
+
+    state.access_check = Background(ask, name="access-check")
+
+
 def _cluster_answers(ctx: Ctx, before: str) -> None:
-    """Stop before `before` (building, pushing) when the cluster the ship deploys to cannot be reached:
-    it would only fail at the deploy stage, after the builds and pushes."""
+    """Stop before `before` (building, pushing) when the cluster the ship deploys to cannot be reached, or
+    refuses the identity something a ship needs: it would only fail at the deploy stage, after the builds
+    and pushes, maybe with half a release."""
     check = ctx.state.cluster_check
     reason = check.result() if check is not None else None
     if reason is not None:
@@ -151,6 +174,18 @@ def _cluster_answers(ctx: Ctx, before: str) -> None:
             f"{reason}; stopped before {before}",
             hint="start the local cluster with `e2e/cluster up`, or pick another with --env/--kubeconfig; "
             "`deployer doctor` checks everything a ship needs",
+        )
+    access = ctx.state.access_check
+    refused = access.result() if access is not None else None
+    if refused:
+        namespace = ctx.state.namespace
+        what = ", ".join(
+            f"{verb} {(group + '/') if group else ''}{resource}" for verb, group, resource in refused
+        )
+        raise errors.EnvironmentMissing(
+            f"the cluster identity may not {what} in namespace {namespace!r}; stopped before {before}",
+            hint=f"grant it in the Role bound to this identity in {namespace!r} (README 'Your own registry "
+            "and cluster': the Role to give CI), or ship with another --kubeconfig/--env",
         )
 
 
