@@ -1,10 +1,12 @@
 """Soak: many ships in a row, then several at once, and what they leave behind.
 
-    python bench/soak.py [--ships 50] [--concurrent 8] [--kubeconfig PATH] [--example node-hello] [--keep]
+    python bench/soak.py [--ships 50] [--minutes M] [--concurrent 8] [--kubeconfig PATH]
+                          [--example node-hello] [--keep]
 
 Needs docker and the registry (scripts/stack up) and the cluster (e2e/cluster up). Prints numbers, asserts
 nothing. Phase 1 ships one copy of the example `--ships` times in a row (CI mode), alternating a source
-file between two contents, so every ship builds, pushes and rolls out a changed image. Phase 2 ships
+file between two contents, so every ship builds, pushes and rolls out a changed image (`--minutes` ends
+phase 1 early, after the ship running when that time is up; the figures say how many ran). Phase 2 ships
 `--concurrent` copies (different services, namespaces, releases) at the same time. Printed afterwards:
 
 - successes, time per ship (median, p95) for each phase;
@@ -194,6 +196,7 @@ def _summary(label: str, results: list[Result]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ships", type=int, default=50)
+    parser.add_argument("--minutes", type=float, default=None, help="time budget of the ships in a row")
     parser.add_argument("--concurrent", type=int, default=8)
     parser.add_argument("--example", default="node-hello")
     parser.add_argument("--kubeconfig", default="/var/lib/deployer/cluster/kubeconfig")
@@ -217,7 +220,11 @@ def main() -> int:
         root = make_copy(work, args.example, serial)
         engine0, registry0 = engine_bytes(), registry_bytes()
         results: list[Result] = []
+        budget_end = time.monotonic() + args.minutes * 60 if args.minutes else None
         for i in range(args.ships):
+            if budget_end is not None and time.monotonic() > budget_end:
+                print(f"  --minutes {args.minutes:g} used up after {i} ships", flush=True)
+                break
             if i:  # alternate the source between two contents: each ship builds and rolls out a change
                 (root / "soak.txt").write_text("ab"[i % 2] + "\n")
                 _git(root, "commit", "-qam", f"soak change {i}")
@@ -236,7 +243,7 @@ def main() -> int:
         time.sleep(2)  # a process a ship left would still be there; one exiting has had time to go
 
         print()
-        _summary(f"{args.ships} ships in a row", results)
+        _summary(f"{len(results)} ships in a row", results)
         _summary(f"{args.concurrent} concurrent ships", concurrent)
         n = max(len(results), 1)
         print(
