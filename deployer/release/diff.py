@@ -103,7 +103,7 @@ def diff(tgt: Target, cluster: Cluster, *, image: str | None = None) -> DiffResu
         tgt.deploy,
         runtime,
         ref,
-        policy=deploy_config.load_policy(),
+        policy=deploy_config.load_policy(tgt.where.environment.policies.deploy if tgt.where else None),
         blubber_file=str(tgt.service.config),
     )
     with tempfile.TemporaryDirectory(prefix="deployer-diff-") as tmp:

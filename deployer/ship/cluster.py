@@ -39,7 +39,7 @@ def step_chart(ctx: Ctx) -> dict[str, Any]:
         deploy,
         runtime,
         state.image,
-        policy=deploy_config.load_policy(),
+        policy=deploy_config.load_policy(ctx.config.where().environment.policies.deploy),
         blubber_file=str(state.service.config),
     )
     version = chart_mod.chart_version(values=values)
