@@ -1,7 +1,8 @@
 """Rollout benchmark: how soon our watcher reports a failure or a success, next to its peers: helm 3
 `--wait`, helm 4 `--wait=watcher --rollback-on-failure` (kstatus) and kubedog (werf's rollout tracker).
 
-    python bench/rollout.py [--kubeconfig PATH] [--repeat 3] [--helm-timeout 120] [--no-helm] [--no-peers]
+    python bench/rollout.py [--kubeconfig PATH] [--repeat 3] [--helm-timeout 120] [--no-helm]
+                            [--no-peers | --peers "helm 3 --wait,helm 4 watcher,kubedog"]
 
 helm 4 and kubedog are built from their Go modules, pinned, by bench/peers.sh (into
 /var/cache/deployer/tools/peers; not part of `make test`); a peer that is not built is left out and said so.
@@ -202,6 +203,7 @@ def helm_wait(api: client.ApiClient, kubeconfig: str, values: dict, timeout: int
 
 
 HELM4_WAIT = ("--wait=watcher", "--rollback-on-failure")
+PEER_NAMES = ("helm 3 --wait", "helm 4 watcher", "kubedog")
 
 
 def helm4_wait(api: client.ApiClient, kubeconfig: str, values: dict, timeout: int) -> tuple[int, float, str]:
@@ -216,6 +218,9 @@ def kubedog_track(kubeconfig: str, ns: str, timeout: int) -> tuple[int, str]:
     env = {**os.environ, "KUBEDOG_NO_COLOR": "1"}
     done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout + 60, env=env)
     said = (done.stderr.strip() or done.stdout.strip()).splitlines()
+    panic = [line.strip() for line in said if line.startswith("panic:") or "/pkg/tracker/" in line]
+    if panic:  # a Go panic: its message and where, not the last line of the goroutine dump
+        return done.returncode, "crashed: " + " at ".join(panic[:2])
     return done.returncode, said[-1] if said else ""
 
 
@@ -233,8 +238,10 @@ def kubedog_via_helm(
         return rc, time.monotonic() - start, said
 
 
-def peers() -> dict[str, Callable[[client.ApiClient, str, dict, int], tuple[int, float, str]]]:
-    """The peers that are built here, by label; each missing one is said."""
+def peers(
+    wanted: set[str],
+) -> dict[str, Callable[[client.ApiClient, str, dict, int], tuple[int, float, str]]]:
+    """The peers in `wanted` that are built here, by label; each missing one is said."""
     found: dict[str, Callable[[client.ApiClient, str, dict, int], tuple[int, float, str]]] = {
         "helm 3 --wait": helm_wait
     }
@@ -243,7 +250,7 @@ def peers() -> dict[str, Callable[[client.ApiClient, str, dict, int], tuple[int,
             found[label] = run
         else:
             print(f"({label} left out: {binary} is not built; run bench/peers.sh)")
-    return found
+    return {label: run for label, run in found.items() if label in wanted}
 
 
 def success_latency(
@@ -265,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--helm-timeout", type=int, default=120)
     parser.add_argument("--no-helm", action="store_true", help="only the watcher-only numbers")
     parser.add_argument("--no-peers", action="store_true", help="leave helm 4 and kubedog out")
+    parser.add_argument("--peers", default=",".join(PEER_NAMES), help="the peers to run, comma-separated")
     args = parser.parse_args(argv)
     api = load_api(args.kubeconfig)
     n = args.repeat
@@ -279,7 +287,10 @@ def main(argv: list[str] | None = None) -> int:
         print("(helm comparison skipped: --no-helm, or charts/service or helm missing)")
         return 0
 
-    others = peers() if not args.no_peers else {"helm 3 --wait": helm_wait}
+    wanted = {"helm 3 --wait"} if args.no_peers else set(args.peers.split(","))
+    if wanted - set(PEER_NAMES):
+        parser.error(f"--peers: unknown {sorted(wanted - set(PEER_NAMES))}; known: {', '.join(PEER_NAMES)}")
+    others = peers(wanted)
     repo, digest = base_image_digest(api)
     healthy = chart_values(repo, digest, SERVE)
     broken = {
@@ -312,8 +323,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\n== 3. success detection: Deployment complete+Available (own watch) -> success reported")
     runners: dict[str, Callable[[str], object]] = {
         "ours": lambda ns: (helm(args.kubeconfig, ns, healthy), watch_rollout(api, ns, "web", timeout=120)),
-        "helm 3 --wait": lambda ns: helm(args.kubeconfig, ns, healthy, wait_timeout=120),
     }
+    if "helm 3 --wait" in others:
+        runners["helm 3 --wait"] = lambda ns: helm(args.kubeconfig, ns, healthy, wait_timeout=120)
     if "helm 4 watcher" in others:
         runners["helm 4 watcher"] = lambda ns: helm(
             args.kubeconfig, ns, healthy, wait_timeout=120, binary=HELM4, wait_flags=HELM4_WAIT
