@@ -14,8 +14,9 @@ HELM4_VERSION=v4.3.2
 # kubedog has no tag newer than its v0.x line on the proxy; this pseudo-version is its main branch at ed58edf
 # (2026-02-17). Its go.mod has no replace lines, so `go install pkg@version` works without a wrapper module.
 # It builds, but at this revision its CLI's tracking commands (`rollout track deployment`, `multitrack`)
-# panic with a nil pointer in deployment.(*Tracker).runDeploymentInformer: the CLI passes no informer
-# factory. bench/rollout.py prints that crash as kubedog's result.
+# panic with a nil pointer in deployment.(*Tracker).runDeploymentInformer (tracker.go:415): the library's own
+# deployment feed creates its tracker with a nil informer factory (feed.go:53). bench/rollout.py prints that
+# crash as kubedog's result.
 KUBEDOG_VERSION=v0.13.1-0.20260217150136-ed58edf34eac
 
 CACHE=${DEPLOYER_CACHE:-/var/cache/deployer}
