@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deployer.chart import CHART_REPOSITORY, ImageRef, chart_version, publish, render_values, write_chart
+from deployer.chart import ImageRef, chart_version, publish, render_values, write_chart
 from deployer.deploy_config import load, load_policy
 from deployer.reporting.redact import MASK, redact
+from deployer.target import LOCAL
 from deployer.tools import command
 from deployer.tools.helm import HELM_BIN, Helm
 from e2e.localcluster.configs import registry_credentials
@@ -43,7 +44,8 @@ def test_publish_pushes_a_chart_that_pulls_back_byte_identical(tmp_path: Path) -
 
     published = publish(chart, helm, destination=tmp_path, username=creds[0], password=creds[1])
 
-    assert published.reference == f"{CHART_REPOSITORY}/chart-push-check"
+    # no registry given: the local stack's chart repository (oci://127.0.0.1:5000/staging/charts)
+    assert published.reference == f"{LOCAL.registry.charts}/chart-push-check"
     assert published.digest.startswith("sha256:")
     assert redact(f"pw={creds[1]}") == f"pw={MASK}"  # registered for redaction by publish
     # Pull it back by version: the same bytes, and the values carry the image digest.
