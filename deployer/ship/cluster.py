@@ -34,6 +34,14 @@ def step_chart(ctx: Ctx) -> dict[str, Any]:
 
     state = ctx.state
     deploy = state.deploy
+    if _pull_credentials(ctx) is not None:  # the pods pull with the environment's credentials
+        from dataclasses import replace
+
+        from deployer import pullsecret
+
+        deploy = state.deploy = replace(
+            deploy, image_pull_secrets=(*deploy.image_pull_secrets, pullsecret.NAME)
+        )
     runtime = blubber.runtime(state.config, deploy.variant)
     values = chart_mod.render_values(
         deploy,
@@ -101,11 +109,28 @@ def start_release_lock(ctx: Ctx) -> None:
     state.cleanups.append(release)
 
 
+def _pull_credentials(ctx: Ctx) -> Any:
+    """The environment's registry credentials when its pods need them to pull (a deployer.yaml registry
+    with credentials); None for the built-in local stack."""
+    where = ctx.config.where()
+    if where.builtin:
+        return None
+    from deployer.tools import registry
+
+    creds = registry.credentials(host=where.registry.host)
+    return creds if creds.user else None
+
+
 def step_deploy(ctx: Ctx) -> dict[str, Any]:
     state = ctx.state
     start_release_lock(ctx)  # normally started with the chart stage
     _, status = state.lock_early.result()
     _still_holding_the_lock(ctx, "before helm upgrade")
+    creds = _pull_credentials(ctx)
+    if creds is not None:
+        from deployer import pullsecret
+
+        pullsecret.ensure(state.api, state.namespace, ctx.config.where().registry.host, creds)
     helm = state.helm
     release, namespace = state.release, state.namespace
     recovery, current = None, status
