@@ -217,8 +217,11 @@ def config_yaml(endpoint: str, built_here: bool, workers: int) -> str:
         if built_here
         else ""
     )
+    # kubeadm's 4 min wait for a healthy API server was too short at load average ~57 here.
     cluster = f"""- |
   kind: ClusterConfiguration
+  apiServer:
+    timeoutForControlPlane: 10m0s
   controllerManager:
     extraArgs:
       leader-elect: "false"
