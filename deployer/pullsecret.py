@@ -32,14 +32,15 @@ def ensure(api: Any, namespace: str, host: str, creds: Any) -> None:
         type="kubernetes.io/dockerconfigjson",
         data={".dockerconfigjson": base64.b64encode(config).decode()},
     )
+    # only namespaced calls while the namespace exists: a least-privilege identity may not read namespaces
     try:
-        call(f"read namespace {namespace}", core.read_namespace, namespace)
+        call(f"replace secret {NAME}", core.replace_namespaced_secret, NAME, namespace, secret)
+        return
     except KubeNotFound:
+        pass  # no such Secret yet, or no namespace yet
+    try:
+        call(f"create secret {NAME}", core.create_namespaced_secret, namespace, secret)
+    except KubeNotFound:  # the namespace: a first install (helm's --create-namespace would make it)
         namespace_doc = client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace))
         call(f"create namespace {namespace}", core.create_namespace, namespace_doc)
-    try:
-        call(f"read secret {NAME}", core.read_namespaced_secret, NAME, namespace)
-    except KubeNotFound:
         call(f"create secret {NAME}", core.create_namespaced_secret, namespace, secret)
-        return
-    call(f"replace secret {NAME}", core.replace_namespaced_secret, NAME, namespace, secret)
