@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import click
 
 from deployer.errors import EnvironmentMissing, ExitCode, UserError
+from deployer.permissions import SHIP_RULES
 from deployer.reporting import redact
 from deployer.tools import command, docker, registry
 
@@ -44,20 +45,9 @@ __all__ = [
 REGISTRY = registry.REGISTRY
 CREDENTIALS = registry.CREDENTIALS_FILE
 
-# (api group, resource, verbs) a ship needs in its namespace: helm stores releases in Secrets and applies
-# the chart's Deployment/Service, the watcher reads ReplicaSets/Pods/Events and pod logs, smoke checks
-# port-forward and run the helm test pod, and the release lock is a Lease.
-SHIP_PERMISSIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("apps", "deployments", ("get", "list", "watch", "create", "update", "patch", "delete")),
-    ("apps", "replicasets", ("get", "list", "watch")),
-    ("", "services", ("get", "list", "create", "update", "patch", "delete")),
-    ("", "secrets", ("get", "list", "create", "update", "patch", "delete")),
-    ("", "pods", ("get", "list", "watch", "create", "delete")),
-    ("", "pods/log", ("get",)),
-    ("", "pods/portforward", ("create",)),
-    ("", "events", ("list", "watch")),
-    ("coordination.k8s.io", "leases", ("get", "create", "update", "delete")),
-)
+# (api group, resource, verbs) a ship needs in its namespace: the Role CI is given, the list the ship's own
+# pre-check asks for, so doctor and ship cannot disagree about it.
+SHIP_PERMISSIONS = SHIP_RULES
 
 
 @dataclass(frozen=True)
