@@ -128,7 +128,7 @@ def test_ship_with_a_namespaced_service_account(
 
     # Confined to its namespace: it may deploy there and read nothing elsewhere.
     assert _can_i(kubeconfig, "create", "deployments.apps", svc.namespace)
-    assert _can_i(kubeconfig, "create", "pods/portforward", svc.namespace)
+    assert _can_i(kubeconfig, "get", "pods/portforward", svc.namespace)
     assert not _can_i(kubeconfig, "list", "pods", "kube-system")
     assert not _can_i(kubeconfig, "list", "secrets", "default")
     assert not _can_i(kubeconfig, "delete", "namespaces", svc.namespace)
