@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 
 import blubber  # noqa: E402
 from deployer import build as build_mod  # noqa: E402
-from deployer import buildcache  # noqa: E402
+from deployer import buildcache, policies  # noqa: E402
 from deployer.errors import BuildFailed, EnvironmentMissing  # noqa: E402
 from deployer.tools import registry  # noqa: E402
 from tests.integration import freshengine  # noqa: E402
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-cache-"))
     svc = work / f"{args.service}-{uuid.uuid4().hex[:8]}"
     shutil.copytree(REPO / "examples" / args.service, svc, ignore=shutil.ignore_patterns("node_modules"))
-    config = blubber.load(svc / ".pipeline" / "blubber.yaml")
+    config = blubber.load(svc / ".pipeline" / "blubber.yaml", policy=policies.BLUBBER)
     dockerfile = blubber.compile_dockerfile(config, args.variant)
     install = dependency_step(dockerfile)
     bases = sorted({line.split()[1] for line in dockerfile.splitlines() if line.startswith("FROM ")})

@@ -25,8 +25,10 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
+from deployer.policies import BLUBBER as DEFAULT_POLICY
+
 import blubber.schema
-from blubber import DEFAULT_POLICY, compile_dockerfile, load
+from blubber import compile_dockerfile, load
 
 # The process as it started before: jsonschema and the compiler imported eagerly, full validation.
 BEFORE_PROCESS = (

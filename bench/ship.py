@@ -45,7 +45,7 @@ sys.path.insert(0, str(REPO))
 
 import blubber  # noqa: E402
 from deployer import chart as chart_mod  # noqa: E402
-from deployer import deploy_config  # noqa: E402
+from deployer import deploy_config, policies  # noqa: E402
 from deployer.chart import ImageRef  # noqa: E402
 from deployer.tools.kube import DEFAULT_KUBECONFIG  # noqa: E402
 from deployer.tools.registry import REGISTRY, credentials  # noqa: E402
@@ -112,7 +112,7 @@ class Bench:
         def mark(what: str) -> None:
             marks.append((what, time.monotonic()))
 
-        config = blubber.load(self.root / ".pipeline" / "blubber.yaml")
+        config = blubber.load(self.root / ".pipeline" / "blubber.yaml", policy=policies.BLUBBER)
         test_df = blubber.compile_dockerfile(config, "test")
         prod_df = blubber.compile_dockerfile(config, "production")
         local = f"bench-raw/{self.name}"
@@ -151,7 +151,7 @@ class Bench:
 
     def render_raw_chart(self, image: str, out: Path) -> None:
         """The chart a person would keep for the raw helm command: rendered once, like ship renders it."""
-        config = blubber.load(self.root / ".pipeline" / "blubber.yaml")
+        config = blubber.load(self.root / ".pipeline" / "blubber.yaml", policy=policies.BLUBBER)
         deploy = deploy_config.load(self.root)
         values = chart_mod.render_values(
             deploy, blubber.runtime(config, deploy.variant), ImageRef.parse(image)

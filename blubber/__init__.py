@@ -1,7 +1,7 @@
 """Blubber: compile a declarative YAML config (v4) into an optimised multi-stage Dockerfile.
 
 Pure: never runs a process, never touches the network; the same input gives the same Dockerfile.
-Public API: `load`, `compile_dockerfile`, `runtime`, `Runtime`, `DEFAULT_POLICY` (see blubber.api).
+Public API: `load`, `compile_dockerfile`, `runtime`, `Runtime` (see blubber.api).
 The names are loaded on first use (PEP 562), so `import blubber.errors` or `blubber --help` does not pay
 for the whole compiler.
 """
@@ -12,11 +12,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from blubber.api import DEFAULT_POLICY, Config, Runtime, compile_dockerfile, load, runtime
+    from blubber.api import Config, Runtime, compile_dockerfile, load, runtime
     from blubber.errors import ConfigError, PolicyViolation, UserError
 
 _HOME = {
-    "DEFAULT_POLICY": "blubber.api",
     "Config": "blubber.api",
     "Runtime": "blubber.api",
     "compile_dockerfile": "blubber.api",
@@ -28,7 +27,6 @@ _HOME = {
 }
 
 __all__ = [
-    "DEFAULT_POLICY",
     "Config",
     "ConfigError",
     "PolicyViolation",

@@ -1,6 +1,6 @@
 """The public API other parts (deployer) use. Small on purpose; everything else is internal.
 
-    config = load("svc/.pipeline/blubber.yaml")            # validated, policy defaults applied
+    config = load("svc/.pipeline/blubber.yaml", policy=p)  # validated, the policy's defaults applied
     text = compile_dockerfile(config, "production")         # policy enforcements checked first
     rt = runtime(config, "production")                      # user/uid/workdir/env/entrypoint of the image
 
@@ -17,18 +17,15 @@ from blubber import policy as policy_module
 from blubber.config.reader import read
 from blubber.config.root import Config
 from blubber.expand import Expander
-from deployer import policies
 
-__all__ = ["DEFAULT_POLICY", "Config", "Runtime", "compile_dockerfile", "load", "runtime"]
-
-# The policy deployer applies by default (the `blubber` command applies one only when named). It is
-# package data of the same distribution (the repository's policies/, installed as deployer.policies:
-# data only, no deployer code is imported).
-DEFAULT_POLICY: Path = policies.BLUBBER
+__all__ = ["Config", "Runtime", "compile_dockerfile", "load", "runtime"]
 
 
-def load(config_path: str | Path, *, policy: str | Path | None = DEFAULT_POLICY) -> Config:
+def load(config_path: str | Path, *, policy: str | Path | None = None) -> Config:
     """Read and validate a config; apply the policy's defaults. `policy=None` means no policy.
+
+    As upstream Blubber, the compiler knows no default policy: which ops policy applies is the caller's
+    choice (deployer takes it from the environment it ships to).
 
     Raises ConfigError (bad config or bad/unreadable policy file).
     """

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import blubber
-from deployer import buildcache, retention
+from deployer import buildcache, policies, retention
 from deployer.background import Background
 from deployer.committed import require_committed
 from deployer.errors import BuildFailed, ConfigError, PushFailed, TestVariantFailed
@@ -183,7 +183,7 @@ def build(
     *,
     source: git.Source | None = None,
     progress: Progress | None = None,
-    policy: Policy = blubber.DEFAULT_POLICY,
+    policy: Policy = policies.BLUBBER,
     namespace: str = NAMESPACE,
     registry_host: str | None = None,
     no_cache: bool = False,
@@ -300,7 +300,7 @@ def test(
     variant: str = TEST_VARIANT,
     *,
     progress: Progress | None = None,
-    policy: Policy = blubber.DEFAULT_POLICY,
+    policy: Policy = policies.BLUBBER,
     timeout: float | None = 1800,
     build_progress: Progress | None | bool = True,
     session: Session | None = None,
@@ -489,7 +489,7 @@ def push_service(
     namespace: str = NAMESPACE,
     registry_host: str | None = None,
     progress: Progress | None = None,
-    policy: Policy = blubber.DEFAULT_POLICY,
+    policy: Policy = policies.BLUBBER,
     now: dt.datetime | None = None,
 ) -> PushResult:
     """`deployer push`: build `production`, tag it `<UTC timestamp>-production` and `git-<sha>`, push to

@@ -101,8 +101,8 @@ def test_wheel_holds_policies_chart_and_every_schema(wheel: Path) -> None:
 
 def test_installed_code_and_data_come_from_the_venv(venv: Path, outside: Path) -> None:
     probe = (
-        "import blubber, deployer.chart, deployer.deploy_config;"
-        "print(blubber.DEFAULT_POLICY); print(deployer.chart.BASE_CHART);"
+        "import blubber, deployer.chart, deployer.deploy_config, deployer.policies;"
+        "print(deployer.policies.BLUBBER); print(deployer.chart.BASE_CHART);"
         "print(deployer.deploy_config.DEFAULT_POLICY_FILE); print(blubber.__file__)"
     )
     done = _run([venv / "python", "-c", probe], cwd=outside, env=_user_env(venv))
@@ -118,7 +118,7 @@ def test_blubber_compiles_outside_the_checkout(venv: Path, outside: Path) -> Non
     plain = _run(["blubber", ".pipeline/blubber.yaml", "production"], cwd=outside, env=env)
     assert plain.returncode == 0, plain.stderr
     assert plain.stdout.startswith("FROM ") and "ENTRYPOINT" in plain.stdout
-    probe = "import blubber; print(blubber.DEFAULT_POLICY)"
+    probe = "import deployer.policies; print(deployer.policies.BLUBBER)"
     policy = _run([venv / "python", "-c", probe], cwd=outside, env=env)
     assert policy.returncode == 0, policy.stderr
     assert policy.stdout.strip().endswith("/deployer/policies/default.yaml"), policy.stdout

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from deployer.policies import BLUBBER as BLUBBER_POLICY
 from kubernetes import client
 
 from blubber import load as load_blubber
@@ -212,7 +213,9 @@ def test_pending_release_refused_while_locked_then_recovered(
     # An earlier run died inside `helm upgrade --wait`: the release is stuck in pending-upgrade and the
     # run's lock is still there (not renewed any more).
     config = deploy_config.load(service.root)
-    facts = runtime(load_blubber(service.root / ".pipeline" / "blubber.yaml"), config.variant)
+    facts = runtime(
+        load_blubber(service.root / ".pipeline" / "blubber.yaml", policy=BLUBBER_POLICY), config.variant
+    )
     broken = chart.write_chart(
         service.root.parent / "broken",
         "node-hello",

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from deployer.policies import BLUBBER as BLUBBER_POLICY
 from kubernetes import client
 
 from blubber import load as load_blubber
@@ -45,7 +46,7 @@ def node_hello_image(registry: Registry, tmp_path_factory: pytest.TempPathFactor
     from blubber import compile_dockerfile
 
     dockerfile = tmp_path_factory.mktemp("node-hello") / "Dockerfile"
-    config = load_blubber(NODE_HELLO / ".pipeline" / "blubber.yaml")
+    config = load_blubber(NODE_HELLO / ".pipeline" / "blubber.yaml", policy=BLUBBER_POLICY)
     dockerfile.write_text(compile_dockerfile(config, "production"))
     tag = f"{registry.host}/staging/node-hello:e2e-ship-production"
     build = registry.docker(
@@ -105,7 +106,7 @@ def ship(target: Target, service: Path, image: ImageRef, *, lock_holder: str | N
     policy = deploy_config.load_policy()
     config = deploy_config.load(service, policy)
     blubber_file = service / ".pipeline" / "blubber.yaml"
-    facts = runtime(load_blubber(blubber_file), config.variant)
+    facts = runtime(load_blubber(blubber_file, policy=BLUBBER_POLICY), config.variant)
     values = chart.render_values(config, facts, image, policy=policy, blubber_file=str(blubber_file))
     rendered = chart.write_chart(target.work / "charts", config.release, chart.chart_version(), values)
     published = chart.publish(rendered, target.helm, destination=target.work)
@@ -220,7 +221,9 @@ def test_interrupted_ship_then_new_ship_recovers_the_pending_release(
     # leaving the release in pending-upgrade (and, as if the process died, a Lease nobody renews).
     broken = service_dir(target, "probes:\n  readiness: {path: /never-ready}\n", copy="broken")
     config = deploy_config.load(broken, deploy_config.load_policy())
-    facts = runtime(load_blubber(broken / ".pipeline" / "blubber.yaml"), config.variant)
+    facts = runtime(
+        load_blubber(broken / ".pipeline" / "blubber.yaml", policy=BLUBBER_POLICY), config.variant
+    )
     values = chart.render_values(config, facts, node_hello_image)
     rendered = chart.write_chart(target.work / "broken", "node-hello", chart.chart_version(), values)
     dead = ReleaseLock(target.api, target.namespace, "node-hello", holder="ci@dead-runner pid=1", duration=30)
@@ -278,7 +281,9 @@ def test_diff_shows_what_a_ship_would_change(target: Target, node_hello_image: I
     shipped = ship(target, service_dir(target, HEALTHY), node_hello_image)
     assert shipped.healthy, shipped.verdict
     config = shipped.config
-    facts = runtime(load_blubber(NODE_HELLO / ".pipeline" / "blubber.yaml"), config.variant)
+    facts = runtime(
+        load_blubber(NODE_HELLO / ".pipeline" / "blubber.yaml", policy=BLUBBER_POLICY), config.variant
+    )
     same = chart.render_values(config, facts, node_hello_image)
     rendered = chart.write_chart(target.work / "diff", "node-hello", shipped.published.version, same)
     assert target.helm.diff("node-hello", target.namespace, rendered.path) == []
@@ -295,7 +300,9 @@ def test_interrupted_first_install_is_uninstalled_then_installed(
     # The very first ship dies inside `helm install --wait`: pending-install, nothing to roll back to.
     broken = service_dir(target, "probes:\n  readiness: {path: /never-ready}\n", copy="broken")
     config = deploy_config.load(broken, deploy_config.load_policy())
-    facts = runtime(load_blubber(broken / ".pipeline" / "blubber.yaml"), config.variant)
+    facts = runtime(
+        load_blubber(broken / ".pipeline" / "blubber.yaml", policy=BLUBBER_POLICY), config.variant
+    )
     rendered = chart.write_chart(
         target.work / "broken",
         "node-hello",

@@ -73,7 +73,7 @@ def diff(tgt: Target, cluster: Cluster, *, image: str | None = None) -> DiffResu
     """
     import blubber
     from deployer import chart as chart_mod
-    from deployer import deploy_config
+    from deployer import deploy_config, policies
     from deployer.chart import ImageRef
     from deployer.target import resolve
 
@@ -97,7 +97,8 @@ def diff(tgt: Target, cluster: Cluster, *, image: str | None = None) -> DiffResu
     version = chart_mod.chart_version()
     if current is not None and current.chart.startswith(f"{tgt.release}-"):
         version = current.chart.removeprefix(f"{tgt.release}-")
-    config = blubber.load(tgt.service.config)
+    blubber_policy = tgt.where.environment.policies.blubber_file() if tgt.where else policies.BLUBBER
+    config = blubber.load(tgt.service.config, policy=blubber_policy)
     runtime = blubber.runtime(config, tgt.deploy.variant)
     values = chart_mod.render_values(
         tgt.deploy,

@@ -41,7 +41,7 @@ def step_compile(ctx: Ctx) -> dict[str, Any]:
     elif source.is_dirty:
         changed = len(source.dirty_files)
         ctx.progress(f"{changed} uncommitted paths; the image will not match {source.short_sha}")
-    state.config = blubber.load(svc.config)
+    state.config = blubber.load(svc.config, policy=config.where().environment.policies.blubber_file())
     deploy = deploy_config.load(svc.directory)
     if config.namespace or config.release:
         deploy = replace(

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deployer import policies as shipped_policies
+
 __all__ = [
     "Cluster",
     "CredentialsKind",
@@ -127,6 +129,10 @@ class Policies:
 
     blubber: Path | None = None
     deploy: Path | None = None
+
+    def blubber_file(self) -> Path:
+        """The Blubber policy a build applies here: the environment's, else the one deployer ships."""
+        return self.blubber or shipped_policies.BLUBBER
 
 
 @dataclass(frozen=True)

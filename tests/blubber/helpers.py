@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 from blubber import compiler
 from blubber.config.reader import read_text
@@ -10,6 +11,9 @@ from blubber.config.root import Config
 from blubber.dockerfile.phases import Phase
 from blubber.dockerfile.render import render_instruction
 from blubber.expand import Expander
+
+# The ops policy deployer ships (the compiler itself knows no default policy).
+OPS_POLICY = Path(__file__).resolve().parents[2] / "policies" / "default.yaml"
 
 
 def config(text: str, **kwargs) -> Config:

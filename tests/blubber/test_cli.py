@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from blubber import DEFAULT_POLICY
 from blubber.cli import main
 from blubber.errors import ExitCode
+from tests.blubber.helpers import OPS_POLICY
 
 GOOD = """\
 version: v4
@@ -47,7 +47,7 @@ def test_bare_form_and_compile_subcommand(write) -> None:
     assert run("compile", path, "production")[1] == out
     # Like upstream Blubber, no policy applies unless one is named.
     assert run(path, "production", "--no-policy")[1] == out
-    assert run(path, "production", "--policy", str(DEFAULT_POLICY))[1] != out  # its defaults show
+    assert run(path, "production", "--policy", str(OPS_POLICY))[1] != out  # its defaults show
     assert run("--policy", write("{}", "empty.yaml"), path, "production")[0] == 0
 
 
@@ -97,7 +97,7 @@ BAD = [
 @pytest.mark.parametrize(("text", "message", "exit_code"), [b[1:] for b in BAD], ids=[b[0] for b in BAD])
 def test_bad_input(write, text: str, message: str, exit_code: ExitCode) -> None:
     path = write(text)
-    code, out, err = run(path, "production", "--policy", str(DEFAULT_POLICY))
+    code, out, err = run(path, "production", "--policy", str(OPS_POLICY))
     assert code == exit_code
     assert out == ""
     assert err.startswith(f"error: {Path(path).parent}/{message}")
@@ -124,9 +124,7 @@ def test_bad_policy_file(write) -> None:
 
 def test_lint_reports_every_broken_variant(write) -> None:
     text = GOOD.replace("entrypoint: [./run]}", "entrypoint: [./run], runs: {insecurely: true}}")
-    code, _, err = run(
-        "lint", write(text + "  broken: {includes: [broken]}\n"), "--policy", str(DEFAULT_POLICY)
-    )
+    code, _, err = run("lint", write(text + "  broken: {includes: [broken]}\n"), "--policy", str(OPS_POLICY))
     lines = [line for line in err.splitlines() if line.startswith("error: ")]
     assert len(lines) == 2
     assert "detected dependency graph cycle at 'broken'" in lines[0]

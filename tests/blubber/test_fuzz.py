@@ -25,6 +25,7 @@ from blubber.config.reader import read_text
 from blubber.errors import UserError
 from blubber.policy import Policy
 from blubber.policy import load as load_policy
+from tests.blubber.helpers import OPS_POLICY
 from tests.blubber.mutate import mutants
 
 INSTRUCTIONS = ("FROM ", "USER ", "ENV ", "ARG ", "WORKDIR ", "RUN ", "COPY ", "ENTRYPOINT ", "LABEL ")
@@ -81,7 +82,7 @@ document = st.fixed_dictionaries(
     },
 )  # fmt: skip
 
-POLICY = load_policy(api.DEFAULT_POLICY)
+POLICY = load_policy(OPS_POLICY)
 
 
 def assert_located(error: UserError) -> None:

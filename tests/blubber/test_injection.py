@@ -26,6 +26,7 @@ from blubber import api, compiler
 from blubber.config.reader import read_text
 from blubber.errors import UserError
 from blubber.policy import load as load_policy
+from tests.blubber.helpers import OPS_POLICY
 from tests.blubber.shell_scan import scan, syntax_errors, unquoted_occurrence
 
 BASE = "127.0.0.1:5000/base/bookworm:12"
@@ -144,7 +145,7 @@ FREE_TEXT = {
     "policy defaults.runs.environment", "policy defaults.lives.in", "policy defaults.arguments",
 }  # fmt: skip
 
-DEFAULT_POLICY = load_policy(api.DEFAULT_POLICY)
+DEFAULT_POLICY = load_policy(OPS_POLICY)
 
 
 def document(variant: dict, name: str = "app") -> str:

@@ -9,6 +9,7 @@ import pytest
 from blubber import api
 from blubber.errors import ConfigError, ExitCode, PolicyViolation
 from blubber.policy import Rule, load, render
+from tests.blubber.helpers import OPS_POLICY
 
 CONFIG = """\
 version: v4
@@ -164,22 +165,25 @@ def test_missing_policy_file(tmp_path) -> None:
 
 
 def test_shipped_default_policy(tmp_path) -> None:
-    policy = load(api.DEFAULT_POLICY)
+    policy = load(OPS_POLICY)
     assert policy.defaults is not None and policy.defaults.runs.uid == 900
     good = write(tmp_path, "good.yaml", CONFIG)
     for variant in ("build", "test", "production"):
-        api.compile_dockerfile(api.load(good), variant)
+        api.compile_dockerfile(api.load(good, policy=OPS_POLICY), variant)
     for image in ("127.0.0.1:5000/base/bookworm:12", "127.0.0.1:5000/base/python3:12"):
         api.compile_dockerfile(
-            api.load(write(tmp_path, "b.yaml", CONFIG.replace("127.0.0.1:5000/base/nodejs:12", image))),
+            api.load(
+                write(tmp_path, "b.yaml", CONFIG.replace("127.0.0.1:5000/base/nodejs:12", image)),
+                policy=OPS_POLICY,
+            ),
             "build",
         )
     foreign = write(tmp_path, "foreign.yaml", CONFIG.replace("127.0.0.1:5000/base/nodejs:12", "node:20"))
     with pytest.raises(PolicyViolation) as e:
-        api.compile_dockerfile(api.load(foreign), "production")
+        api.compile_dockerfile(api.load(foreign, policy=OPS_POLICY), "production")
     assert e.value.path == "base"
     insecure = write(tmp_path, "insecure.yaml", CONFIG + "    runs: {insecurely: true}\n")
     with pytest.raises(PolicyViolation) as e:
-        api.compile_dockerfile(api.load(insecure), "production")
+        api.compile_dockerfile(api.load(insecure, policy=OPS_POLICY), "production")
     assert e.value.path == "variants.production.runs.insecurely"
     assert api.compile_dockerfile(api.load(insecure, policy=None), "production")
