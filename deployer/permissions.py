@@ -19,6 +19,6 @@ SHIP_RULES: tuple[Rule, ...] = (
     ("", "pods", ("get", "list", "watch", "create", "delete")),  # create/delete: helm test's hook pod
     ("", "events", ("list", "watch")),
     ("", "pods/log", ("get",)),
-    ("", "pods/portforward", ("get", "create")),  # HTTP smoke checks
+    ("", "pods/portforward", ("get",)),  # HTTP smoke checks (the WebSocket upgrade is a GET)
     ("coordination.k8s.io", "leases", ("get", "create", "update", "delete")),  # the release lock
 )
