@@ -319,6 +319,10 @@ class RolloutWatch:
                 if news:
                     last_event = time.monotonic()
                 yield from news
+                if (status.healthy or status.failure) and self._down:
+                    # A verdict came from fresh lists, so the API answers, though a stream (say, events)
+                    # has not retried yet: say it is back rather than end on "unreachable".
+                    yield self._back(elapsed)
                 if status.healthy:
                     self.healthy = True
                     self.duration = elapsed
@@ -334,6 +338,12 @@ class RolloutWatch:
         finally:
             self._stop.set()
             self.source.stop()
+
+    def _back(self, elapsed: float) -> feed.ApiReachable:
+        began = min([*self._down.values(), *([self._outage_began] if self._outage_began else [])])
+        self._down.clear()
+        self._outage_began = None
+        return feed.ApiReachable(elapsed, time.monotonic() - began)
 
     def _outage_text(self) -> str:
         lost = time.monotonic() - min(self._down.values())

@@ -96,7 +96,7 @@ def test_rbac_is_asked_for_every_permission_a_ship_needs(creds):
     cluster = FakeCluster()
     doctor.check_all(_config(creds), _probes(cluster=cluster))
     assert ("create", "coordination.k8s.io", "leases", "node-hello") in cluster.asked
-    assert ("create", "", "pods/portforward", "node-hello") in cluster.asked
+    assert ("get", "", "pods/portforward", "node-hello") in cluster.asked
     assert ("get", "", "pods/log", "node-hello") in cluster.asked
     expected = sum(len(verbs) for _, _, verbs in doctor.SHIP_PERMISSIONS)
     assert len(cluster.asked) == expected
@@ -202,12 +202,12 @@ def test_cluster_unreachable(creds):
 
 
 def test_rbac_denials_are_listed_with_a_fix(creds):
-    cluster = FakeCluster(denied={("create", "leases"), ("update", "leases"), ("create", "pods/portforward")})
+    cluster = FakeCluster(denied={("create", "leases"), ("update", "leases"), ("get", "pods/portforward")})
     failing = _failing(doctor.check_all(_config(creds), _probes(cluster=cluster)))
     assert failing == [
         (
             "rbac",
-            "in namespace 'node-hello' this user may not: create pods/portforward; "
+            "in namespace 'node-hello' this user may not: get pods/portforward; "
             "create/update leases (coordination.k8s.io)",
             "kubectl --namespace node-hello create rolebinding deployer --clusterrole=admin "
             "--user=<the kubeconfig's user>  (admin covers leases; edit does not)",

@@ -226,6 +226,21 @@ def test_an_api_outage_is_one_line_down_and_one_line_back_with_its_length() -> N
     assert source.calls.count(("list", "pod")) == 1 + 4 + 1
 
 
+@pytest.mark.usefixtures("fast_backoff")
+def test_a_verdict_reached_while_one_stream_still_retries_says_the_api_is_back() -> None:
+    """The rollout's own lists answer again while the event stream still waits to retry: the verdict
+    comes from fresh lists, so the last word about the API must be that it is back, not that it is gone."""
+    r = recorded("healthy")
+    source = _outage_source(r, down_lists=1)
+    gone = KubeUnreachable("connection refused")
+    source.lists["event"] = [[], *[gone] * 1000, []]  # events stay down far past the verdict
+    verdict, seen = _run(source, r)
+    assert verdict.healthy, [e.text() for e in seen]
+    about_the_api = [e for e in seen if isinstance(e, (feed.ApiUnreachable, feed.ApiReachable))]
+    assert [type(e) for e in about_the_api] == [feed.ApiUnreachable, feed.ApiReachable]
+    assert isinstance(seen[-1], feed.RolloutSucceeded) and seen[-2] is about_the_api[-1]
+
+
 def test_backoff_while_the_api_is_gone_doubles_and_is_capped(fast_backoff: pytest.MonkeyPatch) -> None:
     fast_backoff.setattr(watcher, "_BACKOFF_CAP", 0.4)
     r = recorded("healthy")
