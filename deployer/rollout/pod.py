@@ -12,7 +12,15 @@ from datetime import datetime
 
 from deployer.rollout import probes
 from deployer.rollout._obj import Obj, annotations, condition, dig, name, parse_time
-from deployer.rollout.reasons import DEFAULT_POLICY, Failure, FailurePolicy, Kind, classify
+from deployer.rollout.reasons import (
+    DEFAULT_POLICY,
+    MISSING_IMAGE_HINT,
+    Failure,
+    FailurePolicy,
+    Kind,
+    Rule,
+    classify,
+)
 
 __all__ = ["HOOK_ANNOTATION", "ContainerStatus", "PodStatus", "is_hook", "pod_status"]
 
@@ -116,6 +124,30 @@ def _container(raw: Obj, init: bool) -> ContainerStatus:
     return ContainerStatus(state="unknown", reason="", message="", **common)
 
 
+def _pull_secret_wait(pod: Obj, c: ContainerStatus, rule: Rule, now: datetime, policy: FailurePolicy) -> str:
+    """What to wait for when a refused pull may be the kubelet's race with the pod's pull Secret; else "".
+
+    The kubelet reads a pod's imagePullSecrets just before the first pull; on a busy node its first read
+    of a Secret it has not watched before can time out ("Unable to retrieve some image pull secrets"), and
+    it then pulls anonymously, which a registry with auth refuses (401). Its retry 10 s later has the
+    Secret. So for a pod that names pull secrets, a refused pull fails the rollout only once the pod is
+    older than `policy.pull_secret_grace`; a missing image still fails at once.
+    """
+    if c.reason not in ("ErrImagePull", "ImagePullBackOff") or rule.hint == MISSING_IMAGE_HINT:
+        return ""
+    secrets = [s.get("name", "") for s in dig(pod, "spec", "imagePullSecrets", default=[])]
+    created = parse_time(dig(pod, "metadata", "creationTimestamp"))
+    if not secrets or created is None:
+        return ""
+    left = policy.pull_secret_grace - (now - created).total_seconds()
+    if left <= 0:
+        return ""
+    return (
+        f"container {c.name}: {c.reason}, the registry refused the pull; the kubelet retries with pull "
+        f"secret {', '.join(secrets)} ({left:.0f}s of {policy.pull_secret_grace:.0f}s grace left)"
+    )
+
+
 def _exit_text(code: int | None, reason: str) -> str:
     if code is None:
         return reason
@@ -133,6 +165,9 @@ def _container_failure(
     prefix = "Init:" if c.init else ""
     if c.state == "waiting" and c.reason and c.reason not in _PROGRESS:
         rule = classify(prefix + c.reason, c.message)
+        secret_wait = _pull_secret_wait(pod, c, rule, now, policy)
+        if secret_wait:
+            return None, secret_wait
         if rule.kind in (Kind.DEFINITIVE, Kind.BACKOFF):
             message, hint = c.message, rule.hint
             if c.last_reason:

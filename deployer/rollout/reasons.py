@@ -47,13 +47,17 @@ class Rule:
 _NOT_FOUND = r"not found|manifest unknown|404|no such host"
 _DENIED = r"unauthorized|authentication required|denied|forbidden|401|403"
 
+MISSING_IMAGE_HINT = (
+    "the image does not exist in the registry the cluster pulls from: check the reference, that the tag or "
+    "digest was pushed, and that the registry host matches"
+)
+
 # The table, in sections: other modules ask which section a reason is in (smoke's test pods).
 _IMAGE: tuple[Rule, ...] = (
     Rule(
         "ErrImagePull",
         Kind.DEFINITIVE,
-        "the image does not exist in the registry the cluster pulls from: check the reference, that the "
-        "tag or digest was pushed, and that the registry host matches",
+        MISSING_IMAGE_HINT,
         _NOT_FOUND,
     ),
     Rule(
@@ -67,8 +71,7 @@ _IMAGE: tuple[Rule, ...] = (
     Rule(
         "ImagePullBackOff",
         Kind.DEFINITIVE,
-        "the image does not exist in the registry the cluster pulls from: check the reference, that the "
-        "tag or digest was pushed, and that the registry host matches",
+        MISSING_IMAGE_HINT,
         _NOT_FOUND,
     ),
     Rule(
@@ -274,12 +277,16 @@ class FailurePolicy:
     healthy. Such a container is "ready" the moment its process starts, so readiness proves nothing; an app
     that dies on start-up (bad config, missing module) exits within a second or two. With a readiness
     probe, passing it is the proof and nothing is added.
+    pull_secret_grace: seconds from a pod's creation during which a refused pull is retried rather than
+    failed when the pod names imagePullSecrets: the kubelet's first read of a new pull Secret can time out
+    on a busy node, it then pulls anonymously, and its retry (10 s later) has the Secret.
     """
 
     max_exits: int = 2
     unschedulable_grace: float = 20.0
     readiness_grace: float | None = None
     unprobed_settle: float = 3.0
+    pull_secret_grace: float = 30.0
 
 
 DEFAULT_POLICY = FailurePolicy()

@@ -6,7 +6,7 @@ this cluster cannot easily produce: OOM kills, bad image names, config errors, i
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -298,3 +298,43 @@ def test_summary_like_kubectl() -> None:
         pod_status(_pod(_waiting("ImagePullBackOff"), init=True), now=NOW).summary == "Init:ImagePullBackOff"
     )
     assert pod_status(recorded("imagepull").pod, now=NOW).summary == "ErrImagePull"
+
+
+_REFUSED = (
+    'failed to pull and unpack image "registry.team.test:5443/staging/web@sha256:5e1c": failed to authorize: '
+    "failed to fetch anonymous token: unexpected status: 401 Unauthorized"
+)
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        _waiting("ErrImagePull", _REFUSED),
+        _waiting("ImagePullBackOff", 'Back-off pulling image "registry.team.test:5443/web@sha256:5e1c"'),
+    ],
+)
+def test_refused_pull_with_a_pull_secret_waits_for_the_kubelets_retry(state: dict[str, Any]) -> None:
+    # CI saw it: the kubelet's first read of the new pull Secret timed out, it pulled anonymously (401),
+    # and the watch failed a rollout whose retry 10 s later would have pulled.
+    pod = _pod(state)
+    pod["spec"]["imagePullSecrets"] = [{"name": "deployer-registry"}]
+    created = datetime.fromisoformat(pod["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
+    policy = FailurePolicy(pull_secret_grace=30)
+
+    early = pod_status(pod, now=created + timedelta(seconds=12), policy=policy)
+    assert early.failure is None
+    assert "retries with pull secret deployer-registry (18s of 30s grace left)" in early.waiting_for
+
+    late = pod_status(pod, now=created + timedelta(seconds=31), policy=policy)
+    assert late.failure is not None and late.failure.reason == state["waiting"]["reason"]
+
+
+def test_refused_pull_without_a_pull_secret_and_missing_image_fail_at_once() -> None:
+    anonymous = _pod(_waiting("ErrImagePull", _REFUSED))
+    anonymous["spec"].pop("imagePullSecrets", None)
+    missing = _pod(_waiting("ErrImagePull", "registry.team.test:5443/staging/web:1: not found"))
+    missing["spec"]["imagePullSecrets"] = [{"name": "deployer-registry"}]
+    for pod in (anonymous, missing):
+        created = datetime.fromisoformat(pod["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
+        failure = pod_status(pod, now=created + timedelta(seconds=2)).failure
+        assert failure is not None and failure.rule == "definitive"
