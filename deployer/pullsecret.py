@@ -19,7 +19,7 @@ NAME = "deployer-registry"
 
 
 def ensure(api: Any, namespace: str, host: str, creds: Any) -> None:
-    """Create or update the pull Secret for `host` in `namespace` (created when missing: helm would)."""
+    """Create or update the pull Secret for `host` in `namespace` (which must exist)."""
     from kubernetes import client
 
     from deployer.tools.kube import KubeNotFound, call
@@ -32,15 +32,9 @@ def ensure(api: Any, namespace: str, host: str, creds: Any) -> None:
         type="kubernetes.io/dockerconfigjson",
         data={".dockerconfigjson": base64.b64encode(config).decode()},
     )
-    # only namespaced calls while the namespace exists: a least-privilege identity may not read namespaces
+    # Only namespaced calls: a least-privilege identity may not read namespaces. The namespace exists by
+    # now: the release lock, taken before this, is the one place a ship creates it.
     try:
         call(f"replace secret {NAME}", core.replace_namespaced_secret, NAME, namespace, secret)
-        return
-    except KubeNotFound:
-        pass  # no such Secret yet, or no namespace yet
-    try:
-        call(f"create secret {NAME}", core.create_namespaced_secret, namespace, secret)
-    except KubeNotFound:  # the namespace: a first install (helm's --create-namespace would make it)
-        namespace_doc = client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace))
-        call(f"create namespace {namespace}", core.create_namespace, namespace_doc)
+    except KubeNotFound:  # no such Secret yet
         call(f"create secret {NAME}", core.create_namespaced_secret, namespace, secret)

@@ -4,16 +4,17 @@ The namespace exists beforehand (created with the admin identity, as a cluster a
 e2e/rbac/kubeconfig gives its ServiceAccount the Role of e2e/rbac/deployer-role.yaml and writes a
 kubeconfig with a TokenRequest token, which `deployer ship --kubeconfig` uses, as CI would run it.
 
-- With the Role alone the first ship fails at deploy (exit 15): helm's `--create-namespace` asks for a
-  cluster-scoped `create namespaces` (the gap phase 2 closes; the test says so exactly).
-- With that one cluster-scoped workaround bound too (e2e/rbac/helm-create-namespace.yaml), a first ship
-  (install, helm test and an HTTP smoke check through a port-forward) and a second one (upgrade)
-  succeed, the identity cannot read anything outside its namespace, and the namespace is the one that
-  was there (same uid, not re-created).
+With the Role alone (no cluster-scoped grant: deployer runs helm without `--create-namespace`, since the
+release lock found the namespace), a first ship (install, helm test and an HTTP smoke check through a
+port-forward) and a second one (upgrade) succeed, the identity cannot read anything outside its
+namespace, and the namespace is the one that was there (same uid, not re-created). `deployer prune` with
+the same identity, which may not list helm's release Secrets in all namespaces, reads its namespace's
+releases only, says so, and keeps every push a revision there references.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -68,18 +69,20 @@ def _can_i(kubeconfig: Path, verb: str, resource: str, namespace: str) -> bool:
     return done.stdout.strip() == "yes"
 
 
-def _ship(svc: ServiceCopy, kubeconfig: Path) -> subprocess.CompletedProcess[str]:
+def _deployer(*argv: str) -> subprocess.CompletedProcess[str]:
     # deployer takes the identity from --kubeconfig (else $KUBECONFIG); it has no DEPLOYER_KUBECONFIG.
     # The admin identity must not be reachable through the environment, so a pass proves the Role.
     env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "DEPLOYER_KUBECONFIG")}
     env["CI"] = "true"
-    argv = [DEPLOYER, "ship", str(svc.root), "--kubeconfig", str(kubeconfig)]
-    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=900)
+    return subprocess.run([DEPLOYER, *argv], capture_output=True, text=True, env=env, timeout=900)
 
 
-def _make_kubeconfig(svc: ServiceCopy, out: Path, helm_create_namespace: bool) -> None:
-    env = {**os.environ, "HELM_CREATE_NAMESPACE": "1" if helm_create_namespace else "0"}
-    env["ADMIN_KUBECONFIG"] = str(svc.kubeconfig)  # the cluster under test, whichever provider made it
+def _ship(svc: ServiceCopy, kubeconfig: Path) -> subprocess.CompletedProcess[str]:
+    return _deployer("ship", str(svc.root), "--kubeconfig", str(kubeconfig))
+
+
+def _make_kubeconfig(svc: ServiceCopy, out: Path) -> None:
+    env = {**os.environ, "ADMIN_KUBECONFIG": str(svc.kubeconfig)}  # the cluster under test, any provider
     namespace = svc.namespace
     made = subprocess.run(
         [str(MAKE_KUBECONFIG), namespace, str(out)], capture_output=True, text=True, env=env, timeout=120
@@ -89,48 +92,25 @@ def _make_kubeconfig(svc: ServiceCopy, out: Path, helm_create_namespace: bool) -
 
 
 @pytest.fixture
-def existing_namespace(svc: ServiceCopy) -> Iterator[client.V1Namespace]:
+def existing_namespace(svc: ServiceCopy) -> client.V1Namespace:
     """The service's namespace, made by the admin before any ship (as a cluster admin does for a team)."""
     core = client.CoreV1Api(svc.api)
-    yield core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=svc.namespace)))
-    rbac = client.RbacAuthorizationV1Api(svc.api)
-    try:
-        rbac.delete_cluster_role_binding(f"deployer-helm-create-namespace-{svc.namespace}")
-    except client.ApiException as e:
-        if e.status != 404:
-            raise
+    return core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=svc.namespace)))
 
 
-def test_first_ship_with_only_the_role_is_refused_by_helms_create_namespace(
-    svc: ServiceCopy, existing_namespace: client.V1Namespace, tmp_path: Path
-) -> None:
-    """The gap phase 2 closes: deployer passes `--create-namespace`, and helm's first install POSTs the
-    namespace even though it exists; a namespaced identity may not, so the ship fails late, at deploy."""
-    kubeconfig = tmp_path / "deployer.kubeconfig"
-    _make_kubeconfig(svc, kubeconfig, helm_create_namespace=False)
-    svc.write(".pipeline/deploy.yaml", DEPLOY_YAML.format(style="plain"))
-    svc.commit("first")
-    refused = _ship(svc, kubeconfig)
-    assert refused.returncode == 15, refused.stdout[-3000:]
-    assert (
-        f'User "system:serviceaccount:{svc.namespace}:deployer" cannot create resource "namespaces"'
-        in refused.stdout
-    )
-
-
-def test_ship_with_a_namespaced_service_account(
+def test_ship_and_prune_with_a_namespaced_service_account(
     svc: ServiceCopy, existing_namespace: client.V1Namespace, tmp_path: Path
 ) -> None:
     core = client.CoreV1Api(svc.api)
     kubeconfig = tmp_path / "deployer.kubeconfig"
-    # With the one cluster-scoped workaround for helm's --create-namespace (rbac/helm-create-namespace.yaml).
-    _make_kubeconfig(svc, kubeconfig, helm_create_namespace=True)
+    _make_kubeconfig(svc, kubeconfig)
 
-    # Confined to its namespace: it may deploy there and read nothing elsewhere.
+    # Confined to its namespace: it may deploy there and read nothing elsewhere, nor make namespaces.
     assert _can_i(kubeconfig, "create", "deployments.apps", svc.namespace)
     assert _can_i(kubeconfig, "get", "pods/portforward", svc.namespace)
     assert not _can_i(kubeconfig, "list", "pods", "kube-system")
     assert not _can_i(kubeconfig, "list", "secrets", "default")
+    assert not _can_i(kubeconfig, "create", "namespaces", svc.namespace)
     assert not _can_i(kubeconfig, "delete", "namespaces", svc.namespace)
     assert not _can_i(kubeconfig, "create", "roles.rbac.authorization.k8s.io", svc.namespace)
 
@@ -153,3 +133,18 @@ def test_ship_with_a_namespaced_service_account(
     env = {e.name: e.value for e in deployment.spec.template.spec.containers[0].env or []}
     assert env["GREETING_STYLE"] == "loud"
     assert core.read_namespace(svc.namespace).metadata.uid == existing_namespace.metadata.uid
+
+    # prune: helm's records in all namespaces are refused (403), so it reads this namespace's only
+    pruned = _deployer(
+        "prune", str(svc.root), "--kubeconfig", str(kubeconfig), "--keep", "1", "--min-age", "0", "--json"
+    )
+    assert pruned.returncode == 0, pruned.stdout[-3000:] + pruned.stderr[-3000:]
+    result = json.loads(pruned.stdout)
+    assert result["namespaces_checked"] == [svc.namespace]
+    assert result["revisions"] == 2
+    for repository in result["repositories"]:  # both ships' image and chart: each a revision's
+        assert repository["pushes"], repository
+        for push in repository["pushes"]:
+            assert push["action"] == "keep", push
+            assert any(r.startswith(f"in use: release {svc.name} revision ") for r in push["reasons"]), push
+    assert result["deleted"] == []

@@ -254,6 +254,7 @@ class PruneResult:
     releases_checked: int  # other helm releases read from the cluster
     min_age: float = 0.0
     revisions: int = 0  # revisions of the release itself
+    namespaces: tuple[str, ...] | None = None  # where other releases were read (None: all namespaces)
     deleted: list[tuple[str, str]] = field(default_factory=list)  # (repository, digest)
     already_gone: list[tuple[str, str]] = field(default_factory=list)
     kept_late: list[tuple[str, str, str]] = field(default_factory=list)  # (repository, digest, new tag)
@@ -268,6 +269,7 @@ class PruneResult:
             "dry_run": self.dry_run,
             "revisions": self.revisions,
             "other_releases": self.releases_checked,
+            "namespaces_checked": list(self.namespaces) if self.namespaces is not None else None,
             "repositories": [
                 {
                     "kind": plan.kind,
@@ -292,11 +294,17 @@ class PruneResult:
         }
 
     def lines(self) -> list[str]:
+        where = "" if self.namespaces is None else f" in namespace(s) {', '.join(self.namespaces)}"
         out = [
-            f"release {self.release} in {self.namespace} and {self.releases_checked} other helm release(s) "
-            f"checked; keeping the {self.keep} newest push(es), those younger than {self.min_age:.0f}s and "
-            "everything in use"
+            f"release {self.release} in {self.namespace} and {self.releases_checked} other helm release(s)"
+            f"{where} checked; keeping the {self.keep} newest push(es), those younger than "
+            f"{self.min_age:.0f}s and everything in use"
         ]
+        if self.namespaces is not None:
+            out.append(
+                "note: this identity may not list helm releases in all namespaces, so only these were read: "
+                "a release elsewhere that uses these repositories does not protect its pushes"
+            )
         if not self.revisions:
             out.append(
                 f"warning: no release {self.release} in namespace {self.namespace}: only other releases "
@@ -355,10 +363,13 @@ def _decode_helm_secret(secret: Any) -> dict[str, Any]:
     return dict(json.loads(data))
 
 
-def _other_releases(cluster: Any, tgt: Any, image: str, chart_name: str, images: InUse, charts: InUse) -> int:
-    """Add the references of every helm release revision on the cluster except `tgt`'s own release
-    (read through helm itself); the number of other releases seen."""
-    from deployer.tools.kube import call
+def _list_helm_secrets(
+    cluster: Any, own: str, others: Sequence[str]
+) -> tuple[list[Any], tuple[str, ...] | None]:
+    """helm's release Secrets in all namespaces; else (a namespaced identity, refused with 403) in the
+    release's namespace `own`, which must be readable, and in those of `others` it may read. Also the
+    namespaces read (None: all)."""
+    from deployer.tools.kube import KubeForbidden, call
 
     try:
         listed = call(
@@ -367,10 +378,42 @@ def _other_releases(cluster: Any, tgt: Any, image: str, chart_name: str, images:
             label_selector="owner=helm",
             _request_timeout=30,
         )
+        return list(listed.items), None
+    except KubeForbidden:
+        pass  # read only where the identity may: the environment's namespaces
     except UserError as err:
         raise _cluster_unreadable("list helm releases in all namespaces", err) from err
+    found: list[Any] = []
+    read = []
+    for namespace in [own, *(n for n in others if n != own)]:
+        try:
+            listed = call(
+                f"list helm release Secrets in namespace {namespace}",
+                cluster.core.list_namespaced_secret,
+                namespace,
+                label_selector="owner=helm",
+                _request_timeout=30,
+            )
+        except KubeForbidden as err:
+            if namespace != own:
+                continue  # the identity cannot deploy there either
+            raise _cluster_unreadable(f"list helm releases in namespace {namespace}", err) from err
+        except UserError as err:
+            raise _cluster_unreadable(f"list helm releases in namespace {namespace}", err) from err
+        found += listed.items
+        read.append(namespace)
+    return found, tuple(read)
+
+
+def _other_releases(
+    cluster: Any, tgt: Any, image: str, chart_name: str, images: InUse, charts: InUse, scope: Sequence[str]
+) -> tuple[int, tuple[str, ...] | None]:
+    """Add the references of every helm release revision on the cluster except `tgt`'s own release
+    (read from helm's release Secrets; only in its namespace and `scope` when the identity may not list
+    all namespaces); the number of other releases seen and the namespaces read (None: all)."""
+    listed, read = _list_helm_secrets(cluster, tgt.namespace, scope)
     others = set()
-    for secret in listed.items:
+    for secret in listed:
         meta = secret.metadata
         try:
             rel = _decode_helm_secret(secret)
@@ -390,7 +433,7 @@ def _other_releases(cluster: Any, tgt: Any, image: str, chart_name: str, images:
         meta_chart = (rel.get("chart") or {}).get("metadata") or {}
         if meta_chart.get("name") == chart_name and meta_chart.get("version"):
             charts.add(Reference(str(meta_chart["version"]).replace("+", "_"), None), why)
-    return len(others)
+    return len(others), read
 
 
 def _own_release(cluster: Any, tgt: Any, image: str, chart_name: str, images: InUse, charts: InUse) -> int:
@@ -519,7 +562,9 @@ def prune(
     image = f"{image_host}/{image_repository}"
 
     images, charts = InUse(), InUse()
-    others = _other_releases(cluster, tgt, image, chart_name, images, charts)
+    # where this environment's releases of the service go, for an identity confined to namespaces
+    scope = [resolved.namespace(tgt.release, tgt.service.name)]
+    others, read = _other_releases(cluster, tgt, image, chart_name, images, charts, scope)
     revisions = _own_release(cluster, tgt, image, chart_name, images, charts)
     progress(
         f"read {revisions} revision(s) of {tgt.release} in {tgt.namespace} and {others} other release(s)"
@@ -536,7 +581,7 @@ def prune(
         _plan("chart", chart_host, chart_repository, charts, read_tags, chart_stamp, **rules),
     ]
     result = PruneResult(
-        tgt.release, tgt.namespace, keep, dry_run, [p for p, _ in planned], others, min_age, revisions
+        tgt.release, tgt.namespace, keep, dry_run, [p for p, _ in planned], others, min_age, revisions, read
     )
     if dry_run:
         return result

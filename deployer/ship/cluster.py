@@ -154,6 +154,8 @@ def step_deploy(ctx: Ctx) -> dict[str, Any]:
             ca_file=tls.ca_file,
             timeout=seconds_left(ctx, state.deploy.timeouts.helm),
             description=f"deployer ship {state.image.pinned}",
+            # the release lock made sure the namespace exists (created it, or may not read namespaces)
+            create_namespace=False,
         )
     state.revision = deployed.revision
     state.generation = _deployment_generation(ctx)

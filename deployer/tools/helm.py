@@ -199,9 +199,16 @@ class Helm:
         ca_file: str | os.PathLike[str] | None = None,
         timeout: int | None = None,
         description: str | None = None,
+        create_namespace: bool = True,
     ) -> Release:
-        """`helm upgrade --install` without --wait; returns the new release (status deployed or failed)."""
-        args = ["upgrade", "--install", release, str(chart), "--namespace", namespace, "--create-namespace"]
+        """`helm upgrade --install` without --wait; returns the new release (status deployed or failed).
+
+        `create_namespace=False` when the caller made sure the namespace exists: helm's
+        `--create-namespace` POSTs it on every first install, which a namespaced identity may not.
+        """
+        args = ["upgrade", "--install", release, str(chart), "--namespace", namespace]
+        if create_namespace:
+            args.append("--create-namespace")
         args += ["--reset-values", "--history-max", "10", "--timeout", f"{timeout or self.timeout}s"]
         if values_file:
             args += ["--values", str(values_file)]

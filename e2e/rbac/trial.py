@@ -105,9 +105,7 @@ def trial(service: Path, docs: list[dict], label: str, workdir: Path, logs: Path
         role_file = workdir / f"{namespace}.yaml"
         role_file.write_text(yaml.safe_dump_all(docs))
         kubeconfig = workdir / f"{namespace}.kubeconfig"
-        # The namespace-create workaround (helm-create-namespace.yaml) so that first installs get past helm's
-        # --create-namespace; what is measured is the namespaced Role.
-        env = {**os.environ, "DEPLOYER_RBAC_ROLE": str(role_file), "HELM_CREATE_NAMESPACE": "1"}
+        env = {**os.environ, "DEPLOYER_RBAC_ROLE": str(role_file)}
         subprocess.run(
             [str(KUBECONFIG_SCRIPT), namespace, str(kubeconfig)], check=True, capture_output=True, env=env
         )
@@ -121,12 +119,6 @@ def trial(service: Path, docs: list[dict], label: str, workdir: Path, logs: Path
         return f"{label:32} install={first:<3} upgrade={second:<3} {why2}"
     finally:
         kubectl("delete", "namespace", namespace, "--wait=false")
-        kubectl(
-            "delete",
-            "clusterrolebinding",
-            f"deployer-helm-create-namespace-{namespace}",
-            "--ignore-not-found",
-        )
 
 
 def main() -> int:

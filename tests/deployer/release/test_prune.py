@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import urllib3.exceptions
 from click.testing import CliRunner
+from kubernetes.client.exceptions import ApiException
 
 from deployer import cli
 from deployer.errors import EnvironmentMissing, ExitCode, UserError
@@ -230,14 +231,26 @@ def _helm_secret(
 
 
 class FakeCore:
-    def __init__(self, secrets: list[Any], error: Exception | None = None) -> None:
-        self.secrets, self.error, self.selectors = secrets, error, []
+    """helm's release Secrets; `error` refuses the all-namespaces list, `allowed` names the namespaces a
+    namespaced identity may list in (None: none at all, the list is refused like the other)."""
+
+    def __init__(
+        self, secrets: list[Any], error: Exception | None = None, allowed: set[str] | None = None
+    ) -> None:
+        self.secrets, self.error, self.allowed, self.selectors = secrets, error, allowed, []
+        self.namespaced: list[str] = []
 
     def list_secret_for_all_namespaces(self, label_selector: str, **_kw: Any) -> Any:
         self.selectors.append(label_selector)
         if self.error:
             raise self.error
         return SimpleNamespace(items=self.secrets)
+
+    def list_namespaced_secret(self, namespace: str, label_selector: str, **_kw: Any) -> Any:
+        self.namespaced.append(namespace)
+        if self.allowed is None or namespace not in self.allowed:
+            raise ApiException(status=403, reason="Forbidden")
+        return SimpleNamespace(items=[s for s in self.secrets if s.metadata.namespace == namespace])
 
 
 @dataclass
@@ -438,6 +451,39 @@ def test_an_undecodable_helm_secret_is_refused(tmp_path: Path) -> None:
     ):
         _run(tmp_path, runner, core, reg, keep=1)
     assert reg.deleted == []
+
+
+def test_a_namespaced_identity_prunes_with_the_releases_of_its_namespace(tmp_path: Path) -> None:
+    # 403 for all namespaces (a ServiceAccount with a Role): only the environment's namespace is read,
+    # so the copy in namespace `other` no longer protects d2, and the output says so
+    runner, core, reg = _world()
+    core.error, core.allowed = ApiException(status=403, reason="Forbidden"), {"ns"}
+    result = _run(tmp_path, runner, core, reg, keep=1)
+    # the release's, and the environment rule's where it may (it may not: skipped)
+    assert core.namespaced == ["ns", "node-hello"]
+    assert result.namespaces == ("ns",)
+    assert result.releases_checked == 0
+    assert {d(2), d(3)} <= {digest for _repo, digest in reg.deleted}
+    lines = result.lines()
+    assert lines[0].startswith(
+        "release node-hello in ns and 0 other helm release(s) in namespace(s) ns checked;"
+    )
+    assert lines[1] == (
+        "note: this identity may not list helm releases in all namespaces, so only these were read: "
+        "a release elsewhere that uses these repositories does not protect its pushes"
+    )
+    assert result.to_json()["namespaces_checked"] == ["ns"]
+
+
+def test_a_namespace_the_identity_may_not_read_either_is_refused(tmp_path: Path) -> None:
+    runner, core, reg = _world()
+    core.error, core.allowed = ApiException(status=403, reason="Forbidden"), set()
+    with pytest.raises(EnvironmentMissing) as caught:
+        _run(tmp_path, runner, core, reg, keep=1)
+    assert caught.value.message.startswith(
+        "cannot list helm releases in namespace ns, so what is in use is unknown; nothing was deleted: "
+    )
+    assert (reg.reads, reg.deleted) == (0, [])
 
 
 # --- the command -------------------------------------------------------------------------------------

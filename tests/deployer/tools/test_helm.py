@@ -79,6 +79,14 @@ def test_upgrade_install_argv_has_no_wait_and_targets_the_cluster() -> None:
     assert not any(k.startswith("HELM_") and k != "HELM_CACHE_HOME" for k in fake.kwargs[0]["env"])
 
 
+def test_upgrade_install_leaves_an_existing_namespace_alone() -> None:
+    # a ship's release lock made sure the namespace exists; a namespaced identity may not POST namespaces
+    fake = FakeHelm({"upgrade": release_json("deployed", 1)})
+    make(fake).upgrade_install("hello", "ns", "/c/hello", create_namespace=False)
+    assert "--create-namespace" not in fake.calls[0]
+    assert fake.calls[0][:7] == ["helm", "upgrade", "--install", "hello", "/c/hello", "--namespace", "ns"]
+
+
 def test_failures_become_deploy_failed_with_stderr_tail() -> None:
     def fail(argv: list[str]) -> str:
         raise HelmSaid("Error: UPGRADE FAILED: another operation (install/upgrade/rollback) is in progress")
