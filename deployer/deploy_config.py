@@ -15,7 +15,7 @@ import copy
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ __all__ = [
     "DeployPolicy",
     "Probe",
     "SecretRef",
+    "Setting",
     "SmokeCheck",
     "Timeouts",
     "enforce",
@@ -128,6 +129,32 @@ class Timeouts:
 
 
 @dataclass(frozen=True)
+class Setting:
+    """Where one effective value came from: the last layer that set it (deploy.yaml over the policy's
+    `deploy.defaults` over the built-in defaults). `file`/`line` are None for a built-in default, and
+    `value` is None when no layer sets it (e.g. a memory limit nobody asked for)."""
+
+    path: YamlPath
+    value: Any
+    # "service" (deploy.yaml) | "policy" (the ops policy's deploy.defaults) | "environment" (deployer.yaml's
+    # `deploy:` defaults, when the policy layer carries them) | "default"
+    layer: str
+    file: str | None
+    line: int | None
+    yaml_path: str = ""  # where in `file`: `deploy.defaults.replicas` in a policy file, say
+
+
+def _dig(data: object, path: YamlPath) -> tuple[bool, Any]:
+    for key in path:
+        in_list = isinstance(data, list) and isinstance(key, int) and 0 <= key < len(data)
+        if in_list or (isinstance(data, Mapping) and key in data):
+            data = data[key]  # type: ignore[index]
+        else:
+            return False, None
+    return True, data
+
+
+@dataclass(frozen=True)
 class DeployConfig:
     """A service's resolved deploy settings (defaults filled in). `file` is None when the service has none."""
 
@@ -154,6 +181,25 @@ class DeployConfig:
     smoke_on_failure: str = "rollback"
     file: str | None = None
     source: Source | None = field(default=None, repr=False, compare=False)
+    policy: DeployPolicy | None = field(default=None, repr=False, compare=False)  # the layer under it
+
+    def setting(self, path: YamlPath) -> Setting:
+        """Which layer set `path` (e.g. `("probes", "readiness", "path")`), with its file and line: the
+        ship's failure trace (deployer/origin.py) names it as the line to fix."""
+        if self.source is not None:
+            found, value = _dig(self.source.data, path)
+            if found:
+                return Setting(path, value, "service", self.file, self.source.line(path), format_path(path))
+        policy = self.policy
+        if policy is not None:
+            found, value = _dig(policy.defaults, path)
+            if found:
+                # the policy's `where` knows whether the environment's deploy defaults set it
+                at = policy.where(("defaults", *path))
+                layer = "environment" if str(at["path"]).startswith("environments.") else "policy"
+                return Setting(path, value, layer, at["file"], at["line"], at["path"])
+        _, value = _dig(BUILTIN_DEFAULTS, path)
+        return Setting(path, value, "default", None, None, format_path(path))
 
     def where(self, path: YamlPath) -> dict[str, Any]:
         """`file`, `line`, `path` keyword arguments for an error about `path` in deploy.yaml."""
@@ -326,7 +372,7 @@ def load(service_dir: str | Path, policy: DeployPolicy | None = None) -> DeployC
         _check_image_references(source, data)
     merged = _merge(_merge(BUILTIN_DEFAULTS, policy.defaults), data)
     _check_env_clash(merged, data, source, policy)
-    return _resolve(service_dir, merged, str(path) if source else None, source)
+    return replace(_resolve(service_dir, merged, str(path) if source else None, source), policy=policy)
 
 
 def _check_env_clash(

@@ -27,6 +27,7 @@ from rich.table import Table
 from rich.text import Text
 
 from deployer.errors import ExitCode
+from deployer.reporting.origin_line import describe
 from deployer.reporting.redact import redact
 from deployer.workflow import (
     Event,
@@ -116,6 +117,8 @@ def _failure_lines(failed: StepResult, command: str) -> list[str]:
     verb = "INTERRUPTED" if failed.status is Status.INTERRUPTED else "FAILED"
     lines = [f"{command} {verb} at stage {failed.name!r} (exit {code}: {_exit_text(code)})"]
     lines.append(f"  cause: {failed.reason}")
+    if failed.details.get("origin"):  # the configuration line most likely behind it (deployer/origin.py)
+        lines.append(f"  config: {describe(failed.details['origin'])}")
     evidence = list(failed.evidence)
     if "traceback" in failed.details:
         evidence = str(failed.details["traceback"]).rstrip().splitlines()

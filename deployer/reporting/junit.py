@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from deployer.errors import ExitCode
+from deployer.reporting.origin_line import describe
 from deployer.reporting.redact import redact
 from deployer.workflow import Status, StepResult, WorkflowRun
 
@@ -105,8 +106,11 @@ def _stages_suite(service: str, run: WorkflowRun) -> ET.Element:
     for result in run.results:
         case = _case(suite, name, result.name, result.duration)
         if result.is_failed:
-            body = "\n".join([*result.evidence, *([f"hint: {result.hint}"] if result.hint else [])])
-            _outcome(case, "failure", result.reason, ExitCode(result.exit_code).name, body)
+            origin = result.details.get("origin")
+            config = [f"config: {describe(origin)}"] if origin else []
+            body = "\n".join([*result.evidence, *([f"hint: {result.hint}"] if result.hint else []), *config])
+            message = f"{result.reason}; {config[0]}" if config else result.reason
+            _outcome(case, "failure", message, ExitCode(result.exit_code).name, body)
         elif result.status in (Status.NOT_RUN, Status.SKIPPED):
             ET.SubElement(case, "skipped", message=redact(result.reason or result.status.value))
     return _finish(suite)

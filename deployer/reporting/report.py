@@ -84,6 +84,7 @@ def _outcome(run: WorkflowRun) -> dict[str, Any]:
             "reason": None,
             "hint": None,
             "next_command": None,
+            "origin": None,
         }
     code = run.exit_code
     return {
@@ -94,6 +95,8 @@ def _outcome(run: WorkflowRun) -> dict[str, Any]:
         "reason": failed.reason,
         "hint": failed.hint,
         "next_command": failed.next_command,
+        # the configuration line most likely responsible (deployer/origin.py), when one is known
+        "origin": failed.details.get("origin"),
     }
 
 

@@ -225,9 +225,23 @@ def step_watch(ctx: Ctx) -> dict[str, Any]:
                 "rolled_back": rollback["action"] != "none",
                 "rollback": rollback,
                 "evidence": evidence,
-            }
+            },
+            **_traced(ctx, lambda origin, configs: origin.for_rollout(verdict, configs)),
         },
     )
+
+
+def _traced(ctx: Ctx, find: Any) -> dict[str, Any]:
+    """`{"origin": …}`: the configuration line most likely behind a failure (deployer/origin.py), for the
+    report, JUnit and summary; `{}` when none fits. Tracing never hides the failure it explains."""
+    from deployer import origin
+
+    state = ctx.state
+    try:
+        found = find(origin, origin.Configs(state.deploy, state.config, ctx.config.where()))
+    except Exception:  # noqa: BLE001 - an explanation is a bonus: never let it replace the failure itself
+        return {}
+    return {"origin": found.as_dict()} if found is not None else {}
 
 
 def _lost_lock(ctx: Ctx, where: str) -> errors.DeployFailed | None:
@@ -363,7 +377,12 @@ def step_smoke(ctx: Ctx) -> StepResult | dict[str, Any]:
             test_pods=lambda release, namespace: smoke.read_test_pods(api, namespace, release),
         )
     except smoke.SmokeReport as e:
-        e.details = {"smoke": _smoke_entries(e.results), "rollout": _after_failed_smoke(ctx)}
+        failed = e.results
+        e.details = {
+            "smoke": _smoke_entries(failed),
+            "rollout": _after_failed_smoke(ctx),
+            **_traced(ctx, lambda origin, configs: origin.for_smoke(failed, configs)),
+        }
         e.message = f"{e.message}; {e.details['rollout']['rollback']['detail']}"
         raise
     return {"smoke": _smoke_entries(results), "summary": f"{len(results)} of {len(results)} checks passed"}

@@ -132,6 +132,17 @@ def _with(err: errors.UserError, **attrs: Any) -> errors.UserError:
     return err
 
 
+ORIGIN = {
+    "file": "examples/node-hello/.pipeline/blubber.yaml",
+    "line": 27,
+    "yaml_path": "variants.production.entrypoint",
+    "source": "service",
+    "text": "[node, server.js]",
+    "why": "the container exited (CrashLoopBackOff: last exit: ExitCode:1)",
+}
+"""What deployer/origin.py says of the crash the "rollout" failure stands for."""
+
+
 def failure(kind: str) -> tuple[str, Callable[[StepContext], Any]]:
     """(stage, failing step) for one failure kind, shaped like what the real step raises."""
     if kind == "config":
@@ -189,7 +200,8 @@ def failure(kind: str) -> tuple[str, Callable[[StepContext], Any]]:
                     "reason": "CrashLoopBackOff: container app exited with 1",
                     "rolled_back": True,
                     "rollback": {"action": "rollback", "to_revision": 2, "verified": True, "detail": None},
-                }
+                },
+                "origin": ORIGIN,
             },
         )
         return "watch", _raiser(err)

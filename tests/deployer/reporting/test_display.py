@@ -68,6 +68,9 @@ def test_failure_summary_names_stage_cause_evidence_hint_and_next_command():
         "  total                   7.5s",
         "ship FAILED at stage 'watch' (exit 16: rollout)",
         f"  cause: {cause}",
+        "  config: examples/node-hello/.pipeline/blubber.yaml:27: variants.production.entrypoint = "
+        "[node, server.js] (set in the service's file): the container exited (CrashLoopBackOff: last exit: "
+        "ExitCode:1)",
         "  evidence:",
         "    | log app: Error: Cannot find module '/srv/app/server.js'",
         "    | event Warning BackOff pod/node-hello-7d9-abc: Back-off restarting failed container",

@@ -75,3 +75,19 @@ def test_every_failure_kind_parses_and_names_the_failed_stage(kind, tmp_path):
     suites, _ = _read(tmp_path, kind)
     failed = [c.name for c in suites["node-hello.ship"] if _outcome(c) == "failure"]
     assert len(failed) == 1
+
+
+def test_a_rollout_failure_names_the_configuration_line_in_its_message(tmp_path):
+    suites, _ = _read(tmp_path, "rollout")
+    (watch,) = [c for c in suites["node-hello.ship"] if c.name == "watch"]
+    (failure,) = watch.result
+    line = (
+        "config: examples/node-hello/.pipeline/blubber.yaml:27: variants.production.entrypoint = "
+        "[node, server.js] (set in the service's file): the container exited (CrashLoopBackOff: last exit: "
+        "ExitCode:1)"
+    )
+    assert failure.message.endswith(f"; {line}") and failure.text.endswith(line)
+    # a failure with no traced line keeps its message as it was
+    suites, _ = _read(tmp_path, "push")
+    (push,) = [c for c in suites["node-hello.ship"] if c.name == "push"]
+    assert push.result[0].message == "unauthorized: authentication required"

@@ -35,6 +35,7 @@ def test_healthy_ship_report(tmp_path):
         "reason": None,
         "hint": None,
         "next_command": None,
+        "origin": None,
     }
     assert [s["name"] for s in report["stages"]] == list(shipfakes.STAGES)
     assert {s["status"] for s in report["stages"]} == {"success"}
@@ -123,6 +124,21 @@ def test_rollout_failure_records_the_diagnosis_and_the_rollback():
     assert rollout["revision"] == 3
     assert rollout["evidence"][0] == "log app: Error: Cannot find module '/srv/app/server.js'"
     assert report["outcome"]["next_command"] == "deployer status examples/node-hello"
+    # the configuration line behind the crash, as the watch step traced it (deployer/origin.py)
+    assert report["outcome"]["origin"] == shipfakes.ORIGIN
+    assert build_report(shipfakes.ship_run("push"), shipfakes.info())["outcome"]["origin"] is None
+
+
+def test_schema_refuses_an_origin_without_its_line_or_layer():
+    report = build_report(shipfakes.ship_run("rollout"), shipfakes.info())
+    validator = jsonschema.Draft202012Validator(report_schema())
+    assert validator.is_valid(report)
+    for broken in (
+        {k: v for k, v in shipfakes.ORIGIN.items() if k != "line"},
+        {**shipfakes.ORIGIN, "source": "x"},
+    ):
+        report["outcome"]["origin"] = broken
+        assert not validator.is_valid(report), broken
 
 
 def test_test_failure_report_keeps_the_failing_output_and_nothing_was_pushed():
