@@ -340,13 +340,14 @@ def doctor(
     """
     from deployer import doctor as doctor_mod
 
+    target = resolve_target(environment, kubeconfig, config_path)
     if namespace is None and service is not None:
-        from deployer import deploy_config
+        from deployer.target.deploy import service_deploy
 
-        namespace = deploy_config.load(service).namespace
+        namespace = service_deploy(target, service).namespace  # the environment's namespace rule
     state = effective_state(ci_flag)
     config = doctor_mod.DoctorConfig.of(
-        resolve_target(environment, kubeconfig, config_path),
+        target,
         namespace=namespace or "default",
         color=state.color,
     )

@@ -63,15 +63,14 @@ def target(
 
     Raises ConfigError for a missing service or a bad deploy.yaml, like `ship` does.
     """
-    from deployer import deploy_config
     from deployer import service as service_mod
     from deployer.target import resolve
+    from deployer.target.deploy import service_deploy
 
     svc = service_mod.resolve(service)
-    deploy = deploy_config.load(svc.directory)
-    if namespace or release:
-        deploy = replace(deploy, namespace=namespace or deploy.namespace, release=release or deploy.release)
     where = where or resolve(None, kubeconfig=Path(kubeconfig) if kubeconfig else None)
+    # the environment's deploy defaults and namespace rule, as `ship` applies them
+    deploy = service_deploy(where, svc.directory, namespace=namespace, release=release)
     return Target(svc, deploy, str(where.kubeconfig), where.context, where)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import Any
 
 from deployer import errors
@@ -25,8 +24,9 @@ from deployer.workflow import StepResult
 
 def step_compile(ctx: Ctx) -> dict[str, Any]:
     import blubber
-    from deployer import deploy_config, service
+    from deployer import service
     from deployer.committed import require_committed
+    from deployer.target.deploy import service_deploy
     from deployer.tools import git
 
     config, state = ctx.config, ctx.state
@@ -42,12 +42,10 @@ def step_compile(ctx: Ctx) -> dict[str, Any]:
         changed = len(source.dirty_files)
         ctx.progress(f"{changed} uncommitted paths; the image will not match {source.short_sha}")
     state.config = blubber.load(svc.config, policy=config.where().environment.policies.blubber_file())
-    deploy = deploy_config.load(svc.directory)
-    if config.namespace or config.release:
-        deploy = replace(
-            deploy, namespace=config.namespace or deploy.namespace, release=config.release or deploy.release
-        )
-    state.deploy = deploy
+    # the environment's deploy defaults and namespace rule (deployer/target/deploy.py)
+    deploy = state.deploy = service_deploy(
+        config.where(), svc.directory, namespace=config.namespace, release=config.release
+    )
     has_tests = config.test_variant in state.config.names
     if not has_tests:
         ctx.progress(f"no {config.test_variant!r} variant in {svc.config.name}: the test stage is skipped")
