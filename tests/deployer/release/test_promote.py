@@ -1,0 +1,205 @@
+"""`deployer promote`'s decisions (deployer.release.promote, deployer.release.passed): which digest may go
+from one environment to the next, what refuses it, what --force overrides, and the record of a pass.
+
+The whole promote on the real registry and cluster: e2e/test_promote.py.
+"""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from deployer.errors import DeployFailed, ExitCode
+from deployer.release import passed
+from deployer.release.passed import Pass
+from deployer.release.promote import PromotionRefused, SourceRelease, decide, values_overlay
+
+D1 = "sha256:" + "1" * 64
+D2 = "sha256:" + "2" * 64
+REPO = "registry.team.test:5443/staging/node-hello"
+
+
+def _source(**changes: object) -> SourceRelease:
+    fields: dict[str, object] = {
+        "environment": "staging",
+        "namespace": "node-hello",
+        "release": "node-hello",
+        "helm_status": "deployed",
+        "image": f"{REPO}@{D1}",
+        "healthy": True,
+        "ready": "1/1",
+        "passes": (Pass(D1, "staging", 3, "2026-12-03T12:00:00+00:00"),),
+    }
+    return SourceRelease(**(fields | changes))  # type: ignore[arg-type]
+
+
+def test_a_deployed_healthy_passed_digest_is_promoted() -> None:
+    decision = decide(_source(), force=False, service="examples/node-hello")
+    assert (decision.repository, decision.digest, decision.forced) == (REPO, D1, ())
+    assert decision.passed == Pass(D1, "staging", 3, "2026-12-03T12:00:00+00:00")
+    assert decision.pinned == f"{REPO}@{D1}"
+
+
+def test_an_older_pass_of_the_running_digest_counts() -> None:
+    # D1 passed, then D2 passed, then `deployer rollback` went back to D1: D1 did pass here
+    passes = (Pass(D2, "staging", 4), Pass(D1, "staging", 3))
+    assert decide(_source(passes=passes), force=False, service="svc").passed == Pass(D1, "staging", 3)
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        (
+            {"passes": ()},
+            "it has no record of passing smoke checks in staging (shipped with --skip-smoke, without smoke "
+            "checks, or they failed)",
+        ),
+        ({"passes": (Pass(D2, "staging"),)}, "it has no record of passing smoke checks in staging"),
+        ({"passes": (Pass(D1, "qa"),)}, "it passed its smoke checks only in qa, never in staging"),
+        ({"healthy": False, "ready": "0/2"}, "its pods are not healthy (0/2 ready)"),
+        ({"helm_status": "failed"}, "helm says the release is failed, not deployed"),
+    ],
+)
+def test_an_untested_digest_is_refused_naming_why_and_force(changes: dict[str, object], reason: str) -> None:
+    with pytest.raises(PromotionRefused) as caught:
+        decide(_source(**changes), force=False, service="examples/node-hello")
+    err = caught.value
+    assert err.exit_code == ExitCode.POLICY
+    assert err.message.startswith(f"refusing to promote {D1} from staging: ")
+    assert reason in err.message
+    assert err.hint == (
+        "ship it to staging with its smoke checks (deployer ship examples/node-hello --env staging), then "
+        "promote again; or promote it untested with --force"
+    )
+
+
+def test_every_reason_is_named_at_once() -> None:
+    with pytest.raises(PromotionRefused) as caught:
+        decide(_source(passes=(), healthy=False, ready="0/1"), force=False, service="svc")
+    assert caught.value.details["source"]["refused"] == [
+        "its pods are not healthy (0/1 ready)",
+        "it has no record of passing smoke checks in staging (shipped with --skip-smoke, without smoke "
+        "checks, or they failed)",
+    ]
+
+
+def test_force_promotes_and_keeps_what_it_overrode() -> None:
+    decision = decide(_source(passes=(), helm_status="failed"), force=True, service="svc")
+    assert decision.digest == D1
+    assert decision.passed is None
+    assert decision.forced == (
+        "helm says the release is failed, not deployed",
+        "it has no record of passing smoke checks in staging (shipped with --skip-smoke, without smoke "
+        "checks, or they failed)",
+    )
+
+
+@pytest.mark.parametrize("image", [None, f"{REPO}:20261203T120000Z-production"])
+def test_a_release_without_a_digest_cannot_be_promoted_even_forced(image: str | None) -> None:
+    with pytest.raises(DeployFailed) as caught:
+        decide(_source(image=image), force=True, service="svc")
+    assert caught.value.exit_code == ExitCode.DEPLOY
+    assert "runs no image by digest" in caught.value.message
+    assert caught.value.hint == "ship it there first: deployer ship svc --env staging"
+
+
+# --- the record --------------------------------------------------------------------------------------------
+
+
+def test_a_pass_goes_first_replaces_its_older_entry_and_the_list_is_bounded() -> None:
+    old = [Pass(f"sha256:{n:064x}", "staging", n) for n in range(passed.KEEP)]
+    again = Pass(old[3].digest, "staging", 99)
+    updated = passed.with_pass(old, again)
+    assert updated[0] == again
+    assert len(updated) == passed.KEEP
+    assert [p.digest for p in updated].count(again.digest) == 1
+    new = Pass(D1, "staging", 100)
+    assert passed.with_pass(updated, new)[0] == new
+    assert old[-1] not in passed.with_pass(old, new)  # the oldest falls off
+
+
+def test_the_record_round_trips_through_the_annotation() -> None:
+    entries = [Pass(D1, "staging", 2, "2026-12-03T12:00:00+00:00"), Pass(D2, "production", None, "")]
+    text = json.dumps([p.to_json() for p in entries])
+    assert passed.parse({passed.ANNOTATION: text, "other": "x"}) == entries
+
+
+@pytest.mark.parametrize(
+    "text", ["", "not json", '{"digest": "x"}', '[{"environment": "staging"}]', '[{"digest": "sha256:1"}]']
+)
+def test_a_missing_or_mangled_record_vouches_for_nothing(text: str) -> None:
+    assert passed.parse({passed.ANNOTATION: text}) == []
+    assert passed.parse(None) == []
+
+
+def test_passed_in_matches_digest_and_environment() -> None:
+    passes = [Pass(D1, "production"), Pass(D1, "staging", 1), Pass(D2, "staging", 2)]
+    assert passed.passed_in(passes, D1, "staging") == Pass(D1, "staging", 1)
+    assert passed.passed_in(passes, D2, "production") is None
+
+
+# --- the target environment's values ---------------------------------------------------------------------
+
+
+def test_the_overlay_holds_only_what_belongs_to_the_environment() -> None:
+    deploy = SimpleNamespace(replicas=2, resources={"limits": {"cpu": "1"}, "requests": {"cpu": "100m"}})
+    overlay = values_overlay(
+        "registry.team.test:5443/production/node-hello", D1, "t1", pull_secrets=["deployer-registry"],
+        deploy=deploy,
+    )  # fmt: skip
+    assert overlay == {
+        "image": {"repository": "registry.team.test:5443/production/node-hello", "digest": D1, "tag": "t1"},
+        "imagePullSecrets": ["deployer-registry"],
+        "replicaCount": 2,
+        "resources": {"limits": {"cpu": "1"}, "requests": {"cpu": "100m"}},
+    }
+
+
+class _Apps:
+    """AppsV1Api at its seam: one Deployment's annotations, and the patches sent."""
+
+    def __init__(self, annotations: dict[str, str] | None, refuse: int | None = None) -> None:
+        self.annotations = annotations
+        self.refuse = refuse
+        self.patches: list[dict[str, object]] = []
+
+    def read_namespaced_deployment(self, name: str, namespace: str) -> SimpleNamespace:
+        return SimpleNamespace(metadata=SimpleNamespace(annotations=self.annotations))
+
+    def patch_namespaced_deployment(self, name: str, namespace: str, body: dict[str, object]) -> None:
+        if self.refuse:
+            from kubernetes.client import ApiException
+
+            raise ApiException(status=self.refuse, reason="Forbidden")
+        self.patches.append({"name": name, "namespace": namespace, "body": body})
+
+
+def test_record_adds_the_pass_to_what_the_deployment_holds(monkeypatch: pytest.MonkeyPatch) -> None:
+    import kubernetes.client
+
+    before = json.dumps([Pass(D2, "staging", 1).to_json()])
+    apps = _Apps({passed.ANNOTATION: before, "deployment.kubernetes.io/revision": "1"})
+    monkeypatch.setattr(kubernetes.client, "AppsV1Api", lambda api: apps)
+    result = passed.record(object(), "ns", "hello", D1, "staging", revision=2)
+    assert result == {
+        "recorded": True,
+        "environment": "staging",
+        "digest": D1,
+        "detail": "deployer/passed on deployment hello",
+    }
+    (patch,) = apps.patches
+    assert (patch["name"], patch["namespace"]) == ("hello", "ns")
+    written = patch["body"]["metadata"]["annotations"]  # type: ignore[index]
+    assert list(written) == [passed.ANNOTATION]  # helm's and Kubernetes' own annotations untouched
+    assert [(p.digest, p.revision) for p in passed.parse(written)] == [(D1, 2), (D2, 1)]
+
+
+def test_a_record_the_cluster_refuses_is_said_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    import kubernetes.client
+
+    monkeypatch.setattr(kubernetes.client, "AppsV1Api", lambda api: _Apps(None, refuse=403))
+    result = passed.record(object(), "ns", "hello", D1, "staging")
+    assert result["recorded"] is False
+    assert result["detail"] == "cannot annotate deployment hello: Forbidden (403)"
