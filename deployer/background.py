@@ -10,10 +10,12 @@ that needs the result. Daemon threads, so Ctrl-C never waits for one.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-__all__ = ["Background", "Relay"]
+__all__ = ["Background", "ChoreResult", "Chores", "Relay"]
 
 T = TypeVar("T")
 
@@ -65,3 +67,109 @@ class Relay:
             for line in self._kept:
                 to(line)
             self._kept, self._to = [], to
+
+
+@dataclass(frozen=True)
+class ChoreResult:
+    """One chore's outcome: when it ran (`time.monotonic()` values; None if it never started), whether it
+    finished without an error, and the lines it said."""
+
+    name: str
+    stage: str  # the stage that queued it
+    started: float | None
+    finished: float | None
+    ok: bool
+    lines: tuple[str, ...]
+
+    @property
+    def seconds(self) -> float | None:
+        if self.started is None or self.finished is None:
+            return None
+        return self.finished - self.started
+
+
+class Chores:
+    """Work no later stage needs (build cache pushes, engine clean-up), off the critical path.
+
+    Chores run one after another on one daemon thread, in the order queued, so they never race each other
+    for the engine. `hold` keeps them from starting while the critical path still needs the engine and the
+    network (the image push); `release` lets them go. `finish` waits for them up to a deadline and returns
+    what each did; an error in a chore is one of its lines, never raised: a chore that fails costs the next
+    run a cache or a clean-up, never this run its verdict. A chore still running at the deadline is left
+    (its tools are stopped by whoever owns them) and said so.
+    """
+
+    def __init__(self) -> None:
+        self._queue: list[tuple[str, str, Callable[[Callable[[str], None]], None]]] = []
+        self._results: list[ChoreResult] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._held = False
+        self._closed = False
+        self._running: tuple[str, str, float, list[str]] | None = None
+        self._thread: threading.Thread | None = None
+
+    def hold(self) -> None:
+        with self._lock:
+            self._held = True
+
+    def release(self) -> None:
+        with self._lock:
+            self._held = False
+            self._wake.notify_all()
+
+    def add(self, name: str, stage: str, fn: Callable[[Callable[[str], None]], None]) -> None:
+        """Queue `fn(say)`; `say(line)` records a line for the report and the output."""
+        with self._lock:
+            if self._closed:
+                return
+            self._queue.append((name, stage, fn))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name="chores", daemon=True)
+                self._thread.start()
+            self._wake.notify_all()
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                while (self._held or not self._queue) and not self._closed:
+                    self._wake.wait()
+                if not self._queue:
+                    return
+                name, stage, fn = self._queue.pop(0)
+                lines: list[str] = []
+                started = time.monotonic()
+                self._running = (name, stage, started, lines)
+            ok = True
+            try:
+                fn(lines.append)
+            except Exception as err:  # noqa: BLE001 - a chore's failure is a warning (see the class)
+                ok = False
+                lines.append(f"failed: {err}")
+            with self._lock:
+                self._running = None
+                self._results.append(ChoreResult(name, stage, started, time.monotonic(), ok, tuple(lines)))
+                self._wake.notify_all()
+
+    def finish(self, deadline: float | None) -> list[ChoreResult]:
+        """Let every queued chore run (held or not), wait for them until `deadline` (a `time.monotonic()`
+        value; None: no bound), and return their results in the order they were queued."""
+        with self._lock:
+            self._held = False
+            self._closed = True
+            self._wake.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join(None if deadline is None else max(deadline - time.monotonic(), 0.0))
+        with self._lock:
+            results = list(self._results)
+            if self._running is not None:
+                name, stage, started, lines = self._running
+                said = (*lines, "still running when the ship's --timeout ran out; stopped")
+                results.append(ChoreResult(name, stage, started, None, False, said))
+            results += [
+                ChoreResult(name, stage, None, None, False, ("not started: the ship's --timeout ran out",))
+                for name, stage, _ in self._queue
+            ]
+            self._queue.clear()
+        return results

@@ -37,6 +37,7 @@ from deployer.background import Background
 from deployer.committed import require_committed
 from deployer.errors import BuildFailed, ConfigError, PushFailed, TestVariantFailed
 from deployer.service import Service, resolve
+from deployer.target import builtin_registry
 from deployer.tools import docker, git, registry
 from deployer.tools.command import ToolFailed
 
@@ -213,7 +214,7 @@ def build(
     cfg = _config(svc, config, policy)
     dockerfile = blubber.compile_dockerfile(cfg, variant)
     source = source or git.source(svc.directory)
-    host = registry_host or registry.REGISTRY
+    host = registry_host or builtin_registry().host  # no target given: the local stack
     repository = f"{host}/{namespace}/{svc.name}"
     tags = push_tags(variant, source, now)
     session = session or Session()
@@ -292,6 +293,9 @@ class TestResult:
     exit_code: int
     duration: float  # seconds, build and run
     tail: list[str] = field(default_factory=list)
+    # the variant's registry build cache, for a caller that pushes it itself (`deployer ship`, off its
+    # critical path); empty when `push_cache` pushed it already
+    cache_images: tuple[buildcache.CacheImage, ...] = ()
 
 
 def test(
@@ -313,7 +317,8 @@ def test(
     The test run's output goes to `progress`; the build's output too, unless `build_progress` is
     another callback or None (quiet build). `session`, `source`: see `build`. `deadline` (a
     `time.monotonic()` value) bounds the build and the run together; `timeout` bounds the run alone.
-    `push_cache`: once the tests passed (never before), push the variant's registry build cache.
+    `push_cache`: once the tests passed (never before), push the variant's registry build cache; without
+    it the result carries the cache images (`cache_images`) for the caller to push when it suits it.
 
     Raises `ConfigError` before building when the variant has no entrypoint, and `TestVariantFailed`
     (exit 12) when the entrypoint exits non-zero (or runs past `timeout`): the message has the exit
@@ -359,7 +364,8 @@ def test(
         if push_cache:
             buildcache.push(built.cache_images, progress=progress, timeout=_within(PUSH_TIMEOUT, deadline))
             duration = time.monotonic() - started
-        return TestResult(svc.name, variant, built.tag, built.image_id, 0, duration, tail)
+        cache = () if push_cache else built.cache_images
+        return TestResult(svc.name, variant, built.tag, built.image_id, 0, duration, tail, cache)
 
     command_text = shlex.join(runtime.entrypoint)
     what = f"exited with status {exit_code}" if exit_code is not None else f"ran past {run_timeout:.0f} s"
@@ -412,6 +418,7 @@ def push(
     progress: Progress | None = None,
     session: Session | None = None,
     deadline: float | None = None,
+    push_cache: bool = True,
 ) -> PushResult:
     """Push every tag of `built` and return the digest the registry stored.
 
@@ -421,6 +428,8 @@ def push(
     points at a partial image (the manifest is the last thing a push writes). The registry-named local
     tags exist only while pushing, so repeated builds do not pile up tags in the engine. A `session` that has
     already logged in to the registry (the build's) is not logged in again. `deadline`: see `build`.
+    `push_cache`: then push the build cache (`built.cache_images`); a caller that pushes it itself, off its
+    critical path (`deployer ship`), says False.
     """
     host = built.repository.split("/", 1)[0]
     creds = (session or Session()).login(host)
@@ -470,7 +479,8 @@ def push(
     stored = registry.digest(repo_path, built.tags[0], registry=host, creds=creds)
     if stored != digest:
         raise PushFailed(f"the registry has {stored} for {built.references[0]}, docker pushed {digest}")
-    buildcache.push(built.cache_images, progress=progress, timeout=_within(PUSH_TIMEOUT, deadline))
+    if push_cache:
+        buildcache.push(built.cache_images, progress=progress, timeout=_within(PUSH_TIMEOUT, deadline))
     return PushResult(
         service=built.service,
         repository=built.repository,

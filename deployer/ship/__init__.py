@@ -15,7 +15,10 @@ Ordering that matters:
   `helm upgrade` and held through watch and smoke, and only while holding it is a release stuck in
   pending-* (an interrupted run) repaired;
 - a failed rollout is rolled back (or a first install uninstalled) inside the watch step, and the old
-  version is watched back to healthy, so "rolled back" in the report means "serves again".
+  version is watched back to healthy, so "rolled back" in the report means "serves again";
+- what no stage waits for (the registry build cache, the engine clean-up) is queued as it becomes
+  possible, held until the image is pushed, runs beside the later stages and is joined after the last
+  one (`deployer.ship.chores`); the report records it under the stage that queued it.
 
 The steps live in `deployer.ship.image` (compile, test, build, push) and `deployer.ship.cluster` (chart,
 deploy, watch, smoke); `deployer.ship.context` holds what they share (config, state, the tools made once
@@ -35,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from deployer.errors import ExitCode
+from deployer.ship import chores
 from deployer.ship.cluster import start_release_lock, step_chart, step_deploy, step_smoke, step_watch
 from deployer.ship.context import STAGES, TITLES, Ctx, ShipConfig, ShipState
 from deployer.ship.image import (
@@ -193,10 +197,23 @@ def run(
         ctx: Ctx = StepContext(config, state, deadline=time.monotonic() + config.timeout)
         display.header(f"ship {config.service} to {config.environment}" + (" [ci]" if config.ci else ""))
 
+        windows: dict[str, tuple[float, float]] = {}  # each stage's (start, end), for the chores' account
+        finished: list[WorkflowRun] = []
+
         def sink(event: workflow.Event) -> None:
-            # The summary the display prints and the reports must agree: fill in next commands first.
-            if isinstance(event, workflow.WorkflowFinished):
-                event = workflow.WorkflowFinished(_with_next_commands(event.run, config, state))
+            if isinstance(event, workflow.StepStarted):
+                windows[event.name] = (time.monotonic(), time.monotonic())
+            elif isinstance(event, workflow.StepFinished) and event.result.name in windows:
+                windows[event.result.name] = (windows[event.result.name][0], time.monotonic())
+            elif isinstance(event, workflow.WorkflowFinished):
+                # The summary the display prints and the reports must agree: join the background work
+                # and fill in next commands first.
+                def say(stage: str, line: str) -> None:
+                    display(workflow.StepProgress(stage, line, 0.0))
+
+                joined = chores.finish(event.run, state, windows, ctx.deadline, say)
+                finished.append(_with_next_commands(joined, config, state))
+                event = workflow.WorkflowFinished(finished[0])
             display(event)
 
         try:
@@ -205,7 +222,7 @@ def run(
             for cleanup in reversed(state.cleanups):
                 cleanup()
             command.stop_running()  # work started early that the run no longer waits for
-        outcome = _with_next_commands(outcome, config, state)
+        outcome = finished[0] if finished else _with_next_commands(outcome, config, state)
     info = report.RunInfo(
         service=state.service.name if state.service else Path(config.service).name,
         service_dir=str(state.service.directory if state.service else config.service),

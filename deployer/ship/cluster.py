@@ -385,4 +385,13 @@ def step_smoke(ctx: Ctx) -> StepResult | dict[str, Any]:
         }
         e.message = f"{e.message}; {e.details['rollout']['rollback']['detail']}"
         raise
-    return {"smoke": _smoke_entries(results), "summary": f"{len(results)} of {len(results)} checks passed"}
+    # promote (deployer.release.promote) takes only a digest recorded as passed in its source environment
+    from deployer.release.passed import record
+
+    recorded = record(state.api, deploy.namespace, deploy.release, state.image.digest, config.environment,
+                      revision=state.revision)  # fmt: skip
+    return {
+        "smoke": _smoke_entries(results),
+        "passed": recorded,
+        "summary": f"{len(results)} of {len(results)} checks passed",
+    }

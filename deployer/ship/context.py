@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # for the field types only: importing these (kubernetes above
     from kubernetes.client import ApiClient
 
     from blubber import Config
-    from deployer.background import Background, Relay
+    from deployer.background import Background, Chores, Relay
     from deployer.build import BuildResult, Session
     from deployer.chart import ImageRef, PublishedChart
     from deployer.deploy_config import DeployConfig
@@ -106,6 +106,9 @@ class ShipState:
     cluster_check: Background[str | None] | None = None  # why the API server does not answer, if not
     access_check: Background[list[tuple[str, str, str]] | None] | None = None  # what RBAC refuses a ship
     preload: threading.Thread | None = None  # imports the Kubernetes client while docker works
+    # work no stage waits for (cache pushes, engine clean-up): held until the image is pushed, joined at
+    # the end of the ship (deployer.ship.chores)
+    chores: Chores = field(default_factory=lambda: _held_chores())
     previous_revision: int | None = None
     revision: int | None = None
     generation: int | None = None  # the Deployment's metadata.generation right after helm applied it
@@ -122,6 +125,14 @@ class ShipState:
 
 
 Ctx = StepContext[ShipConfig, ShipState]
+
+
+def _held_chores() -> Chores:
+    from deployer.background import Chores
+
+    chores = Chores()
+    chores.hold()  # until the image push, the critical path has the engine and the network to itself
+    return chores
 
 
 # Importing the Kubernetes client costs about 1 s of CPU (0.4 s for the package, then each API class and
@@ -181,6 +192,14 @@ def overall_deadline(ctx: Ctx, doing: str) -> Iterator[None]:
             evidence=ours.evidence if ours else (),
             details=ours.details if ours else None,
         ) from e
+
+
+def time_left(ctx: Ctx, timeout: float) -> float:
+    """`timeout`, or the seconds left before the ship's deadline if fewer (never quite zero: a tool
+    started with no time left times out at once)."""
+    if ctx.deadline is None:
+        return timeout
+    return max(min(timeout, ctx.deadline - time.monotonic()), 0.001)
 
 
 def seconds_left(ctx: Ctx, timeout: float) -> int:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from deployer import errors
+from deployer.ship import chores
 from deployer.ship.context import (
     Ctx,
     docker_session,
@@ -216,7 +217,7 @@ def step_test(ctx: Ctx) -> StepResult | dict[str, Any]:
                 session=docker_session(state),
                 source=state.source,
                 deadline=ctx.deadline,
-                push_cache=True,  # after the tests passed: a fresh runner's next test build reuses its layers
+                push_cache=False,  # pushed off the critical path, once the tests passed (ship.chores)
             )
     except errors.TestVariantFailed as e:
         # deployer.build gives the output tail as evidence, the command that reproduces the run as
@@ -224,6 +225,8 @@ def step_test(ctx: Ctx) -> StepResult | dict[str, Any]:
         e.evidence = _failure_excerpt(output, list(e.evidence))
         e.message = e.message.splitlines()[0].split("; last ")[0]
         raise
+    # the tests passed: a fresh runner's next test build may reuse this one's layers
+    chores.queue_cache_push(ctx, "test", result.variant, result.cache_images)
     tests = {
         "variant": result.variant,
         "image": result.image,
@@ -311,10 +314,16 @@ def step_push(ctx: Ctx) -> dict[str, Any]:
     state = ctx.state
     with overall_deadline(ctx, "the push"):
         pushed = build.push(
-            state.built, progress=_tool_stream(ctx), session=docker_session(state), deadline=ctx.deadline
+            state.built,
+            progress=_tool_stream(ctx),
+            session=docker_session(state),
+            deadline=ctx.deadline,
+            push_cache=False,  # off the critical path (ship.chores)
         )
     state.image = ImageRef(repository=pushed.repository, digest=pushed.digest, tag=pushed.tags[0])
-    _tidy_engine(ctx, pushed.service)
+    chores.queue_cache_push(ctx, "push", pushed.image.variant, pushed.image.cache_images)
+    chores.queue_engine_tidy(ctx, "push", pushed.service)
+    state.chores.release()  # the image is in the registry: the engine and the network are free
     image = {
         "variant": pushed.image.variant,
         "repository": pushed.repository,
@@ -323,15 +332,3 @@ def step_push(ctx: Ctx) -> dict[str, Any]:
         "pushed": True,
     }
     return {"images": [image], "summary": pushed.reference}
-
-
-def _tidy_engine(ctx: Ctx, service: str) -> None:
-    """Once pushed, the service's older local images are not needed: bound them and the build cache
-    (`deployer.retention`). A clean-up that fails is said, never a failed ship."""
-    from deployer import retention
-    from deployer.tools.command import ToolFailed
-
-    try:
-        ctx.progress(retention.tidy(service).line())
-    except (ToolFailed, errors.EnvironmentMissing) as err:
-        ctx.progress(f"local clean-up skipped: {err}")

@@ -475,6 +475,75 @@ def test_run_writes_reports_and_releases_what_steps_hold(tmp_path):
     assert (tmp_path / "j.xml").read_text().startswith("<?xml")
 
 
+def test_background_work_overlaps_later_stages_and_is_recorded_where_it_was_queued(tmp_path):
+    """Chores queued by the push stage run beside the later stages (held until the push released them),
+    a chore that fails is a warning in the output and the report, not a failed ship, and the report says
+    how long each ran and beside which stages."""
+    import threading
+
+    import jsonschema
+
+    from deployer import ship as ship_mod
+    from deployer.ship import chores as ship_chores
+
+    chart_running, cache_pushed = threading.Event(), threading.Event()
+    steps = shipfakes.steps()
+
+    def push(ctx):
+        def cache(say):
+            assert chart_running.wait(10), "the chore did not overlap the chart stage"
+            say("build cache: pushed 127.0.0.1:5000/staging/node-hello/cache:production")
+            cache_pushed.set()
+
+        def tidy(say):
+            raise ship_chores._Warning("local clean-up skipped: docker image rm: exit 1")
+
+        ctx.state.chores.add("build cache of production", "push", cache)
+        assert not cache_pushed.wait(0.2), "a held chore started before the push released it"
+        ctx.state.chores.add("engine clean-up", "push", tidy)
+        ctx.state.chores.release()
+        return {}
+
+    def chart(ctx):
+        chart_running.set()
+        assert cache_pushed.wait(10)
+        return {}
+
+    steps[3] = type(steps[3])("push", push)
+    steps[4] = type(steps[4])("chart", chart)
+    display = ListDisplay()
+    config = ship_mod.ShipConfig(service="examples/node-hello", report_path=tmp_path / "r.json")
+    assert ship_mod.run(config, steps=steps, display=display) == ExitCode.OK
+    report = json.loads((tmp_path / "r.json").read_text())
+    jsonschema.Draft202012Validator(report_schema()).validate(report)
+    push_stage = next(s for s in report["stages"] if s["name"] == "push")
+    cache, tidy = push_stage["details"]["background"]
+    assert (cache["name"], cache["status"]) == ("build cache of production", "ok")
+    assert "chart" in cache["overlapped"] and "push" not in cache["overlapped"]
+    assert cache["seconds"] >= 0
+    assert (tidy["name"], tidy["status"]) == ("engine clean-up", "warning")
+    assert tidy["lines"] == ["failed: local clean-up skipped: docker image rm: exit 1"]
+    said = [e.message for e in display.events if getattr(e, "name", None) == "push" and hasattr(e, "message")]
+    assert "background: build cache: pushed 127.0.0.1:5000/staging/node-hello/cache:production" in said
+    assert any(line.startswith("background: engine clean-up did not finish its work") for line in said)
+    finished = display.events[-1]
+    assert finished.run.duration >= sum(r.duration for r in finished.run.results)
+
+
+def test_a_failing_test_queues_no_cache_push(tmp_path, monkeypatch):
+    from deployer import build
+
+    def fake_test(service, config, variant, **kw):
+        raise errors.TestVariantFailed("the test variant exited with 1", evidence=("not ok 1",))
+
+    monkeypatch.setattr(build, "test", fake_test)
+    state = dict(variants=("test", "production"), deploy=SimpleNamespace(variant="production"), docker=None)
+    ctx, _ = _ctx(ship.ShipConfig(service="hello"), tmp_path, **state)
+    with pytest.raises(errors.TestVariantFailed):
+        ship.step_test(ctx)
+    assert ctx.state.chores.finish(None) == []
+
+
 def test_next_commands_do_not_override_the_steps_own(tmp_path):
     run = shipfakes.ship_run("push")  # the push failure names `deployer doctor` itself
     fixed = ship._with_next_commands(run, ship.ShipConfig(service="svc"), ship.ShipState(workdir=tmp_path))
@@ -665,34 +734,43 @@ def test_a_lock_refused_in_the_background_fails_the_deploy_step_and_nothing_is_r
 def test_test_build_and_push_share_one_docker_session(tmp_path, monkeypatch):
     """The engine check and the registry login happen once per ship (deployer.build.Session), not once
     per build and push: the three steps hand the same session to deployer.build."""
-    from deployer import build
+    from deployer import build, buildcache
     from deployer.build import BuildResult, PushResult, Session, TestResult
 
     sessions: list[object] = []
     sources: list[object] = []
+    test_cache = (buildcache.CacheImage("127.0.0.1:5000/staging/hello/cache:test", "sha256:" + "t" * 64),)
+    prod_cache = (
+        buildcache.CacheImage("127.0.0.1:5000/staging/hello/cache:production", "sha256:" + "i" * 64),
+    )
     built = BuildResult("hello", "production", "sha256:" + "i" * 64, 1, "deployer/hello:production", 1,
-                        "127.0.0.1:5000/staging/hello", ("t1",))  # fmt: skip
+                        "127.0.0.1:5000/staging/hello", ("t1",), cache_images=prod_cache)  # fmt: skip
 
     def fake_test(service, config, variant, *, progress, session, source, deadline, push_cache):
-        assert push_cache  # the ship pushes the test build cache once the tests passed
+        assert not push_cache  # the ship pushes the test build cache itself, off its critical path
         sessions.append(session)
         sources.append(source)
-        return TestResult("hello", variant, "deployer/hello:test", "sha256:" + "t" * 64, 0, 0.1)
+        return TestResult("hello", variant, "deployer/hello:test", "sha256:" + "t" * 64, 0, 0.1,
+                          cache_images=test_cache)  # fmt: skip
 
     def fake_build(service, config, variant, *, source, progress, session, deadline):
         sessions.append(session)
         sources.append(source)
         return built
 
-    def fake_push(b, *, progress, session, deadline):
+    def fake_push(b, *, progress, session, deadline, push_cache):
+        assert not push_cache
         sessions.append(session)
         return PushResult("hello", b.repository, b.tags, "sha256:" + "d" * 64, b, 1, 0)
 
     monkeypatch.setattr(build, "test", fake_test)
     monkeypatch.setattr(build, "build", fake_build)
     monkeypatch.setattr(build, "push", fake_push)
-    tidied: list[str] = []  # the engine clean-up after the push (deployer.retention, real in e2e)
-    monkeypatch.setattr(retention, "tidy", lambda svc: tidied.append(svc) or retention.Tidied((), 0, "0B"))
+    background: list[object] = []  # cache pushes and the engine clean-up (deployer.retention, real in e2e)
+    monkeypatch.setattr(buildcache, "push", lambda images, **kw: background.append(images) or [])
+    monkeypatch.setattr(
+        retention, "tidy", lambda svc: background.append(svc) or retention.Tidied((), 0, "0B")
+    )
     deploy = SimpleNamespace(variant="production")
     source = git.Source(sha="a" * 40)  # what compile asked git; the builds do not ask again
     state = dict(variants=("test", "production"), deploy=deploy, docker=None, source=source)
@@ -705,7 +783,13 @@ def test_test_build_and_push_share_one_docker_session(tmp_path, monkeypatch):
     assert sessions[1] is sessions[0] and sessions[2] is sessions[0]
     assert sources == [source, source]
     assert ctx.state.image.digest == "sha256:" + "d" * 64
-    assert tidied == ["hello"]
+    done = ctx.state.chores.finish(None)
+    assert [(c.name, c.stage, c.ok) for c in done] == [
+        ("build cache of test", "test", True),
+        ("build cache of production", "push", True),
+        ("engine clean-up", "push", True),
+    ]
+    assert background == [test_cache, prod_cache, "hello"]
 
 
 def test_the_test_run_starts_importing_the_cluster_client_and_deploy_waits_for_it(tmp_path, monkeypatch):
@@ -820,7 +904,6 @@ def test_production_builds_during_the_test_run_and_its_output_shows_under_build(
         return built
 
     def fake_test(service, config, variant, *, progress, session, source, deadline, push_cache):
-        assert push_cache  # the ship pushes the test build cache once the tests passed
         test_running.set()
         order.append("tests ran")
         return TestResult("hello", variant, "deployer/hello:test", "sha256:" + "t" * 64, 0, 0.1)
