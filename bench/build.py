@@ -29,6 +29,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from deployer import build as build_mod  # noqa: E402
+from deployer.target import builtin_registry  # noqa: E402
 from deployer.tools import docker, registry  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -71,7 +72,7 @@ def cached_steps(lines: list[str], needle: str) -> bool:
 
 def manifest_layers(repository: str, tag: str, creds: registry.Credentials) -> dict[str, int]:
     """{layer digest: compressed size} of a manifest in the registry."""
-    url = f"http://{registry.REGISTRY}/v2/{repository}/manifests/{tag}"
+    url = f"http://{builtin_registry().host}/v2/{repository}/manifests/{tag}"
     response = registry._request("GET", url, creds, "application/vnd.docker.distribution.manifest.v2+json")
     with response:
         manifest = json.loads(response.read())
@@ -90,7 +91,7 @@ def main() -> int:
     args = parser.parse_args()
 
     docker.ping()
-    creds = registry.login()
+    creds = registry.login(builtin_registry().host)
     namespace = f"bench{uuid.uuid4().hex[:6]}"
     rows: list[tuple[str, str]] = []
     pushed: list[tuple[str, str]] = []
@@ -197,7 +198,7 @@ def main() -> int:
 
     if not args.keep:
         for repository, digest in pushed:
-            registry.delete_manifest(repository, digest, creds=creds)
+            registry.delete_manifest(repository, digest, registry=builtin_registry().host, creds=creds)
 
     width = max(len(label) for label, _ in rows)
     print(f"deployer build benchmark ({time.strftime('%Y-%m-%d %H:%M:%S')}, docker {docker.ping()})")

@@ -35,6 +35,7 @@ import blubber  # noqa: E402
 from deployer import build as build_mod  # noqa: E402
 from deployer import buildcache, policies  # noqa: E402
 from deployer.errors import BuildFailed, EnvironmentMissing  # noqa: E402
+from deployer.target import builtin_registry  # noqa: E402
 from deployer.tools import registry  # noqa: E402
 from tests.integration import freshengine  # noqa: E402
 
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     dockerfile = blubber.compile_dockerfile(config, args.variant)
     install = dependency_step(dockerfile)
     bases = sorted({line.split()[1] for line in dockerfile.splitlines() if line.startswith("FROM ")})
-    repository = f"{registry.REGISTRY}/{build_mod.NAMESPACE}/{svc.name}"
+    repository = f"{builtin_registry().host}/{build_mod.NAMESPACE}/{svc.name}"
     without: list[float] = []
     with_cache: list[float] = []
     hits: list[bool | None] = []

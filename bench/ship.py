@@ -47,9 +47,11 @@ import blubber  # noqa: E402
 from deployer import chart as chart_mod  # noqa: E402
 from deployer import deploy_config, policies  # noqa: E402
 from deployer.chart import ImageRef  # noqa: E402
+from deployer.target import builtin_registry  # noqa: E402
 from deployer.tools.kube import DEFAULT_KUBECONFIG  # noqa: E402
-from deployer.tools.registry import REGISTRY, credentials  # noqa: E402
+from deployer.tools.registry import credentials  # noqa: E402
 
+REGISTRY = builtin_registry().host  # the local stack's ($DEPLOYER_REGISTRY moves it)
 DOCKER = "/usr/bin/docker"  # Debian's client: BuildKit without buildx, as deployer uses
 HELM = os.environ.get("DEPLOYER_HELM", "/var/cache/deployer/tools/bin/helm")
 DEPLOYER = str(Path(sys.executable).parent / "deployer")

@@ -31,7 +31,6 @@ from deployer.tools import command, docker, registry
 
 __all__ = [
     "CREDENTIALS",
-    "REGISTRY",
     "SHIP_PERMISSIONS",
     "ClusterProbe",
     "DoctorConfig",
@@ -41,8 +40,7 @@ __all__ = [
     "run",
 ]
 
-# The registry, the docker client and its engine as every other command sees them.
-REGISTRY = registry.REGISTRY
+# The local stack's credentials file, as every other command reads it.
 CREDENTIALS = registry.CREDENTIALS_FILE
 
 # (api group, resource, verbs) a ship needs in its namespace: the Role CI is given, the list the ship's own
@@ -66,7 +64,6 @@ class DoctorConfig:
     kubeconfig: Path | None = None
     namespace: str = "default"
     color: bool = False
-    registry: str = REGISTRY
     credentials: Path = CREDENTIALS
     target: Any = None  # the resolved deployer.target.Target a ship with the same --env would use
 
@@ -78,10 +75,18 @@ class DoctorConfig:
             kubeconfig=target.kubeconfig,
             namespace=namespace,
             color=color,
-            registry=target.registry.host,
             credentials=target.registry.credentials.path or CREDENTIALS,
             target=target,
         )
+
+    @property
+    def registry(self) -> str:
+        """The registry's host[:port]: the target's (without one, the built-in local stack's)."""
+        if self.target is not None:
+            return str(self.target.registry.host)
+        from deployer.target import builtin_registry
+
+        return builtin_registry().host
 
     @property
     def context(self) -> str | None:

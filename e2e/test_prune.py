@@ -217,7 +217,7 @@ def test_prune_keeps_the_newest_and_every_rollback_target_and_deletes_the_rest(
     assert _status(f"/v2/{charts}/manifests/{cx}") == 404
     assert registry.docker("pull", f"{HOST}/{images}@{x}").returncode != 0
     # deployer's tag listing follows the registry's pagination
-    assert registry_mod.tags(images, page_size=1) == sorted(tags(images))
+    assert registry_mod.tags(images, registry=HOST, page_size=1) == sorted(tags(images))
     # What is kept still pulls: the rollback targets, the newest push and both charts in use.
     assert sorted(tags(charts)) == sorted(chart_tags)
     for digest in (a, b, y, w):

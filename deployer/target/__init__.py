@@ -18,7 +18,7 @@ from .model import (
     Tls,
     TlsMode,
 )
-from .resolve import Target, environments, resolve
+from .resolve import Target, builtin_registry, environments, resolve
 from .show import describe, render
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "Target",
     "TlsMode",
     "UnknownEnvironment",
+    "builtin_registry",
     "describe",
     "environments",
     "find",

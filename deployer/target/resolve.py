@@ -19,7 +19,7 @@ from .builtin import LOCAL, LOCAL_NAME
 from .loader import Environments, find, load
 from .model import Environment, Registry
 
-__all__ = ["Target", "environments", "resolve"]
+__all__ = ["Target", "builtin_registry", "environments", "resolve"]
 
 
 @dataclass(frozen=True)
@@ -80,11 +80,23 @@ def resolve(
     path = kubeconfig or env.cluster.kubeconfig
     if env.file is None:
         path = kubeconfig or _environ_path(environ, "KUBECONFIG") or env.cluster.kubeconfig
-        moved = environ.get("DEPLOYER_REGISTRY")
-        if moved and env.name == LOCAL_NAME and moved != registry.host:
-            registry = replace(registry, host=moved, charts=f"oci://{moved}/{registry.namespace}/charts")
+        if env.name == LOCAL_NAME:
+            registry = builtin_registry(environ)
     path = path or _environ_path(environ, "KUBECONFIG") or LOCAL.cluster.kubeconfig
     return Target(env, Path(str(path)), env.cluster.context, registry, envs.file)
+
+
+def builtin_registry(environ: Mapping[str, str] | None = None) -> Registry:
+    """The built-in local stack's registry, which `$DEPLOYER_REGISTRY` moves (images and charts together).
+
+    For library callers given no target (tests, benchmarks); commands use their resolved `Target`'s.
+    """
+    environ = os.environ if environ is None else environ
+    registry = LOCAL.registry
+    moved = environ.get("DEPLOYER_REGISTRY")
+    if moved and moved != registry.host:
+        registry = replace(registry, host=moved, charts=f"oci://{moved}/{registry.namespace}/charts")
+    return registry
 
 
 def _environ_path(environ: Mapping[str, str], key: str) -> Path | None:

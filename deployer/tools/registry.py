@@ -1,4 +1,7 @@
-"""The image registry: where it is, the credentials for it, logging in, and asking it for digests.
+"""The image registry: the credentials for it, logging in, and asking it for digests.
+
+Which registry is always the caller's to say (the resolved `deployer.target.Target`'s host): nothing
+here decides where images go.
 
 Credentials come from $DEPLOYER_REGISTRY_USER / $DEPLOYER_REGISTRY_PASSWORD, else from the
 credentials file `scripts/stack up` generates (REGISTRY_USER=..., REGISTRY_PASSWORD=..., mode 600).
@@ -37,7 +40,6 @@ from deployer.tools.registry_api import _next_page as _next_page
 __all__ = [
     "CREDENTIALS_FILE",
     "PUSH_RETRY",
-    "REGISTRY",
     "Credentials",
     "RegistryAuthFailed",
     "Retry",
@@ -49,9 +51,6 @@ __all__ = [
     "tags",
     "use",
 ]
-
-REGISTRY = os.environ.get("DEPLOYER_REGISTRY", "127.0.0.1:5000")
-"""host:port of the registry images are pushed to and base images come from."""
 
 CREDENTIALS_FILE = Path(
     os.environ.get("DEPLOYER_REGISTRY_CREDENTIALS", "/var/lib/deployer/registry/credentials.env")
@@ -202,7 +201,7 @@ def _request(
     return opener.open(request, timeout=timeout)
 
 
-def ping(registry: str = REGISTRY, creds: Credentials | None = None, retry: Retry = DEFAULT_RETRY) -> None:
+def ping(registry: str, creds: Credentials | None = None, retry: Retry = DEFAULT_RETRY) -> None:
     """Wait (bounded, with backoff) until the registry answers `/v2/`; check `creds` when given.
 
     Raises `EnvironmentMissing` when it never answers, `RegistryAuthFailed` when it rejects `creds`.
@@ -254,9 +253,7 @@ def _auth_failed(registry: str, creds: Credentials | None) -> RegistryAuthFailed
     )
 
 
-def login(
-    registry: str = REGISTRY, creds: Credentials | None = None, retry: Retry = DEFAULT_RETRY
-) -> Credentials:
+def login(registry: str, creds: Credentials | None = None, retry: Retry = DEFAULT_RETRY) -> Credentials:
     """Make docker able to pull from and push to `registry`: wait for it (bounded), check the
     credentials over HTTP, then `docker login` (password on stdin). Returns the credentials used."""
     creds = creds or credentials(host=registry)
@@ -281,7 +278,7 @@ def digest(
     repository: str,
     tag: str,
     *,
-    registry: str = REGISTRY,
+    registry: str,
     creds: Credentials | None = None,
     retry: Retry = DEFAULT_RETRY,
 ) -> str | None:
@@ -319,7 +316,7 @@ def _retried(registry: str, retry: Retry, fn: Callable[[], T]) -> T:
 
 
 def delete_manifest(
-    repository: str, manifest_digest: str, *, registry: str = REGISTRY, creds: Credentials | None = None
+    repository: str, manifest_digest: str, *, registry: str, creds: Credentials | None = None
 ) -> bool:
     """Delete a manifest (and so every tag pointing at it). True when deleted, False when not there."""
     client = _client(registry)
@@ -338,7 +335,7 @@ def delete_manifest(
 def tags(
     repository: str,
     *,
-    registry: str = REGISTRY,
+    registry: str,
     creds: Credentials | None = None,
     retry: Retry = DEFAULT_RETRY,
     page_size: int = 1000,

@@ -9,6 +9,7 @@ import pytest
 from deployer import build as build_mod
 from deployer import buildcache
 from deployer.errors import TestVariantFailed
+from deployer.target import builtin_registry
 from deployer.tools import registry
 from tests.conftest import require
 from tests.integration import freshengine
@@ -61,7 +62,7 @@ def test_fresh_runners_in_a_row_reuse_the_npm_ci_layer_from_the_registry(stack, 
     )
     first: list[str] = []
     build_mod.test(svc, push_cache=True, progress=first.append)
-    repository = f"{registry.REGISTRY}/{build_mod.NAMESPACE}/{svc.name}"
+    repository = f"{builtin_registry().host}/{build_mod.NAMESPACE}/{svc.name}"
     try:
         assert not _step_cached(first, "RUN npm ci")
         assert _cache_tag(repository, "test"), "a passing test run pushed no build cache"
@@ -87,5 +88,5 @@ def test_a_failing_test_pushes_no_build_cache(stack, service_copy):
     test_file.write_text(test_file.read_text() + "\nrequire('node:assert').strictEqual(1, 2);\n")
     with pytest.raises(TestVariantFailed):
         build_mod.test(svc, push_cache=True)
-    repository = f"{registry.REGISTRY}/{build_mod.NAMESPACE}/{svc.name}"
+    repository = f"{builtin_registry().host}/{build_mod.NAMESPACE}/{svc.name}"
     assert _cache_tag(repository, "test") is None

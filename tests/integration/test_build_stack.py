@@ -23,8 +23,11 @@ import pytest
 
 from deployer import build as build_mod
 from deployer.errors import BuildFailed, EnvironmentMissing, ExitCode, TestVariantFailed
+from deployer.target import builtin_registry
 from deployer.tools import docker, registry
 from tests.integration.conftest import DOCKER, containers
+
+LOCAL_REGISTRY = builtin_registry().host
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry]
 
@@ -329,11 +332,14 @@ def test_push_records_the_digest_and_a_second_push_uploads_nothing(stack, servic
     first = build_mod.push_service(svc, ci=True, namespace=namespace)
     creds = registry.credentials()
     try:
-        assert first.repository == f"{registry.REGISTRY}/{namespace}/{svc.name}"
+        assert first.repository == f"{LOCAL_REGISTRY}/{namespace}/{svc.name}"
         assert first.tags[0].endswith("-production")
         assert first.tags[1] == f"git-{sha[:12]}"
         for tag in first.tags:
-            assert registry.digest(f"{namespace}/{svc.name}", tag, creds=creds) == first.digest
+            assert (
+                registry.digest(f"{namespace}/{svc.name}", tag, registry=LOCAL_REGISTRY, creds=creds)
+                == first.digest
+            )
         assert first.reference == f"{first.repository}@{first.digest}"
 
         again = build_mod.push(first.image)
@@ -343,8 +349,13 @@ def test_push_records_the_digest_and_a_second_push_uploads_nothing(stack, servic
         leftover = docker_cli("image", "ls", "--format", "{{.Tag}}", first.repository).stdout.split()
         assert leftover == []
     finally:
-        registry.delete_manifest(f"{namespace}/{svc.name}", first.digest, creds=creds)
-    assert registry.digest(f"{namespace}/{svc.name}", first.tags[0], creds=creds) is None
+        registry.delete_manifest(
+            f"{namespace}/{svc.name}", first.digest, registry=LOCAL_REGISTRY, creds=creds
+        )
+    assert (
+        registry.digest(f"{namespace}/{svc.name}", first.tags[0], registry=LOCAL_REGISTRY, creds=creds)
+        is None
+    )
 
 
 def test_cli_push_prints_tags_and_digest(stack, service_copy):
@@ -358,10 +369,15 @@ def test_cli_push_prints_tags_and_digest(stack, service_copy):
     creds = registry.credentials()
     try:
         assert lines["pushed 127.0.0.1:5000/" + f"{namespace}/{svc.name}"].endswith(f"git-{sha[:12]}")
-        assert lines["image"] == f"{registry.REGISTRY}/{namespace}/{svc.name}@{digest}"
-        assert registry.digest(f"{namespace}/{svc.name}", f"git-{sha[:12]}", creds=creds) == digest
+        assert lines["image"] == f"{LOCAL_REGISTRY}/{namespace}/{svc.name}@{digest}"
+        assert (
+            registry.digest(
+                f"{namespace}/{svc.name}", f"git-{sha[:12]}", registry=LOCAL_REGISTRY, creds=creds
+            )
+            == digest
+        )
     finally:
-        registry.delete_manifest(f"{namespace}/{svc.name}", digest, creds=creds)
+        registry.delete_manifest(f"{namespace}/{svc.name}", digest, registry=LOCAL_REGISTRY, creds=creds)
 
 
 def test_cli_push_in_ci_refuses_uncommitted_changes(stack, service_copy):

@@ -82,3 +82,16 @@ def test_cli_env_list_marks_the_default() -> None:
     lines = result.output.splitlines()
     assert [line.split()[0] for line in lines] == ["local", "production", "*"]
     assert "staging" in lines[2] and "registry.team.test:5443/staging/<service>" in lines[2]
+
+
+def test_no_module_decides_the_registry_the_target_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    from deployer import doctor
+    from deployer.target import builtin_registry
+    from deployer.tools import registry
+
+    assert not hasattr(registry, "REGISTRY") and not hasattr(doctor, "REGISTRY")
+    monkeypatch.setenv("DEPLOYER_REGISTRY", "127.0.0.1:5999")
+    assert builtin_registry().host == "127.0.0.1:5999"
+    assert doctor.DoctorConfig().registry == "127.0.0.1:5999"  # no target given: the local stack's
+    staging = resolve("staging", config=E2E_CONFIG)
+    assert doctor.DoctorConfig.of(staging).registry == "registry.team.test:5443"
