@@ -259,23 +259,22 @@ def run_checks(
     test_pods: TestPods | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> list[CheckResult]:
-    """Run `helm test` (if enabled) then every HTTP check; raise SmokeReport if any failed.
+    """Run `helm test` (if enabled) and every HTTP check; raise SmokeReport if any failed.
 
-    `test_pods` (optional) reads the test pods' status after a failed helm test, to explain it.
+    The helm test pod and the HTTP checks do not depend on each other, and the pod's life (scheduled,
+    started, its exit seen by the kubelet) is most of the stage, so the HTTP checks run while it lives
+    (`helm_test` on its own thread; the callers' callbacks must allow that). Each check is timed on its
+    own; the results come in a fixed order, helm test first. `test_pods` (optional) reads the test pods'
+    status after a failed helm test, to explain it.
     """
-    results: list[CheckResult] = []
+    from deployer.background import Background
+
+    pod_check = None
     if deploy.helm_test and helm_test is not None:
-        start = clock()
-        try:
-            output = helm_test(deploy.release, deploy.namespace, deploy.timeouts.smoke)
-            results.append(
-                CheckResult("helm-test", "helm-test", True, clock() - start, "helm test passed", output)
-            )
-        except UserError as e:
-            message, output, hint = _failed_helm_test(deploy, e, test_pods)
-            results.append(
-                CheckResult("helm-test", "helm-test", False, clock() - start, message, output, hint)
-            )
+        pod_check = Background(
+            lambda: _run_helm_test(deploy, helm_test, test_pods, clock), name="smoke-helm-test"
+        )
+    results: list[CheckResult] = []
     for check in deploy.smoke_checks:
         if http_get is None:
             break
@@ -287,6 +286,20 @@ def run_checks(
         except UserError as e:
             passed, message, output = False, f"GET {check.path}: {e.message}", ""
         results.append(CheckResult(check.name, "http", passed, clock() - start, message, output))
+    if pod_check is not None:
+        results.insert(0, pod_check.result())
     if any(not r.passed for r in results):
         raise SmokeReport(results, deploy.release, deploy.namespace)
     return results
+
+
+def _run_helm_test(
+    deploy: DeployConfig, helm_test: HelmTest, test_pods: TestPods | None, clock: Callable[[], float]
+) -> CheckResult:
+    start = clock()
+    try:
+        output = helm_test(deploy.release, deploy.namespace, deploy.timeouts.smoke)
+        return CheckResult("helm-test", "helm-test", True, clock() - start, "helm test passed", output)
+    except UserError as e:
+        message, output, hint = _failed_helm_test(deploy, e, test_pods)
+        return CheckResult("helm-test", "helm-test", False, clock() - start, message, output, hint)

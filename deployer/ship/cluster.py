@@ -9,6 +9,7 @@ healthy, so "rolled back" in the report means "serves again".
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -356,15 +357,20 @@ def step_smoke(ctx: Ctx) -> StepResult | dict[str, Any]:
     _still_holding_the_lock(ctx, "before the smoke checks")
     helm, api = state.helm, state.api
     selector = f"app.kubernetes.io/instance={deploy.release}"
+    said = threading.Lock()  # helm test runs on its own thread beside the HTTP checks (smoke.run_checks)
+
+    def say(line: str) -> None:
+        with said:
+            ctx.progress(line)
 
     def helm_test(release: str, namespace: str, timeout: int) -> str:
-        ctx.progress("helm test --logs")
+        say("helm test --logs")
         with overall_deadline(ctx, "helm test"):
             return helm.test(release, namespace, timeout=seconds_left(ctx, timeout))
 
     def http_get(path: str, timeout: float) -> tuple[int, bytes]:
         pod = portforward.ready_pod(api, deploy.namespace, selector)
-        ctx.progress(f"GET {path} on pod {pod}:{deploy.port}")
+        say(f"GET {path} on pod {pod}:{deploy.port}")
         response = portforward.http_get(api, deploy.namespace, pod, deploy.port, path, timeout=timeout)
         return response.status, response.body
 

@@ -421,3 +421,40 @@ def test_read_test_pods_keeps_only_helm_test_hooks() -> None:
     assert core.asked == [("hello", "app.kubernetes.io/instance=hello", False)]
     found = diagnose_helm_test(SILENT_FAILURE, pods)
     assert found is not None and found.hint == BASH_HINT
+
+
+def test_http_checks_run_while_the_helm_test_pod_lives(tmp_path: Path) -> None:
+    """The pod's life is most of the stage: the HTTP checks do not wait for it, and the results keep
+    their order (helm test first), each timed on its own."""
+    import threading
+
+    deploy = config(
+        tmp_path, "smoke:\n  helmTest: true\n  checks:\n    - {name: root, path: /, body: hello}\n"
+    )
+    asked = threading.Event()
+
+    def helm_test(release: str, namespace: str, timeout: int) -> str:
+        assert asked.wait(10), "the HTTP checks waited for the helm test pod"
+        return "attempt 1 (0s): GET http://hello:80/ -> HTTP/1.1 200 OK"
+
+    def get(path: str, timeout: float) -> tuple[int, bytes]:
+        asked.set()
+        return 200, b"hello"
+
+    results = run_checks(deploy, helm_test=helm_test, http_get=get)
+    assert [(r.name, r.kind, r.passed) for r in results] == [
+        ("helm-test", "helm-test", True),
+        ("root", "http", True),
+    ]
+
+
+def test_a_failed_helm_test_beside_passing_http_checks_fails_the_smoke_stage(tmp_path: Path) -> None:
+    deploy = config(tmp_path, "smoke:\n  helmTest: true\n  checks:\n    - {name: root, path: /}\n")
+
+    def helm_test(release: str, namespace: str, timeout: int) -> str:
+        raise DeployFailed("helm test failed: pod hello-test-http failed")
+
+    with pytest.raises(SmokeReport) as info:
+        run_checks(deploy, helm_test=helm_test, http_get=lambda path, timeout: (200, b""))
+    assert [(r.name, r.passed) for r in info.value.results] == [("helm-test", False), ("root", True)]
+    assert info.value.message.startswith("1 of 2 smoke checks failed: helm-test")
