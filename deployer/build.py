@@ -28,7 +28,8 @@ import secrets
 import shlex
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import blubber
@@ -432,7 +433,8 @@ def push(
     critical path (`deployer ship`), says False.
     """
     host = built.repository.split("/", 1)[0]
-    creds = (session or Session()).login(host)
+    with _refused_push():
+        creds = (session or Session()).login(host)
     results: list[docker.PushResult] = []
     retry = registry.PUSH_RETRY
 
@@ -467,8 +469,9 @@ def push(
             ) from err
         if "unauthorized" in text.lower() or "authentication required" in text.lower():
             raise PushFailed(
-                f"the registry at {host} refused the push of {built.repository} (unauthorized)",
-                hint="check the registry credentials (DEPLOYER_REGISTRY_USER/PASSWORD or credentials.env)",
+                f"the registry at {host} refused the push of {built.repository} (unauthorized; "
+                f"credentials from {creds.source})",
+                hint=f"check the credentials in {creds.source}",
             ) from err
         raise PushFailed(f"push of {built.repository} failed: {_last_line(text)}") from err
     finally:
@@ -518,17 +521,28 @@ def push_service(
                 hint="push from a clone of the service's repository",
             )
         require_committed(source, svc.directory, doing="push")
-    built = build(
-        svc,
-        None,
-        PRODUCTION_VARIANT,
-        progress=progress,
-        policy=policy,
-        namespace=namespace,
-        registry_host=registry_host,
-        now=now,
-    )
+    with _refused_push():
+        built = build(
+            svc,
+            None,
+            PRODUCTION_VARIANT,
+            progress=progress,
+            policy=policy,
+            namespace=namespace,
+            registry_host=registry_host,
+            now=now,
+        )
     return push(built, progress=progress)
+
+
+@contextmanager
+def _refused_push() -> Iterator[None]:
+    """A registry that refuses the credentials (401/403: `RegistryAuthFailed`, exit 19 elsewhere) fails a
+    push as a push (exit 14), with the same message: it names the credentials source, never a value."""
+    try:
+        yield
+    except registry.RegistryAuthFailed as err:
+        raise PushFailed(err.message, hint=err.hint) from err
 
 
 def _within(timeout: float | None, deadline: float | None) -> float | None:

@@ -4,12 +4,17 @@ the set-up's CA, bearer tokens from the token issuer) and the local one (plain H
 An image is copied by digest from the local registry into the team registry's staging/ (streamed), then
 into production/ (a cross-repository mount on the same registry); tags, digests and delete go through
 the token flow; a wrong password, a missing CA and a closed port each give the error that names what to
-fix (the credentials source, the CA setting, host and port), never the secret.
+fix (the credentials source, the CA setting, host and port), never the secret. A token past its expiry is
+fetched again, and one the registry refuses (a really expired one, signed by the set-up's key) is replaced
+once; `deployer push` with a wrong password exits 14 naming the source.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -20,6 +25,10 @@ from deployer.tools import credentials, registry_api
 from e2e.localcluster import configs
 from tests.conftest import require
 from tests.integration.teamregistry import CA, HOW_TO_START, REGISTRY, answers, password
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOYER = str(Path(sys.executable).parent / "deployer")
+TEAM_DIR = configs.TEAM_REGISTRY_CA.parent  # the set-up's CA, signing key, users (scripts/team-registry)
 
 pytestmark = [pytest.mark.registry]
 
@@ -132,3 +141,67 @@ def test_missing_env_credentials_name_the_variables(monkeypatch: pytest.MonkeyPa
     reg = _team()
     with pytest.raises(registry_api.EnvironmentMissing, match=r"\$TEST_TEAM_PASSWORD not set"):
         credentials.read(reg.credentials, reg.host)
+
+
+def _scope_token(client: registry_api.RegistryClient, scope: str) -> str:
+    return client._tokens[scope][0]
+
+
+def test_a_token_past_its_expiry_is_fetched_again(team: registry_api.RegistryClient) -> None:
+    repo = f"staging/apitest-{uuid.uuid4().hex[:6]}"
+    scope = f"repository:{repo}:pull"
+    assert team.tags(repo) == []
+    first = _scope_token(team, scope)
+    team._tokens[scope] = (first, time.monotonic() - 1)  # as it stands once its expires_in has passed
+    assert team.tags(repo) == []
+    assert _scope_token(team, scope) != first  # a new token (each has its own jti), and the call passed
+
+
+def _expired_token(scope: str) -> str:
+    """A token for `ci` and `scope` signed by the set-up's own key, expired two minutes ago: what a
+    client holds when its clock says the token is good and the registry's says not."""
+    mint = (
+        "import argparse, sys; sys.path.insert(0, sys.argv[1]); import token_issuer as t\n"
+        "d = sys.argv[2]\n"
+        "args = argparse.Namespace(signing_key=d + '/token-signer.key', signing_cert=d + '/token-signer.crt',"
+        " users=d + '/users.json', acl=sys.argv[3], issuer='deployer-team-token-issuer', service=sys.argv[4],"
+        " ttl=-120)\n"
+        "print(t.load_issuer(args).token('ci', [t.parse_scope(sys.argv[5])])[0])\n"
+    )
+    issuer_dir = REPO / "scripts" / "teamregistry"
+    # the issuer's own interpreter: PyJWT and cryptography are Debian's, not the virtualenv's
+    done = subprocess.run(
+        ["/usr/bin/python3", "-c", mint, str(issuer_dir), str(TEAM_DIR), str(issuer_dir / "acl.json"),
+         REGISTRY, scope],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_a_token_the_registry_refuses_is_replaced_once(team: registry_api.RegistryClient) -> None:
+    repo = f"staging/apitest-{uuid.uuid4().hex[:6]}"
+    scope = f"repository:{repo}:pull"
+    assert team.tags(repo) == []  # learns the Bearer challenge
+    expired = _expired_token(scope)
+    team._tokens[scope] = (expired, time.monotonic() + 300)  # the client believes it is good
+    assert team.tags(repo) == []  # the registry said 401; the client fetched a new token and asked again
+    assert _scope_token(team, scope) not in ("", expired)
+
+
+@pytest.mark.docker
+def test_push_with_a_wrong_password_exits_14_naming_the_source(tmp_path: Path) -> None:
+    require("the team registry", answers(), HOW_TO_START)
+    wrong = "not-" + uuid.uuid4().hex
+    env = {k: v for k, v in os.environ.items() if k != "DEPLOYER_REGISTRY"}
+    env |= {"TEAM_REGISTRY_USER": "ci", "TEAM_REGISTRY_PASSWORD": wrong, "CI": "true"}
+    done = subprocess.run(
+        [DEPLOYER, "push", str(REPO / "examples" / "node-hello"), "--env", "staging",
+         "--config", str(REPO / "e2e" / "testdata" / "deployer.yaml")],
+        capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    assert done.returncode == 14, output
+    assert "$TEAM_REGISTRY_USER/$TEAM_REGISTRY_PASSWORD" in output
+    assert "refused the credentials (HTTP 401)" in output
+    assert wrong not in output and "Traceback" not in output
