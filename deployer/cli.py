@@ -598,6 +598,69 @@ def diff_command(
         _out(line)
 
 
+# --- promotion by digest (issue 11, item 6) -------------------------------------------------------------
+
+
+@main.command("promote")
+@click.argument("service")
+@click.option("--from", "source", required=True, help="The environment whose tested digest is promoted.")
+@click.option("--to", "destination", required=True, help="The environment it is copied to and deployed in.")
+@config_option
+@click.option("--release", default=None, help="Override the helm release name from deploy.yaml (both sides).")
+@click.option(
+    "--namespace", default=None, help="Where the release runs in the --from environment [default: its rule]."
+)
+@click.option(
+    "--force", is_flag=True, default=False,
+    help="Promote even a digest not deployed, healthy and smoke-passed in --from (the report says so).",
+)  # fmt: skip
+@click.option(
+    "--timeout", type=click.FloatRange(min=1), default=600.0, show_default=True,
+    help="Overall deadline in seconds: copy, helm, the rollout watch and smoke checks (exit 18).",
+)  # fmt: skip
+@ci_option
+@report_options
+def promote_command(
+    service: str,
+    source: str,
+    destination: str,
+    config_path: Path | None,
+    release: str | None,
+    namespace: str | None,
+    force: bool,
+    timeout: float,
+    ci_flag: bool,
+    report_path: Path | None,
+    junit_path: Path | None,
+) -> None:
+    """Deploy in --to exactly the digest SERVICE runs, healthy and smoke-passed, in --from.
+
+    The image and its chart are copied by digest into the --to registry (never rebuilt) and deployed
+    with the --to environment's values, watched, rolled back on failure and smoke-checked. A digest that
+    did not pass in --from is refused (exit 11) unless --force.
+    """
+    from deployer.release import promote_steps
+
+    state = effective_state(ci_flag)
+    # --to last: its registry's credentials are the ones the deploy's pull Secret is made from
+    from_target = resolve_target(source, None, config_path)
+    to_target = resolve_target(destination, None, config_path)
+    config = promote_steps.PromoteConfig(
+        service=service,
+        source=from_target,
+        target=to_target,
+        release=release,
+        namespace=namespace,
+        force=force,
+        timeout=timeout,
+        ci=state.ci,
+        color=state.color,
+        report_path=report_path,
+        junit_path=junit_path,
+    )
+    _fail(promote_steps.run(config))
+
+
 # --- registry housekeeping: prune ---------------------------------------------------------------------
 
 

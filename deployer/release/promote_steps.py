@@ -84,27 +84,19 @@ class Promotion:
 # --- source ----------------------------------------------------------------------------------------------
 
 
-def _chosen_namespace(deploy: Any) -> str | None:
-    """The namespace the service's deploy.yaml names, if it names one (the environment's rule decides
-    whether it counts)."""
-    source = deploy.source
-    return deploy.namespace if source is not None and ("namespace",) in source.lines else None
-
-
 def step_source(ctx: Ctx, promote: PromoteConfig, found: Promotion) -> dict[str, Any]:
-    from deployer import deploy_config, service
     from deployer.release import passed
     from deployer.release import target as release_target
     from deployer.release.status import status
+    from deployer.target.deploy import service_deploy
 
     a, b = promote.source, promote.target
-    svc = ctx.state.service = service.resolve(promote.service)
-    deploy = deploy_config.load(svc.directory)
-    release = promote.release or deploy.release
-    namespace = promote.namespace or a.namespace(release, svc.name, _chosen_namespace(deploy))
-    tgt = release_target.Target(
-        svc, replace(deploy, release=release, namespace=namespace), str(a.kubeconfig), a.context, a
+    # the release as A resolves it (A's namespace rule and deploy defaults, as a ship to A did)
+    tgt = release_target.target(
+        promote.service, where=a, namespace=promote.namespace, release=promote.release
     )
+    svc, release, namespace = tgt.service, tgt.release, tgt.namespace
+    ctx.state.service = svc
     ctx.progress(f"reading release {release} in {namespace} ({a.name})")
     cluster = release_target.connect(tgt)
     current = status(tgt, cluster)
@@ -130,12 +122,8 @@ def step_source(ctx: Ctx, promote: PromoteConfig, found: Promotion) -> dict[str,
     found.tag = current.app_version
     ctx.state.config = _blubber_config(svc, b)
     found.uid = _run_as_user(deployment)
-    # the service as the target environment deploys it: B's deploy policy, B's namespace rule
-    policy_b = deploy_config.load_policy(b.environment.policies.deploy)
-    deploy_b = deploy_config.load(svc.directory, policy_b)
-    ctx.state.deploy = replace(
-        deploy_b, release=release, namespace=b.namespace(release, svc.name, _chosen_namespace(deploy))
-    )
+    # the service as B deploys it: B's deploy policy and defaults, B's namespace rule, the same release
+    ctx.state.deploy = service_deploy(b, svc.directory, release=release)
     why = (
         f"passed its smoke checks in {a.name} at revision {decision.passed.revision}"
         if decision.passed is not None
