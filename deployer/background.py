@@ -151,10 +151,17 @@ class Chores:
                 self._results.append(ChoreResult(name, stage, started, time.monotonic(), ok, tuple(lines)))
                 self._wake.notify_all()
 
-    def finish(self, deadline: float | None) -> list[ChoreResult]:
+    def finish(self, deadline: float | None, *, drop_held: str | None = None) -> list[ChoreResult]:
         """Let every queued chore run (held or not), wait for them until `deadline` (a `time.monotonic()`
-        value; None: no bound), and return their results in the order they were queued."""
+        value; None: no bound), and return their results in the order they were queued. `drop_held`: if
+        the chores are still held, run none of them and say this instead."""
         with self._lock:
+            if self._held and drop_held is not None:
+                dropped = [ChoreResult(n, s, None, None, False, (drop_held,)) for n, s, _ in self._queue]
+                self._queue.clear()
+                self._closed = True
+                self._wake.notify_all()
+                return dropped
             self._held = False
             self._closed = True
             self._wake.notify_all()

@@ -137,6 +137,11 @@ def test_healthy_ship_with_smoke_checks(service: Service) -> None:
     (pod,) = pods.items
     assert pod.spec.containers[0].image == f"{image['repository']}@{image['digest']}"
     assert _leases(service) == []  # the lock is released after the ship
+    # the build cache pushes and the engine clean-up ran off the critical path (deployer.ship.chores)
+    pushed = {c["name"]: c["status"] for c in _stage(report, "push")["details"]["background"]}
+    assert pushed == {"build cache of production": "ok", "engine clean-up": "ok"}, pushed
+    tested = [c["name"] for c in _stage(report, "test")["details"]["background"]]
+    assert tested == ["build cache of test"]
 
 
 def test_failing_smoke_check_exits_17_with_one_junit_case_per_check(service: Service) -> None:

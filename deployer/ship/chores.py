@@ -81,14 +81,18 @@ def finish(
     if failed is not None and failed.status is Status.INTERRUPTED:
         return run
     last_end = max((end for _, end in windows.values()), default=time.monotonic())
-    results = state.chores.finish(deadline)
+    # A ship that stopped before its image was pushed drops what it held: with the registry gone (a failed
+    # push) the cache push would only wait for it again, and a failed build's test cache can wait for the
+    # next passing ship.
+    dropped = "not run: the ship stopped before its image was pushed" if failed is not None else None
+    results = state.chores.finish(deadline, drop_held=dropped)
     waited = max(time.monotonic() - last_end, 0.0) if results else 0.0
     recorded: dict[str, list[dict[str, Any]]] = {}
     for chore in results:
         beside = _overlapped(chore, windows)
         entry = {
             "name": chore.name,
-            "status": "ok" if chore.ok else "warning",
+            "status": "ok" if chore.ok else "warning" if chore.started is not None else "not-run",
             "seconds": None if chore.seconds is None else round(chore.seconds, 3),
             "overlapped": beside,
             "lines": list(chore.lines),
@@ -116,7 +120,7 @@ def _overlapped(chore: ChoreResult, windows: Mapping[str, tuple[float, float]]) 
 
 def _account(chore: ChoreResult, beside: Sequence[str], last_end: float) -> str:
     if chore.seconds is None:
-        return "did not finish before the ship's --timeout" if chore.started else "never started"
+        return "did not finish before the ship's --timeout" if chore.started is not None else "was not run"
     if beside:
         where = f"beside {', '.join(beside)}"
     else:

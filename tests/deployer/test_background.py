@@ -81,3 +81,18 @@ def test_finish_releases_held_chores():
     assert ran == ["a"]
     chores.add("late", "push", lambda say: ran.append("late"))  # after finish: not run
     assert ran == ["a"]
+
+
+def test_finish_can_drop_what_is_still_held():
+    chores, ran = Chores(), []
+    chores.hold()
+    chores.add("cache", "test", lambda say: ran.append("cache"))
+    (dropped,) = chores.finish(None, drop_held="not run: the push never happened")
+    assert ran == [] and dropped.started is None and dropped.lines == ("not run: the push never happened",)
+
+
+def test_drop_held_leaves_released_chores_alone():
+    chores, ran = Chores(), []
+    chores.add("cache", "push", lambda say: ran.append("cache"))
+    (done,) = chores.finish(None, drop_held="not run")
+    assert ran == ["cache"] and done.ok

@@ -530,6 +530,28 @@ def test_background_work_overlaps_later_stages_and_is_recorded_where_it_was_queu
     assert finished.run.duration >= sum(r.duration for r in finished.run.results)
 
 
+def test_a_ship_that_stops_before_its_push_drops_the_held_cache_push(tmp_path):
+    """With the registry gone (a failed push) the test cache push would only wait for it again."""
+    from deployer import ship as ship_mod
+
+    ran: list[str] = []
+    steps = shipfakes.steps("push")
+
+    def test(ctx):
+        ctx.state.chores.add("build cache of test", "test", lambda say: ran.append("cache"))
+        return {}
+
+    steps[1] = type(steps[1])("test", test)
+    config = ship_mod.ShipConfig(service="examples/node-hello", report_path=tmp_path / "r.json")
+    assert ship_mod.run(config, steps=steps, display=ListDisplay()) == ExitCode.PUSH
+    assert ran == []
+    (entry,) = next(
+        s for s in json.loads((tmp_path / "r.json").read_text())["stages"] if s["name"] == "test"
+    )["details"]["background"]
+    assert (entry["status"], entry["seconds"]) == ("not-run", None)
+    assert entry["lines"] == ["not run: the ship stopped before its image was pushed"]
+
+
 def test_a_failing_test_queues_no_cache_push(tmp_path, monkeypatch):
     from deployer import build
 
