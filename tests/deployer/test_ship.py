@@ -939,6 +939,10 @@ def test_production_builds_during_the_test_run_and_its_output_shows_under_build(
     assert "#5 [production 2/6] RUN npm ci" not in seen  # not under the test stage
     details = _run_step("build", ctx)
     assert ctx.state.built is built and details["images"][0]["image_id"] == built.image_id
+    # the stage's own time is the wait; the report says the build itself ran beside the test stage
+    (beside,) = details["background"]
+    assert (beside["name"], beside["overlapped"]) == ("production build", ["test"])
+    assert details["summary"].endswith("beside the test stage")
     assert "#5 [production 2/6] RUN npm ci" in seen
     assert set(order) == {"tests ran", "production built"}
 
