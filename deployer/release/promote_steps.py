@@ -210,6 +210,7 @@ def step_copy(ctx: Ctx, promote: PromoteConfig, found: Promotion) -> dict[str, A
     a, b, state = promote.source, promote.target, ctx.state
     decision, release = found.decision, state.release
     assert decision is not None and state.deploy is not None
+    _may_ship_in(ctx)
     image_a = _client(a.registry)
     image_b = _client(b.registry)
     src_repo = decision.repository.removeprefix(f"{a.registry.host}/")
@@ -283,6 +284,25 @@ def step_copy(ctx: Ctx, promote: PromoteConfig, found: Promotion) -> dict[str, A
         "values": overlay,
         "summary": f"{repository_b}@{decision.digest} ({_counts(image_counts)}); chart {found.chart_version}",
     }  # fmt: skip
+
+
+def _may_ship_in(ctx: Ctx) -> None:
+    """Stop before anything lands in B when B's cluster identity lacks a verb the deploy, watch or smoke
+    checks need in the namespace (deployer.permissions, one SelfSubjectAccessReview each, as a ship asks)."""
+    from deployer.errors import EnvironmentMissing
+    from deployer.permissions import SHIP_RULES
+    from deployer.tools import access, apiserver
+
+    config, namespace = ctx.config, ctx.state.namespace
+    kubeconfig = apiserver.kubeconfig_path(config.kubeconfig)
+    refused = access.denied(kubeconfig, config.context, str(namespace), SHIP_RULES)
+    if refused:
+        what = ", ".join(f"{verb} {group + '/' if group else ''}{res}" for verb, group, res in refused)
+        raise EnvironmentMissing(
+            f"the cluster identity of {config.environment} may not {what} in namespace {namespace!r}; "
+            "nothing was copied",
+            hint=f"grant it in the Role bound to this identity in {namespace!r} (docs/least-privilege.md)",
+        )
 
 
 def _tag(repository: str, digest: str, tag: str) -> str:

@@ -203,3 +203,44 @@ def test_a_record_the_cluster_refuses_is_said_not_raised(monkeypatch: pytest.Mon
     result = passed.record(object(), "ns", "hello", D1, "staging")
     assert result["recorded"] is False
     assert result["detail"] == "cannot annotate deployment hello: Forbidden (403)"
+
+
+# --- the copy step's checks before anything lands in the target environment -------------------------------
+
+
+def test_a_verb_the_target_identity_lacks_stops_the_copy_before_any_registry_call(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    from pathlib import Path
+
+    from deployer.errors import EnvironmentMissing
+    from deployer.release import promote_steps
+    from deployer.ship.context import ShipState
+    from deployer.target import LOCAL, Target
+    from deployer.tools import access
+    from deployer.workflow import StepContext
+
+    asked: list[tuple[str, object]] = []
+
+    def denied(kubeconfig: Path, context: str | None, namespace: str, rules: object) -> list[tuple[str, ...]]:
+        asked.append((namespace, rules))
+        return [("patch", "apps", "deployments")]
+
+    def no_registry(registry: object) -> object:
+        raise AssertionError("the registry was called before the permissions were known")
+
+    monkeypatch.setattr(access, "denied", denied)
+    monkeypatch.setattr(promote_steps, "_client", no_registry)
+    production = Target(LOCAL, Path("/nonexistent/kubeconfig"), None, LOCAL.registry)
+    promote = promote_steps.PromoteConfig(service="svc", source=production, target=production)
+    state = ShipState(workdir=Path(str(tmp_path)))
+    state.deploy = SimpleNamespace(namespace="svc-production", release="svc")  # type: ignore[assignment]
+    found = promote_steps.Promotion(decision=decide(_source(), force=False, service="svc"))
+    ctx = StepContext(promote.ship_config(), state)
+    with pytest.raises(EnvironmentMissing) as caught:
+        promote_steps.step_copy(ctx, promote, found)
+    assert caught.value.message == (
+        "the cluster identity of local may not patch apps/deployments in namespace 'svc-production'; "
+        "nothing was copied"
+    )
+    assert [namespace for namespace, _ in asked] == ["svc-production"]
