@@ -157,6 +157,7 @@ def _registry(configs: Configs, key: str, why: str) -> Origin:
 _DENIED = re.compile(r"unauthorized|authentication required|denied|forbidden|\b40[13]\b", re.IGNORECASE)
 _MISSING_SECRET = re.compile(r'secret "?(?P<secret>[^"\s]+?)"? not found', re.IGNORECASE)
 _MISSING_KEY = re.compile(r"couldn't find key (?P<key>\S+) in Secret (?:\S+/)?(?P<secret>\S+)", re.IGNORECASE)
+_OOM = re.compile(r"OOMKilled|OOM-killed", re.IGNORECASE)
 _READ_ONLY = re.compile(r"read-only file system|EROFS", re.IGNORECASE)
 _PERMISSION = re.compile(r"permission denied|EACCES|operation not permitted|EPERM", re.IGNORECASE)
 _NOT_LISTENING = re.compile(r"connection refused|connect: |no route to host|i/o timeout", re.IGNORECASE)
@@ -189,7 +190,8 @@ def for_rollout(verdict: RolloutVerdict, configs: Configs) -> Origin | None:
         which = _INSUFFICIENT.search(message)
         path: YamlPath = ("resources", "requests", which[1].lower()) if which else ("resources", "requests")
         return _deploy(configs, path, f"no node can run the pod: {message}".rstrip(": "))
-    if reason == "OOMKilled" or "OOMKilled" in message:
+    # runc says "container init was OOM-killed" when the limit is too low even to start the command
+    if reason == "OOMKilled" or _OOM.search(message):
         return _deploy(
             configs, ("resources", "limits", "memory"), "the container ran out of memory (OOMKilled)"
         )
@@ -202,13 +204,13 @@ def for_rollout(verdict: RolloutVerdict, configs: Configs) -> Origin | None:
         denied = _matching(logs, _PERMISSION)
         if denied and reason not in _START:
             return _runtime_user(configs, f"the runtime user may not do this: {denied.strip()}")
-    liveness = _matching(events, re.compile(r"Liveness probe failed", re.IGNORECASE))
+    liveness = [e for e in events if "Liveness probe failed" in e]
     if exited and liveness:
         return _probe(configs, "liveness", liveness)
     if reason in ("ReadinessProbeFailed", "ProgressDeadlineExceeded", "Timeout"):
-        readiness = _matching(events, re.compile(r"Readiness probe failed", re.IGNORECASE))
+        readiness = [e for e in events if "Readiness probe failed" in e]
         if readiness or reason == "ReadinessProbeFailed":
-            return _probe(configs, "readiness", readiness or message)
+            return _probe(configs, "readiness", readiness or [message])
         return None
     if exited:
         return _entrypoint(configs, reason, message)
@@ -262,12 +264,17 @@ def _entrypoint(configs: Configs, reason: str, message: str) -> Origin:
     return _blubber(configs, ("entrypoint",), list(command), why)
 
 
-def _probe(configs: Configs, kind: str, evidence: str) -> Origin:
-    """The probe's `port` when nothing answered on it, else its `path` (a status code came back)."""
-    evidence = evidence.strip()
-    if _NOT_LISTENING.search(evidence) and not _STATUS.search(evidence):
-        return _deploy(configs, ("port",), f"the {kind} probe found nothing listening: {evidence}")
-    return _deploy(configs, ("probes", kind, "path"), f"the {kind} probe failed: {evidence}")
+def _probe(configs: Configs, kind: str, failures: Sequence[str]) -> Origin:
+    """The probe's `path` once any answer came back (a status code: something listens on the port), else
+    its `port` when nothing ever answered. The first failures often come before the app listens
+    ("connection refused" for a second or two, then 404 on a wrong path): an answer outweighs them."""
+    answered = [line for line in failures if _STATUS.search(line)]
+    if answered:
+        return _deploy(configs, ("probes", kind, "path"), f"the {kind} probe failed: {answered[-1].strip()}")
+    last = failures[-1].strip() if failures else ""
+    if _NOT_LISTENING.search(last):
+        return _deploy(configs, ("port",), f"nothing answered the {kind} probe on the port: {last}")
+    return _deploy(configs, ("probes", kind, "path"), f"the {kind} probe failed: {last}")
 
 
 def for_smoke(results: Sequence[CheckResult], configs: Configs) -> Origin | None:

@@ -29,6 +29,7 @@ import jsonschema
 from junitparser import JUnitXml
 from kubernetes import client
 
+from deployer.reporting.origin_line import describe
 from deployer.reporting.report import report_schema
 from deployer.tools import portforward
 from deployer.tools.helm import Helm
@@ -60,6 +61,22 @@ class Ship:
 
     def stage(self, name: str) -> dict[str, Any]:
         return next(s for s in self.report["stages"] if s["name"] == name)
+
+    def assert_traced(
+        self, yaml_path: str, source: str, file: str | None, line: int | None
+    ) -> dict[str, Any]:
+        """The report's `outcome.origin` names `yaml_path` set by `source` in a file ending in `file` (None: a
+        built-in default) at `line`, and the CI summary and the failed stage's JUnit message say the same."""
+        origin = self.report["outcome"]["origin"]
+        assert origin is not None, self.report["outcome"]
+        assert (origin["yaml_path"], origin["source"], origin["line"]) == (yaml_path, source, line), origin
+        assert (origin["file"] or "").endswith(file) if file else origin["file"] is None, origin
+        text = f"config: {describe(origin)}"
+        assert text in self.output, self.output[-3000:]
+        stage = self.report["outcome"]["failed_stage"]
+        (case,) = [c for s in self.junit if s.name.endswith(".ship") for c in s if c.name == stage]
+        assert any(text in (r.message or "") for r in case.result), [r.message for r in case.result]
+        return origin
 
     def cases(self) -> dict[str, str]:
         """'<suite>/<case>' → passed | failure | error | skipped."""

@@ -250,6 +250,8 @@ def test_a_failing_smoke_check_rolls_back_and_the_old_version_serves_unless_kept
     assert rollout["verdict"] == "healthy" and rollout["rolled_back"] is True, rollout
     assert rollout["rollback"]["action"] == "rollback" and rollout["rollback"]["verified"] is True, rollout
     assert "rolled back to revision 1, which serves again" in failed.output
+    # the check that failed, in deploy.yaml (the second under smoke.checks)
+    failed.assert_traced("smoke.checks[1]", "service", ".pipeline/deploy.yaml", 9)
     assert service.running_images() == {_pushed(good)}
     assert service.get("/").body == b"hello from node-hello\n"
     assert _pushed(failed) != _pushed(good)

@@ -126,6 +126,8 @@ def test_crashing_image_is_diagnosed_rolled_back_and_the_old_version_serves(serv
     assert any(word in rollout["reason"] for word in ("exit code 3", "CrashLoopBackOff", "Error")), rollout
     assert any("DATABASE_URL is not set" in line for line in rollout["evidence"]), rollout["evidence"]
     assert "DATABASE_URL is not set" in v2.stdout  # the log tail is in the CI log, not only the report
+    # the line to fix: the production variant's entrypoint in blubber.yaml
+    v2.assert_traced("variants.production.entrypoint", "service", ".pipeline/blubber.yaml", 27)
     assert rollout["rollback"] == {
         "action": "rollback",
         "to_revision": 1,
@@ -239,6 +241,8 @@ def test_image_that_cannot_be_pulled_is_diagnosed_and_undone(
     assert "ImagePullBackOff" in rollout["reason"] or "ErrImagePull" in rollout["reason"], rollout
     assert any("401" in line or "nauthorized" in line for line in rollout["evidence"]), rollout["evidence"]
     assert "ImagePullBackOff" in ship.stdout or "ErrImagePull" in ship.stdout
+    # refused with the pull secret deploy.yaml names: that line (after FAST's ten)
+    ship.assert_traced("imagePullSecrets", "service", ".pipeline/deploy.yaml", 11)
     # The image itself was pushed: it is the pull that fails, not the push.
     assert ship.stage("push")["status"] == "success" and _pushed_image(ship) != good
     if not upgrade:  # the first install is removed
@@ -272,6 +276,8 @@ def test_readiness_that_never_passes_fails_by_the_probe_grace_and_rolls_back(ser
     assert "Readiness" in rollout["reason"] or "readiness" in rollout["reason"], rollout
     assert "ProgressDeadlineExceeded" not in rollout["reason"] and rollout["verdict"] != "timeout"
     assert any("Readiness probe failed" in line and "404" in line for line in rollout["evidence"]), rollout
+    origin = v2.assert_traced("probes.readiness.path", "service", ".pipeline/deploy.yaml", 4)
+    assert origin["text"] == "/never-ready" and "404" in origin["why"], origin
     assert rollout["rollback"]["to_revision"] == 1 and rollout["rollback"]["verified"] is True
     assert service.running_images() == {_pushed_image(v1)}
     assert service.get("/").body.strip() == HELLO

@@ -138,6 +138,11 @@ READINESS_REFUSED = (
             failed("ReadinessProbeFailed", "not ready 6s after start", events=(READINESS_REFUSED,)),
             ("deploy.yaml", 1, "port", "service", "3000"),
         ),
+        # refused before the app listened, then 404: something listens on the port, the path is wrong
+        (
+            failed("ReadinessProbeFailed", "not ready", events=(READINESS_REFUSED, READINESS_404)),
+            ("deploy.yaml", 3, "probes.readiness.path", "service", "/never-ready"),
+        ),
         # liveness kills the container: its restarts end in a crash loop
         (
             failed(
@@ -169,6 +174,10 @@ READINESS_REFUSED = (
         ),
         (
             failed("CrashLoopBackOff", "last exit: OOMKilled (exit code 137); back-off 10s"),
+            ("deploy-policy.yaml", 5, "deploy.defaults.resources.limits.memory", "policy", "256Mi"),
+        ),
+        (
+            failed("StartError", "runc create failed: container init was OOM-killed (memory limit too low?)"),
             ("deploy-policy.yaml", 5, "deploy.defaults.resources.limits.memory", "policy", "256Mi"),
         ),
         (
