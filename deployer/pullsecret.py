@@ -3,8 +3,10 @@
 A registry that asks for auth (the team registry, Harbor, GitLab's) refuses the kubelet's anonymous pull
 (401). Rather than configuring every node, a ship keeps one `kubernetes.io/dockerconfigjson` Secret,
 `deployer-registry`, in the release's namespace from the environment's credentials source and names it in
-the pod's `imagePullSecrets`. The Secret is applied through the API, not the chart, so no helm release
-record holds the credential; the built-in local stack needs none (its cluster's containerd is configured).
+the pod's `imagePullSecrets`: `registry.pullCredentials` when deployer.yaml names one (a read-only user,
+so the cluster never holds credentials that can push or delete), else `registry.credentials`. The Secret
+is applied through the API, not the chart, so no helm release record holds the credential; the built-in
+local stack needs none (its cluster's containerd is configured).
 """
 
 from __future__ import annotations
@@ -13,9 +15,27 @@ import base64
 import json
 from typing import Any
 
-__all__ = ["NAME", "ensure"]
+__all__ = ["NAME", "credentials", "ensure"]
 
 NAME = "deployer-registry"
+
+
+def credentials(target: Any) -> Any:
+    """The credentials the pods of `target` (a `deployer.target.Target`) pull with, read from the
+    environment's pull source (registered with redact as they are read); None for the built-in local
+    stack, whose nodes are configured, and for an anonymous source."""
+    if target.builtin:
+        return None
+    registry = target.registry
+    if registry.pull_credentials is not None:
+        from deployer.tools import credentials as source
+
+        creds = source.read(registry.pull_credentials, registry.host)
+    else:  # deployer's own, through the client that already read them
+        from deployer.tools import registry as registry_tool
+
+        creds = registry_tool.credentials(host=registry.host)
+    return creds if creds is not None and creds.user else None
 
 
 def ensure(api: Any, namespace: str, host: str, creds: Any) -> None:

@@ -111,15 +111,10 @@ def start_release_lock(ctx: Ctx) -> None:
 
 
 def _pull_credentials(ctx: Ctx) -> Any:
-    """The environment's registry credentials when its pods need them to pull (a deployer.yaml registry
-    with credentials); None for the built-in local stack."""
-    where = ctx.config.where()
-    if where.builtin:
-        return None
-    from deployer.tools import registry
+    """What the pods pull with (deployer.pullsecret.credentials); None for the built-in local stack."""
+    from deployer import pullsecret
 
-    creds = registry.credentials(host=where.registry.host)
-    return creds if creds.user else None
+    return pullsecret.credentials(ctx.config.where())
 
 
 def step_deploy(ctx: Ctx) -> dict[str, Any]:

@@ -131,6 +131,7 @@ def _environment(source: Source, base: Path, name: str, spec: Mapping[str, Any])
             charts=reg.get("charts", f"oci://{host}/{namespace}/charts"),
             tls=_tls(reg.get("tls", "system"), base),
             credentials=_credentials(reg.get("credentials", {"none": True}), base),
+            pull_credentials=_credentials(reg["pullCredentials"], base) if "pullCredentials" in reg else None,
         ),
         cluster=m.Cluster(
             kubeconfig=_path(cluster.get("kubeconfig"), base),
@@ -188,7 +189,8 @@ def _refuse_secrets(source: Source, node: object, path: YamlPath) -> None:
         return
     for key, value in node.items():
         here = (*path, str(key))
-        if path[-2:] == ("credentials", "env") or (len(path) >= 2 and path[2:3] == ("deploy",)):
+        names = path[-2:] in (("credentials", "env"), ("pullCredentials", "env"))
+        if names or (len(path) >= 2 and path[2:3] == ("deploy",)):
             continue  # env var names; deploy defaults have their own schema (secretEnv holds names too)
         if str(key).lower() in _SECRET_KEYS:
             raise source.error(here, f"a secret does not belong in {CONFIG_FILE}", hint=_SECRETS_HINT)
@@ -227,7 +229,7 @@ def _check(source: Source, data: object, validator: jsonschema.protocols.Validat
 def _message(error: jsonschema.ValidationError, path: YamlPath) -> str:
     if error.validator == "additionalProperties":
         return f"unknown key {str(path[-1])!r}"
-    if "credentials" in path:
+    if "credentials" in path or "pullCredentials" in path:
         # Never echo a value under credentials: a mistake there may be a pasted secret.
         return f"invalid value ({error.validator}: {error.validator_value!r})"
     if error.validator == "pattern":

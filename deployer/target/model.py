@@ -89,7 +89,14 @@ class Registry:
     namespace: str
     charts: str  # oci://…
     tls: Tls
-    credentials: CredentialsSource
+    credentials: CredentialsSource  # deployer's own: push, tags, delete
+    # what the cluster pulls with (its imagePullSecret), e.g. a read-only user; None: `credentials`
+    pull_credentials: CredentialsSource | None = None
+
+    @property
+    def pull_source(self) -> CredentialsSource:
+        """Where the cluster's pull credentials come from."""
+        return self.pull_credentials or self.credentials
 
     def repository(self, service: str) -> str:
         """`registry.example.org/staging/node-hello`."""

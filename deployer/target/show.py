@@ -11,15 +11,14 @@ from typing import Any
 
 import yaml
 
-from .model import CredentialsKind, Environment
+from .model import CredentialsKind, CredentialsSource, Environment
 
 __all__ = ["MASK", "describe", "render"]
 
 MASK = "********"
 
 
-def _credentials(env: Environment, environ: Mapping[str, str]) -> dict[str, Any]:
-    source = env.registry.credentials
+def _credentials(source: CredentialsSource, environ: Mapping[str, str]) -> dict[str, Any]:
     if source.kind is CredentialsKind.ENV:
         user_set = bool(environ.get(source.user_var or ""))
         password_set = bool(environ.get(source.password_var or ""))
@@ -54,7 +53,12 @@ def describe(env: Environment, environ: Mapping[str, str]) -> dict[str, Any]:
             "tls": tls,
             "images": f"{reg.repository('<service>')}",
             "charts": reg.charts,
-            "credentials": _credentials(env, environ),
+            "credentials": _credentials(reg.credentials, environ),
+            "pullCredentials": (
+                _credentials(reg.pull_credentials, environ)
+                if reg.pull_credentials is not None
+                else "(credentials)"
+            ),
         },
         "cluster": {
             "kubeconfig": str(cluster.kubeconfig) if cluster.kubeconfig else "$KUBECONFIG or ~/.kube/config",

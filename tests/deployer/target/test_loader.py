@@ -265,6 +265,18 @@ def test_config_errors_say_file_line_and_path(
             "invalid value (pattern: '^[A-Z_][A-Z0-9_]*$')",
             "the NAME of an environment variable",
         ),
+        (
+            "{host: r.example, pullCredentials: {env: {user: PULL_USER, password: hunter2hunter2}}}",
+            "environments.staging.registry.pullCredentials.env.password",
+            "invalid value (pattern: '^[A-Z_][A-Z0-9_]*$')",
+            "the NAME of an environment variable",
+        ),
+        (
+            "{host: r.example, pullCredentials: {file: {path: p, token: hunter2hunter2}}}",
+            "environments.staging.registry.pullCredentials.file.token",
+            "a secret does not belong in deployer.yaml",
+            "credentials: {env: {user: VAR, password: VAR}}",
+        ),
     ],
 )
 def test_a_secret_in_the_file_is_refused_and_never_echoed(

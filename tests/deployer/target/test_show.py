@@ -58,6 +58,7 @@ def test_describe_is_the_resolved_target(tmp_path: Path) -> None:
             "user": "$CI_USER (not set)",
             "password": "$CI_TOKEN (not set)",
         },
+        "pullCredentials": "(credentials)",  # the cluster pulls with the same ones
     }
     assert data["cluster"]["context"] == "staging"
     assert data["cluster"]["kubeconfig"] == "$KUBECONFIG or ~/.kube/config"
@@ -73,3 +74,21 @@ def test_the_local_stack_names_its_credentials_file_and_plain_http() -> None:
         "keys": "REGISTRY_USER, REGISTRY_PASSWORD (********)",
     }
     assert data["defined"].startswith("built in")
+
+
+def test_a_pull_credential_of_its_own_is_shown_masked(tmp_path: Path) -> None:
+    path = tmp_path / "deployer.yaml"
+    path.write_text(
+        "environments:\n  staging:\n    registry:\n      host: r.example:443\n"
+        "      credentials: {env: {user: CI_USER, password: CI_TOKEN}}\n"
+        "      pullCredentials: {file: {path: pull.env}}\n"
+    )
+    env = load(path).get("staging")
+    environ = {"CI_USER": "robot", "CI_TOKEN": "tok-3f9a8b7c"}
+    assert describe(env, environ)["registry"]["pullCredentials"] == {
+        "from": "file",
+        "path": str(tmp_path / "pull.env"),
+        "keys": "REGISTRY_USER, REGISTRY_PASSWORD (********)",
+    }
+    assert env.registry.pull_source.path == tmp_path / "pull.env"
+    assert env.registry.credentials.user_var == "CI_USER"  # deployer's own stay the push ones
