@@ -5,7 +5,8 @@ then promoted to `production` (the registry's production/ namespace; namespace `
 Once a ship's smoke checks pass in staging, the promote copies the image and chart by digest (blobs
 mounted on the same registry, never pulled or rebuilt) and production runs exactly the digest staging
 tested. A digest with no pass recorded in staging (what a ship with --skip-smoke leaves) is refused (exit
-11, naming --force) and production is left alone. The ci user's password is in no output and no report.
+11, naming --force) and production is left alone. The ci user's password is in no output, report or JUnit
+file.
 """
 
 from __future__ import annotations
@@ -63,11 +64,12 @@ def _delete_pushed(repositories: list[str]) -> None:
 def _deployer(*args: str, secret: str, report: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "DEPLOYER_REGISTRY")}
     env |= {"TEAM_REGISTRY_USER": "ci", "TEAM_REGISTRY_PASSWORD": secret, "CI": "true"}
+    junit = report.with_suffix(".xml")
     done = subprocess.run(
-        [DEPLOYER, *args, "--config", str(CONFIG), "--report", str(report)],
+        [DEPLOYER, *args, "--config", str(CONFIG), "--report", str(report), "--junit", str(junit)],
         capture_output=True, text=True, env=env, timeout=900,
     )  # fmt: skip
-    assert secret not in done.stdout + done.stderr + report.read_text()
+    assert secret not in done.stdout + done.stderr + report.read_text() + junit.read_text()
     jsonschema.Draft202012Validator(report_schema()).validate(json.loads(report.read_text()))
     return done
 
