@@ -412,5 +412,5 @@ def run(promote: PromoteConfig, *, display: Any = None, clock: Callable[[], floa
     if promote.report_path is not None:
         report.write_report(promote.report_path, report.build_report(outcome, info))
     if promote.junit_path is not None:
-        junit.write_junit(promote.junit_path, outcome, info.service)
+        junit.write_junit(promote.junit_path, outcome, info.service, command="promote")
     return outcome.exit_code

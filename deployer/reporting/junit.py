@@ -5,7 +5,8 @@ Three suites, so a dashboard shows what failed without opening the log:
 - ``<service>.test-variant``: one test case for the test variant's run (failure = the tests failed,
   error = the test image could not even be built/run, skipped = an earlier stage failed);
 - ``<service>.smoke``: one test case per smoke check (skipped as one case when smoke did not run);
-- ``<service>.ship``: one test case per stage, so a rollout or push failure is visible too.
+- ``<service>.ship``: one test case per stage, so a rollout or push failure is visible too
+  (``<service>.promote`` for `deployer promote`, which has no test-variant suite).
 
 Reads the same `StepResult`s as the JSON report (`details["tests"]`, `details["smoke"]`); every text
 is masked through `deployer.reporting.redact` before it is written.
@@ -100,8 +101,8 @@ def _smoke_suite(service: str, result: StepResult | None) -> ET.Element:
     return _finish(suite)
 
 
-def _stages_suite(service: str, run: WorkflowRun) -> ET.Element:
-    name = f"{service}.ship"
+def _stages_suite(service: str, run: WorkflowRun, command: str) -> ET.Element:
+    name = f"{service}.{command}"
     suite = ET.Element("testsuite", name=name)
     for result in run.results:
         case = _case(suite, name, result.name, result.duration)
@@ -117,14 +118,21 @@ def _stages_suite(service: str, run: WorkflowRun) -> ET.Element:
 
 
 def build_junit(
-    run: WorkflowRun, service: str, *, test_stage: str = "test", smoke_stage: str = "smoke"
+    run: WorkflowRun,
+    service: str,
+    *,
+    test_stage: str = "test",
+    smoke_stage: str = "smoke",
+    command: str = "ship",
 ) -> ET.ElementTree:
-    """The JUnit document for `run` of `service`."""
-    root = ET.Element("testsuites", name=f"deployer ship {service}")
+    """The JUnit document for `run` of `service` by `deployer <command>` (a promote has no test stage, so
+    no test-variant suite; its stages suite is `<service>.promote`)."""
+    root = ET.Element("testsuites", name=f"deployer {command} {service}")
+    has_tests = command == "ship" or run.result(test_stage) is not None
     suites = [
-        _test_variant_suite(service, run.result(test_stage)),
+        *([_test_variant_suite(service, run.result(test_stage))] if has_tests else []),
         _smoke_suite(service, run.result(smoke_stage)),
-        _stages_suite(service, run),
+        _stages_suite(service, run, command),
     ]
     root.extend(suites)
     for attr in ("tests", "failures", "errors", "skipped"):
@@ -134,9 +142,9 @@ def build_junit(
     return ET.ElementTree(root)
 
 
-def write_junit(path: Path, run: WorkflowRun, service: str, **stages: str) -> None:
-    """Write the JUnit XML for `run` to `path`, atomically."""
-    tree = build_junit(run, service, **stages)
+def write_junit(path: Path, run: WorkflowRun, service: str, **options: str) -> None:
+    """Write the JUnit XML for `run` to `path`, atomically (`options`: those of `build_junit`)."""
+    tree = build_junit(run, service, **options)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tree.write(tmp, encoding="utf-8", xml_declaration=True)

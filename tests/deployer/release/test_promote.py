@@ -244,3 +244,24 @@ def test_a_verb_the_target_identity_lacks_stops_the_copy_before_any_registry_cal
         "nothing was copied"
     )
     assert [namespace for namespace, _ in asked] == ["svc-production"]
+
+
+def test_a_promote_s_junit_names_its_stages_and_has_no_test_variant_suite(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from junitparser import JUnitXml
+
+    from deployer.release.promote_steps import STAGES
+    from deployer.reporting.junit import write_junit
+    from deployer.workflow import Status, StepResult, WorkflowRun
+
+    smoke = [{"name": "helm test", "kind": "helm-test", "status": "passed", "detail": "ok",
+              "duration_seconds": 1.0}]  # fmt: skip
+    details = {"smoke": {"smoke": smoke}}
+    results = tuple(StepResult(name, Status.SUCCESS, details=details.get(name, {})) for name in STAGES)
+    path = Path(str(tmp_path)) / "promote.xml"
+    write_junit(path, WorkflowRun(results, 3.0), "node-hello", command="promote")
+    xml = JUnitXml.fromfile(str(path))
+    suites = {suite.name: [case.name for case in suite] for suite in xml}
+    assert suites == {"node-hello.smoke": ["helm test"], "node-hello.promote": list(STAGES)}
+    assert path.read_text().count('name="deployer promote node-hello"') == 1
