@@ -268,7 +268,8 @@ def step_copy(ctx: Ctx, promote: PromoteConfig, found: Promotion) -> dict[str, A
             b.chart_host, chart_b.creds.user, chart_b.creds.password, insecure=tls.is_plain_http,
             ca_file=tls.ca_file,
         )  # fmt: skip
-    state.helm = _WithValues(helm, values_file)
+    described = f"deployer promote {repository_b}@{decision.digest} from {a.name}"
+    state.helm = _WithValues(helm, values_file, described)
     state.image = ImageRef(repository_b, decision.digest, tag)
     state.chart = PublishedChart(
         release, found.chart_version, values_file, f"{b.chart_repository.rstrip('/')}/{release}", chart_digest
@@ -326,17 +327,20 @@ def _counts(counts: dict[str, int]) -> str:
 class _WithValues:
     """The target environment's helm, whose `upgrade --install` applies B's values file over the copied
     chart's own values. A ship renders its values into the chart; a promote must deploy the chart it
-    copied by digest unchanged, so B's values travel beside it (the ship's deploy step passes none)."""
+    copied by digest unchanged, so B's values travel beside it (the ship's deploy step passes none).
+    The revision's description says it was promoted, and from where (`deployer status` reads it)."""
 
-    def __init__(self, helm: Any, values_file: Path) -> None:
+    def __init__(self, helm: Any, values_file: Path, description: str) -> None:
         self._helm = helm
         self.values_file = values_file
+        self.description = description
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._helm, name)
 
     def upgrade_install(self, *args: Any, **kwargs: Any) -> Any:
-        return self._helm.upgrade_install(*args, values_file=self.values_file, **kwargs)
+        kwargs |= {"values_file": self.values_file, "description": self.description}
+        return self._helm.upgrade_install(*args, **kwargs)
 
 
 # --- the run ---------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from deployer.tools.helm import Revision
 __all__ = ["PodLine", "ReleaseStatus", "last_ship", "status"]
 
 SHIP_DESCRIPTION = "deployer ship "  # the prefix of the helm --description every ship sets
+PROMOTE_DESCRIPTION = "deployer promote "  # … and every promote ("deployer promote <image> from <env>")
 
 
 @dataclass(frozen=True)
@@ -91,16 +92,19 @@ class ReleaseStatus:
 def last_ship(history: Sequence[Revision]) -> str | None:
     """What the newest `deployer ship` did, from helm's revision descriptions (None if no ship is there).
 
-    `ship` upgrades with the description "deployer ship <image>"; when its rollout fails it rolls back at
-    once, which helm records as the next revision "Rollback to N". A ship whose first install failed leaves
-    no release at all.
+    `ship` upgrades with the description "deployer ship <image>" (`promote` with "deployer promote <image>
+    from <env>", said as "promoted"); when its rollout fails it rolls back at once, which helm records as
+    the next revision "Rollback to N". A ship whose first install failed leaves no release at all.
     """
     ordered = sorted(history, key=lambda r: r.revision)
     for i in range(len(ordered) - 1, -1, -1):
         rev = ordered[i]
-        if not rev.description.startswith(SHIP_DESCRIPTION):
+        shipped = "shipped" if rev.description.startswith(SHIP_DESCRIPTION) else None
+        if rev.description.startswith(PROMOTE_DESCRIPTION):
+            shipped = "promoted"
+        if shipped is None:
             continue
-        image = rev.description.removeprefix(SHIP_DESCRIPTION)
+        image = rev.description.split(" ", 2)[2]
         after = ordered[i + 1] if i + 1 < len(ordered) else None
         if after is not None and after.description.startswith(ROLLBACK_DESCRIPTION):
             return (
@@ -111,7 +115,7 @@ def last_ship(history: Sequence[Revision]) -> str | None:
             return f"revision {rev.revision} ({image}) is {rev.status}: that ship was interrupted"
         if rev.status == "failed":
             return f"revision {rev.revision} ({image}) failed in helm"
-        return f"revision {rev.revision} ({image}) shipped, now {rev.status}"
+        return f"revision {rev.revision} ({image}) {shipped}, now {rev.status}"
     return None
 
 

@@ -265,3 +265,16 @@ def test_a_promote_s_junit_names_its_stages_and_has_no_test_variant_suite(tmp_pa
     suites = {suite.name: [case.name for case in suite] for suite in xml}
     assert suites == {"node-hello.smoke": ["helm test"], "node-hello.promote": list(STAGES)}
     assert path.read_text().count('name="deployer promote node-hello"') == 1
+
+
+def test_status_says_a_revision_was_promoted_and_from_where() -> None:
+    from deployer.release.status import last_ship
+    from deployer.tools.helm import Revision
+
+    image = f"registry.team.test:5443/production/node-hello@{D1}"
+    history = [
+        Revision(1, "superseded", "node-hello-0.0.1", "t1", f"deployer ship {image}"),
+        Revision(2, "deployed", "node-hello-0.0.2", "t2", f"deployer promote {image} from staging"),
+    ]
+    assert last_ship(history) == f"revision 2 ({image} from staging) promoted, now deployed"
+    assert last_ship(history[:1]) == f"revision 1 ({image}) shipped, now superseded"
