@@ -11,9 +11,9 @@ into results, and the report, the JUnit file, the summary and the exit code are 
 Ordering that matters:
 - the production image is built while the test variant builds and runs, but nothing is pushed before
   the tests pass, so a failing test pushes nothing (and stops that build);
-- the release lock (deployer.release.lock) is taken (in the background, during the chart stage) before
-  `helm upgrade` and held through watch and smoke, and only while holding it is a release stuck in
-  pending-* (an interrupted run) repaired;
+- the release lock (deployer.release.lock) is taken (in the background, during the push and chart
+  stages) before `helm upgrade` and held through watch and smoke, and only while holding it is a
+  release stuck in pending-* (an interrupted run) repaired;
 - a failed rollout is rolled back (or a first install uninstalled) inside the watch step, and the old
   version is watched back to healthy, so "rolled back" in the report means "serves again";
 - what no stage waits for (the registry build cache, the engine clean-up) is queued as it becomes
@@ -83,9 +83,11 @@ def build_steps() -> list[Step]:
         # the test run prints (its builds are done: the CPU is free), see step_test
         _step("test", step_test, before=(start_production_build,)),
         _step("build", step_build),
-        _step("push", step_push, before=(start_cluster_import,)),  # if the test run printed nothing
-        # the release lock (and the release's status) is taken while the chart is rendered and pushed
-        _step("chart", step_chart, before=(start_release_lock,)),
+        # the release lock (and the release's status) is taken while the image and then the chart are
+        # pushed (the tests passed and the image is built: only a push can still stop the ship); the
+        # Kubernetes client's import starts here if the test run printed nothing
+        _step("push", step_push, before=(start_cluster_import, start_release_lock)),
+        _step("chart", step_chart, before=(start_release_lock,)),  # started already, unless no push step
         _step("deploy", step_deploy),
         _step("watch", step_watch),
         _step("smoke", step_smoke),

@@ -750,6 +750,37 @@ def test_a_lock_refused_in_the_background_fails_the_deploy_step_and_nothing_is_r
     assert log == [("lock", "hello-ns", "hello")]  # never taken, so never released, and no helm call
 
 
+def test_the_release_lock_is_taken_while_the_image_is_pushed(tmp_path, monkeypatch):
+    """Tests passed and the image is built: the lock and the release's status come in the background
+    beside the image push and the chart stage, not in front of helm upgrade."""
+    from deployer import build
+    from deployer.build import BuildResult, PushResult
+    from deployer.release import lock
+
+    log: list = []
+    monkeypatch.setattr(lock, "ReleaseLock", FakeLock)
+    monkeypatch.setattr(FakeLock, "log", log)
+    built = BuildResult("hello", "production", "sha256:" + "i" * 64, 1, "deployer/hello:production", 1,
+                        "127.0.0.1:5000/staging/hello", ("t1",))  # fmt: skip
+
+    def fake_push(b, **kw):
+        assert ctx.state.lock_early is not None, "the lock waited for the push"
+        ctx.state.lock_early.result()  # taken while the image is pushed
+        log.append("image pushed")
+        return PushResult("hello", b.repository, b.tags, "sha256:" + "d" * 64, b, 1, 0)
+
+    monkeypatch.setattr(build, "push", fake_push)
+    monkeypatch.setattr(retention, "tidy", lambda svc: retention.Tidied((), 0, "0B"))
+    deploy = SimpleNamespace(namespace="hello-ns", release="hello", timeouts=SimpleNamespace(helm=300))
+    state = dict(deploy=deploy, helm=DeployHelm(log), api=object(), built=built)
+    ctx, _ = _ctx(ship.ShipConfig(service="hello"), tmp_path, **state)
+    _run_step("push", ctx)
+    assert log == [("lock", "hello-ns", "hello"), "lock taken", "status", "image pushed"]
+    for cleanup in ctx.state.cleanups:
+        cleanup()
+    assert log[-1] == "lock released"
+
+
 # --- test, build, push: one docker session per ship -----------------------------------------------------
 
 
