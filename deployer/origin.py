@@ -67,7 +67,7 @@ class Origin:
     why: str
 
     def describe(self) -> str:
-        """One line, e.g. `deploy.yaml:7: probes.readiness.path = /never-ready (set in …): why`."""
+        """One line, e.g. `deploy.yaml:7: probes.readiness.path is /never-ready (set in …): why`."""
         return origin_line.describe(self.as_dict())
 
     def as_dict(self) -> dict[str, Any]:
@@ -143,8 +143,10 @@ def _registry(configs: Configs, key: str, why: str) -> Origin:
     target = configs.target
     if target is None:
         return Origin(None, None, f"registry.{key}", "default", "(unknown)", why)
-    env = target.environment
-    value = target.registry.host if key == "host" else target.registry.credentials.describe()
+    env, registry = target.environment, target.registry
+    if key == "credentials" and registry.pull_credentials is not None:
+        key = "pullCredentials"  # what the cluster pulls with, when deployer.yaml names a separate one
+    value = registry.host if key == "host" else registry.pull_source.describe()
     source = configs.environments
     if source is None:
         return Origin(None, None, f"registry.{key}", "default", f"{value} (built-in {env.name} target)", why)

@@ -22,8 +22,11 @@ WHOSE = {
 
 
 def describe(origin: Mapping[str, Any]) -> str:
-    """`deploy.yaml:7: probes.readiness.path = /never-ready (set in the service's file): why`."""
+    """`deploy.yaml:7: probes.readiness.path is /never-ready (set in the service's file): why`.
+
+    "is", not "=" or ":": redaction masks what follows `secret=` or `token:`, and the setting named may be
+    `secretEnv.NAME.secret`, whose value is a Secret's name, not a secret."""
     file, line = origin.get("file"), origin.get("line")
     where = f"{file}:{line}: " if file and line else f"{file}: " if file else ""
     whose = WHOSE.get(str(origin.get("source")), str(origin.get("source")))
-    return f"{where}{origin.get('yaml_path')} = {origin.get('text')} ({whose}): {origin.get('why')}"
+    return f"{where}{origin.get('yaml_path')} is {origin.get('text')} ({whose}): {origin.get('why')}"

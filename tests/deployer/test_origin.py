@@ -246,12 +246,30 @@ def test_a_missing_image_names_the_environments_registry_in_deployer_yaml(files:
     assert where(refused)[:2] == ("deployer.yaml", 6)
 
 
+def test_a_refused_pull_names_the_pull_credentials_when_the_environment_has_them(files: Path) -> None:
+    deployer_yaml = files / "team" / "deployer.yaml"
+    deployer_yaml.write_text(
+        DEPLOYER_YAML.replace(
+            "    cluster:",
+            "      pullCredentials: {env: {user: PULL_USER, password: PULL_TOKEN}}\n    cluster:",
+        )
+    )
+    refused = origin.for_rollout(failed("ErrImagePull", "403 Forbidden"), configs(files, None, env=True))
+    assert where(refused) == (
+        "deployer.yaml",
+        8,
+        "environments.staging.registry.pullCredentials",
+        "environment",
+        "$PULL_USER/$PULL_TOKEN",
+    )
+
+
 def test_the_built_in_target_is_named_as_a_default(files: Path) -> None:
     found = origin.for_rollout(failed("ErrImagePull", "manifest unknown"), configs(files, None))
     assert found is not None and (found.file, found.line, found.source) == (None, None, "default")
     assert found.yaml_path == "registry.host" and found.text == "127.0.0.1:5000 (built-in local target)"
     assert found.describe() == (
-        "registry.host = 127.0.0.1:5000 (built-in local target) (deployer's built-in default): the image "
+        "registry.host is 127.0.0.1:5000 (built-in local target) (deployer's built-in default): the image "
         "cannot be pulled from the registry this names"
     )
 
@@ -260,7 +278,7 @@ def test_without_deploy_yaml_the_readiness_path_is_the_built_in_default(files: P
     found = origin.for_rollout(failed("ReadinessProbeFailed", events=(READINESS_404,)), configs(files, None))
     assert where(found) == (None, None, "probes.readiness.path", "default", "/")
     assert found is not None and found.describe() == (
-        "probes.readiness.path = / (deployer's built-in default): the readiness probe failed: "
+        "probes.readiness.path is / (deployer's built-in default): the readiness probe failed: "
         + READINESS_404
     )
 
@@ -307,3 +325,11 @@ def test_deploy_config_settings_say_which_layer_set_them(files: Path) -> None:
     assert c.setting(("replicas",)) == deploy_config.Setting(
         ("replicas",), 1, "default", None, None, "replicas"
     )
+
+
+def test_a_secret_name_named_as_the_origin_survives_redaction(files: Path) -> None:
+    from deployer.reporting.redact import redact
+
+    found = origin.for_rollout(failed("CreateContainerConfigError", 'secret "api" not found'), configs(files))
+    assert found is not None and redact(found.describe()) == found.describe()
+    assert "secretEnv.API_TOKEN.secret is api (set in the service's file)" in found.describe()

@@ -68,7 +68,7 @@ def test_failure_summary_names_stage_cause_evidence_hint_and_next_command():
         "  total                   7.5s",
         "ship FAILED at stage 'watch' (exit 16: rollout)",
         f"  cause: {cause}",
-        "  config: examples/node-hello/.pipeline/blubber.yaml:27: variants.production.entrypoint = "
+        "  config: examples/node-hello/.pipeline/blubber.yaml:27: variants.production.entrypoint is "
         "[node, server.js] (set in the service's file): the container exited (CrashLoopBackOff: last exit: "
         "ExitCode:1)",
         "  evidence:",

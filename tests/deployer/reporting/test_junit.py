@@ -82,7 +82,7 @@ def test_a_rollout_failure_names_the_configuration_line_in_its_message(tmp_path)
     (watch,) = [c for c in suites["node-hello.ship"] if c.name == "watch"]
     (failure,) = watch.result
     line = (
-        "config: examples/node-hello/.pipeline/blubber.yaml:27: variants.production.entrypoint = "
+        "config: examples/node-hello/.pipeline/blubber.yaml:27: variants.production.entrypoint is "
         "[node, server.js] (set in the service's file): the container exited (CrashLoopBackOff: last exit: "
         "ExitCode:1)"
     )
