@@ -143,6 +143,7 @@ def test_secret_env_reaches_the_pod_by_reference_and_a_missing_key_rolls_back(
     assert f"couldn't find key no-such-key in Secret {service.namespace}/app" in rollout["reason"], rollout
     assert rollout["rollback"]["to_revision"] == 1 and rollout["rollback"]["verified"] is True, rollout
     assert "no-such-key" in v2.stdout  # the diagnosis is in the CI log too
+    v2.assert_traced("secretEnv.GREETING_TOKEN.key", "service", ".pipeline/deploy.yaml", 11)
     assert service.get("/").body.strip() == b"hello from node-hello"
 
 
@@ -159,5 +160,6 @@ def test_a_secret_that_does_not_exist_fails_the_first_install_and_uninstalls_it(
     rollout = _assert_rolled_back_or_uninstalled(ship, "uninstall")
     assert 'secret "missing-app" not found' in rollout["reason"], rollout
     assert 'secret "missing-app" not found' in ship.stdout
+    ship.assert_traced("secretEnv.GREETING_TOKEN.secret", "service", ".pipeline/deploy.yaml", 11)
     assert service.helm().status(service.name, service.namespace) is None
     assert client.AppsV1Api(kube).list_namespaced_deployment(service.namespace).items == []
