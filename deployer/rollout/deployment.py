@@ -60,8 +60,15 @@ class DeploymentStatus:
     message: str
 
 
-def deployment_status(deployment: Obj) -> DeploymentStatus:
-    """Classify a Deployment object by the controller's rules (see the module docstring)."""
+def deployment_status(deployment: Obj, since: datetime | None = None) -> DeploymentStatus:
+    """Classify a Deployment object by the controller's rules (see the module docstring).
+
+    A `ProgressDeadlineExceeded` condition last updated before `since` (when tracking began) is the verdict
+    of an earlier rollout, not of this one: the controller keeps that condition, and its lastUpdateTime,
+    until a rollout completes or makes progress, and a rollback to a ReplicaSet that is already available
+    makes none (seen after a failed upgrade's pull waited out a 30 s deadline). Such a rollout is judged by
+    its counters and pods, bounded by the watch's own deadline.
+    """
     dname = name(deployment)
     generation = dig(deployment, "metadata", "generation", default=0)
     observed = dig(deployment, "status", "observedGeneration", default=0) >= generation
@@ -79,7 +86,8 @@ def deployment_status(deployment: Obj) -> DeploymentStatus:
     if not observed:
         return result(False, f"waiting for the controller to observe generation {generation}")
     progressing = condition(deployment, "Progressing")
-    if progressing and progressing.get("reason") == "ProgressDeadlineExceeded":
+    timed_out = progressing is not None and progressing.get("reason") == "ProgressDeadlineExceeded"
+    if timed_out and _updated_since(progressing, since):
         rule = classify("ProgressDeadlineExceeded")
         message = progressing.get("message") or ""
         failure = Failure(
@@ -136,6 +144,11 @@ def _image_mismatch(deployment: Obj, images: Mapping[str, str]) -> Failure | Non
     return None
 
 
+def _updated_since(cond: Obj, since: datetime | None) -> bool:
+    updated = parse_time(cond.get("lastUpdateTime"))
+    return since is None or updated is None or updated >= since.replace(microsecond=0)
+
+
 def _since(obj: Obj, since: datetime | None) -> bool:
     created = parse_time(dig(obj, "metadata", "creationTimestamp"))
     # Timestamps have whole seconds: an object made in the second tracking began counts.
@@ -188,7 +201,7 @@ def rollout_status(
             f"the deployment at generation {generation} (this deploy's; seen {seen_generation})",
         )
     replicasets = list(replicasets)
-    dstatus = deployment_status(deployment)
+    dstatus = deployment_status(deployment, since)
     rs = new_replicaset(deployment, replicasets) if dstatus.observed else None
     new_pods = sorted(owned(rs, pods), key=name) if rs else []
     statuses = tuple(pod_status(p, now=now, policy=policy) for p in new_pods) + tuple(hooks)

@@ -239,3 +239,23 @@ def test_recorded_kubelet_back_off_when_the_exit_budget_is_lifted() -> None:
     r = recorded("crashloop-backoff")
     default = rollout_status(r.deployment, r.replicasets, r.pods, now=r.recorded_at)
     assert default.failure is not None and default.failure.reason == "CrashLoopBackOff"
+
+
+def test_a_deadline_exceeded_before_tracking_began_is_not_this_rollouts_verdict() -> None:
+    # A rollback to a ReplicaSet that is still available makes no progress the controller counts, so it
+    # keeps the failed upgrade's condition (and its lastUpdateTime) until the rollback completes.
+    r = recorded("deadline")
+    progressing = next(c for c in r.deployment["status"]["conditions"] if c["type"] == "Progressing")
+    updated = progressing["lastUpdateTime"]
+    assert deployment_status(r.deployment, since=r.since).failure is not None  # set while tracking
+    later = r.since.replace(year=r.since.year + 1)
+    stale = deployment_status(r.deployment, since=later)
+    assert stale.failure is None and not stale.complete, (updated, stale)
+    # at the time of the listing, its pods are still within their grace: the rollout waits, bounded by the
+    # watch's own deadline, where the same objects tracked from the start fail by the deadline
+    status = rollout_status(r.deployment, r.replicasets, r.pods, now=r.recorded_at, since=later)
+    assert (status.failure, status.waiting_for) == (
+        None,
+        "0 of 1 updated replicas are available; pod web-78bbc79ff5-4w6kx: container app to become ready "
+        "(599s of 604s grace left)",
+    )
