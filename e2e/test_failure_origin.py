@@ -11,7 +11,9 @@ setting to fix and who set it:
 - a CPU request no node has → `resources.requests.cpu` in deploy.yaml (Unschedulable);
 - an app that writes a file at start, on a read-only root file system → `readOnlyRootFilesystem`;
 - the same app as the policy's runtime user, who may not write the app's files (owned by `lives`) →
-  `defaults.runs.uid` in the ops policy (policies/default.yaml), as blubber.yaml sets no `runs`.
+  `defaults.runs.uid` in the ops policy (policies/default.yaml), as blubber.yaml sets no `runs`;
+- a liveness probe on a path the app does not serve, killing it before it is ready →
+  `probes.liveness.path`.
 """
 
 from __future__ import annotations
@@ -35,6 +37,12 @@ smoke: {{helmTest: false}}
 timeouts: {{progressDeadline: 30, rollout: 45, helm: 60, smoke: 15}}
 """
 
+# Readiness waits 60 s while liveness asks a path node-hello does not serve every second from the first:
+# the kubelet kills the container before it could be ready, and the restarts fail the rollout.
+LIVENESS = """  readiness: {path: /healthz, initialDelaySeconds: 60, periodSeconds: 1}
+  liveness: {path: /nope, initialDelaySeconds: 1, periodSeconds: 1, failureThreshold: 1}
+"""
+
 # node-hello writes a file into its own directory before it listens, as an app with a cache or pid file would
 WRITES = "require('fs').writeFileSync(__dirname + '/started', String(process.pid));\n"
 
@@ -56,6 +64,7 @@ CASES = {
         ("readOnlyRootFilesystem", "service", ".pipeline/deploy.yaml", 6),
     ),
     "runtime-user": ("", True, ("defaults.runs.uid", "policy", "policies/default.yaml", None)),
+    "liveness": (LIVENESS, False, ("probes.liveness.path", "service", ".pipeline/deploy.yaml", 4)),
 }
 
 
@@ -78,7 +87,12 @@ def _policy_line(key: str) -> int:
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_failed_first_install_names_the_line_to_fix(service: ServiceCopy, case: str) -> None:
     extra, writes, (yaml_path, layer, file, line) = CASES[case]
-    service.write(".pipeline/deploy.yaml", DEPLOY.format(namespace=service.namespace) + extra)
+    deploy = DEPLOY.format(namespace=service.namespace)
+    if case == "liveness":  # its probes replace the readiness probe's line
+        deploy = deploy.replace(deploy.splitlines()[2] + "\n", extra)
+    else:
+        deploy += extra
+    service.write(".pipeline/deploy.yaml", deploy)
     if writes:
         service.write("server.js", WRITES + (service.root / "server.js").read_text())
     service.commit(f"fails by {case}")
