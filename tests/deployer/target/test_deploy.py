@@ -102,3 +102,19 @@ def test_status_diff_rollback_and_prune_read_the_release_through_the_environment
     assert (staging.namespace, staging.deploy.replicas) == ("mine", 3)
     overridden = release_target(str(service), where=production, namespace="ops", release="web")
     assert (overridden.release, overridden.namespace) == ("web", "ops")
+
+
+def test_doctor_checks_rbac_in_the_namespace_the_environment_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from deployer import cli, doctor
+
+    config, service = _project(tmp_path, "namespace: mine\n")
+    asked = []
+    monkeypatch.setattr(doctor, "run", lambda cfg: asked.append(cfg) or 0)  # the checks themselves: seam
+    argv = ["doctor", str(service), "--config", str(config), "--env", "production"]
+    result = CliRunner().invoke(cli.main, argv, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert [(c.environment, c.namespace) for c in asked] == [("production", "hello-production")]
