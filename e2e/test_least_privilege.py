@@ -7,9 +7,10 @@ kubeconfig with a TokenRequest token, which `deployer ship --kubeconfig` uses, a
 With the Role alone (no cluster-scoped grant: deployer runs helm without `--create-namespace`, since the
 release lock found the namespace), a first ship (install, helm test and an HTTP smoke check through a
 port-forward) and a second one (upgrade) succeed, the identity cannot read anything outside its
-namespace, and the namespace is the one that was there (same uid, not re-created). `deployer prune` with
-the same identity, which may not list helm's release Secrets in all namespaces, reads its namespace's
-releases only, says so, and keeps every push a revision there references.
+namespace, and the namespace is the one that was there (same uid, not re-created). status, diff and
+rollback work with the same identity; `deployer prune` with it, which may not list helm's release Secrets
+in all namespaces, reads its namespace's releases only, says so, and keeps every push a revision there
+references.
 """
 
 from __future__ import annotations
@@ -134,6 +135,19 @@ def test_ship_and_prune_with_a_namespaced_service_account(
     assert env["GREETING_STYLE"] == "loud"
     assert core.read_namespace(svc.namespace).metadata.uid == existing_namespace.metadata.uid
 
+    # the release commands, with the same identity
+    release_args = (str(svc.root), "--kubeconfig", str(kubeconfig))
+    status = _deployer("status", *release_args)
+    assert status.returncode == 0, status.stdout[-2000:] + status.stderr[-2000:]
+    diff = _deployer("diff", *release_args)
+    assert diff.returncode == 0, diff.stdout[-2000:] + diff.stderr[-2000:]
+    assert "no changes" in diff.stdout
+    rolled = _deployer("rollback", *release_args)
+    assert rolled.returncode == 0, rolled.stdout[-2000:] + rolled.stderr[-2000:]
+    deployment = client.AppsV1Api(svc.api).read_namespaced_deployment(svc.name, svc.namespace)
+    env = {e.name: e.value for e in deployment.spec.template.spec.containers[0].env or []}
+    assert env["GREETING_STYLE"] == "plain"  # revision 1's, now revision 3
+
     # prune: helm's records in all namespaces are refused (403), so it reads this namespace's only
     pruned = _deployer(
         "prune", str(svc.root), "--kubeconfig", str(kubeconfig), "--keep", "1", "--min-age", "0", "--json"
@@ -141,7 +155,7 @@ def test_ship_and_prune_with_a_namespaced_service_account(
     assert pruned.returncode == 0, pruned.stdout[-3000:] + pruned.stderr[-3000:]
     result = json.loads(pruned.stdout)
     assert result["namespaces_checked"] == [svc.namespace]
-    assert result["revisions"] == 2
+    assert result["revisions"] == 3
     for repository in result["repositories"]:  # both ships' image and chart: each a revision's
         assert repository["pushes"], repository
         for push in repository["pushes"]:
