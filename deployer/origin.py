@@ -275,7 +275,8 @@ def _probe(configs: Configs, kind: str, failures: Sequence[str]) -> Origin:
         return _deploy(configs, ("probes", kind, "path"), f"the {kind} probe failed: {answered[-1].strip()}")
     last = failures[-1].strip() if failures else ""
     if _NOT_LISTENING.search(last):
-        return _deploy(configs, ("port",), f"nothing answered the {kind} probe on the port: {last}")
+        why = f"nothing answered the {kind} probe on the port (a wrong port, or not listening yet): {last}"
+        return _deploy(configs, ("port",), why)
     return _deploy(configs, ("probes", kind, "path"), f"the {kind} probe failed: {last}")
 
 
