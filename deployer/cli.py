@@ -641,6 +641,10 @@ def promote_command(
     """
     from deployer.release import promote_steps
 
+    if source == destination:
+        raise click.UsageError(
+            f"--from and --to both name {source!r}: promote goes from one environment to another"
+        )
     state = effective_state(ci_flag)
     # --to last: its registry's credentials are the ones the deploy's pull Secret is made from
     from_target = resolve_target(source, None, config_path)

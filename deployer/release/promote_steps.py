@@ -97,6 +97,9 @@ def step_source(ctx: Ctx, promote: PromoteConfig, found: Promotion) -> dict[str,
     )
     svc, release, namespace = tgt.service, tgt.release, tgt.namespace
     ctx.state.service = svc
+    # the service as B deploys it: B's deploy policy and defaults, B's namespace rule, the same release
+    deploy_b = service_deploy(b, svc.directory, release=release)
+    _not_the_same_release(a, b, namespace, deploy_b.namespace, release)
     ctx.progress(f"reading release {release} in {namespace} ({a.name})")
     cluster = release_target.connect(tgt)
     current = status(tgt, cluster)
@@ -122,8 +125,7 @@ def step_source(ctx: Ctx, promote: PromoteConfig, found: Promotion) -> dict[str,
     found.tag = current.app_version
     ctx.state.config = _blubber_config(svc, b)
     found.uid = _run_as_user(deployment)
-    # the service as B deploys it: B's deploy policy and defaults, B's namespace rule, the same release
-    ctx.state.deploy = service_deploy(b, svc.directory, release=release)
+    ctx.state.deploy = deploy_b
     why = (
         f"passed its smoke checks in {a.name} at revision {decision.passed.revision}"
         if decision.passed is not None
@@ -143,6 +145,23 @@ def step_source(ctx: Ctx, promote: PromoteConfig, found: Promotion) -> dict[str,
         },
         "summary": f"{decision.digest} from {a.name} ({why})",
     }
+
+
+def _not_the_same_release(a: Any, b: Any, namespace_a: str, namespace_b: str, release: str) -> None:
+    """Two environments that resolve to one release (same cluster, same namespace) would have the promote
+    replace what it promotes: a deployer.yaml mistake, said before anything is read or copied."""
+    from deployer.errors import ConfigError
+
+    if (str(a.kubeconfig), a.context, namespace_a) != (str(b.kubeconfig), b.context, namespace_b):
+        return
+    raise ConfigError(
+        f"{a.name} and {b.name} resolve to the same release: {release} in namespace {namespace_a} of the "
+        "same cluster; a promote would replace what it promotes",
+        file=b.environment.file,
+        line=b.environment.line,
+        path=f"environments.{b.name}.cluster.namespace",
+        hint='give the environments different namespace rules (e.g. namespace: "{release}-production")',
+    )
 
 
 def _blubber_config(svc: Any, target: Any) -> Any:

@@ -278,3 +278,37 @@ def test_status_says_a_revision_was_promoted_and_from_where() -> None:
     ]
     assert last_ship(history) == f"revision 2 ({image} from staging) promoted, now deployed"
     assert last_ship(history[:1]) == f"revision 1 ({image}) shipped, now superseded"
+
+
+def test_promote_to_the_environment_it_comes_from_is_a_usage_error() -> None:
+    from click.testing import CliRunner
+
+    from deployer import cli
+
+    result = CliRunner().invoke(cli.main, ["promote", "svc", "--from", "staging", "--to", "staging"])
+    assert result.exit_code == ExitCode.USAGE
+    assert "--from and --to both name 'staging': promote goes from one environment to another" in (
+        result.output
+    )
+
+
+def test_two_environments_that_resolve_to_one_release_are_a_config_error() -> None:
+    from dataclasses import replace
+    from pathlib import Path
+
+    from deployer.errors import ConfigError
+    from deployer.release.promote_steps import _not_the_same_release
+    from deployer.target import LOCAL, Target
+
+    staging = Target(replace(LOCAL, name="staging"), Path("/k"), None, LOCAL.registry)
+    production = Target(replace(LOCAL, name="production", file="deployer.yaml", line=9), Path("/k"), None,
+                        LOCAL.registry)  # fmt: skip
+    _not_the_same_release(staging, production, "svc", "svc-production", "svc")  # different namespaces
+    elsewhere = replace(production, kubeconfig=Path("/other"))
+    _not_the_same_release(staging, elsewhere, "svc", "svc", "svc")  # another cluster
+    with pytest.raises(ConfigError) as caught:
+        _not_the_same_release(staging, production, "svc", "svc", "svc")
+    assert str(caught.value).startswith(
+        "deployer.yaml:9: environments.production.cluster.namespace: staging and production resolve to the "
+        "same release: svc in namespace svc of the same cluster; a promote would replace what it promotes"
+    )
