@@ -90,3 +90,20 @@ def test_wrapper_replaces_privileged_by_all_capabilities_but_sys_resource(tmp_pa
         "exec", "n", "cat", "/kind/version",
     ]  # fmt: skip
     assert _wrapped(tmp_path, "ps", "--privileged") == ["ps", "--privileged"]  # other commands untouched
+
+
+@pytest.mark.parametrize(
+    ("subnet", "collides"),
+    [("172.18.0.0/16", False), ("10.200.255.0/24", True), ("10.0.0.0/8", True), ("fc00:f853::/64", False)],
+)
+def test_a_nodes_network_overlapping_the_local_providers_addresses_is_refused(
+    subnet: str, collides: bool
+) -> None:
+    problem = kind.collision(subnet)
+    assert (problem is not None) == collides
+    if collides:
+        assert problem == (
+            f"docker network deployer-kind has subnet {subnet}, which overlaps the local provider's "
+            "10.200.0.0/16 (its veths and node IP); remove it (docker network rm deployer-kind) and give "
+            "docker an address pool outside that range (daemon.json default-address-pools)"
+        )

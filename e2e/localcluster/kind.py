@@ -22,6 +22,7 @@ What this VM needs, all in configuration (local-cluster.md §4.1):
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
@@ -136,6 +137,23 @@ def _privileged_works(image: str) -> bool:
     return r.returncode == 0
 
 
+# The local provider's addresses on the host: its veths (10.200.255.x/30 per instance) and node IPs.
+# Pod and Service ranges need no check: each cluster keeps them inside its own netns or node containers.
+LOCAL_PROVIDER_RANGE = ipaddress.ip_network("10.200.0.0/16")
+
+
+def collision(subnet: str) -> str | None:
+    """Why the nodes' docker network cannot run beside the local provider, or None when it can."""
+    net = ipaddress.ip_network(subnet, strict=False)
+    if net.version == 4 and net.overlaps(LOCAL_PROVIDER_RANGE):
+        return (
+            f"docker network {NETWORK} has subnet {net}, which overlaps the local provider's "
+            f"{LOCAL_PROVIDER_RANGE} (its veths and node IP); remove it (docker network rm {NETWORK}) "
+            "and give docker an address pool outside that range (daemon.json default-address-pools)"
+        )
+    return None
+
+
 def ensure_network() -> str:
     """The docker network of the nodes (created here, IPv4 only, masqueraded); returns its gateway."""
     if _docker("network", "inspect", NETWORK).returncode != 0:
@@ -146,6 +164,9 @@ def ensure_network() -> str:
             NETWORK, check=True,
         )  # fmt: skip
     info = json.loads(_docker("network", "inspect", NETWORK, check=True).stdout)[0]
+    for cfg in info["IPAM"]["Config"]:
+        if problem := collision(cfg["Subnet"]):
+            raise ClusterError(problem)
     for cfg in info["IPAM"]["Config"]:
         if "." in cfg.get("Gateway", ""):
             return cfg["Gateway"]
@@ -261,6 +282,35 @@ def _write_registry_hosts(endpoint: str) -> None:
     )
 
 
+def _created() -> Path:
+    """Written once `up` saw the cluster Ready: its node container ids and whether kind was wrapped."""
+    return state() / "created.json"
+
+
+def _node_ids() -> list[str]:
+    args = ["ps", "-aq", "--no-trunc", "--filter", f"label=io.x-k8s.kind.cluster={name()}"]
+    return sorted(_docker(*args).stdout.split())
+
+
+def _restore_kubeconfig() -> bool:
+    """Export the kubeconfig again from the control plane of a cluster `up` finished creating.
+
+    Only for those nodes: an interrupted `kind create` may have run kubeadm init (so a kubeconfig
+    could be exported) and still lack kind's later steps (workers joined, storage class).
+    """
+    try:
+        created = json.loads(_created().read_text())
+    except (OSError, ValueError):
+        return False
+    if created.get("nodes") != _node_ids():
+        return False
+    r = _kind(
+        "export", "kubeconfig", f"--name={name()}", f"--kubeconfig={kubeconfig()}",
+        wrapped=bool(created.get("wrapped")), capture_output=True,
+    )  # fmt: skip
+    return r.returncode == 0
+
+
 def _containers(all_states: bool = True) -> list[str]:
     args = ["ps", "--format", "{{.Names}}", "--filter", f"label=io.x-k8s.kind.cluster={name()}"]
     out = _docker(*args, *(["-a"] if all_states else [])).stdout
@@ -276,20 +326,32 @@ def _healthy() -> str | None:
     if not kubeconfig().is_file():
         return "kubeconfig missing"
     try:
-        r = _kubectl("get", "nodes", "-o", "json", timeout=20)
-    except subprocess.TimeoutExpired:
-        return "API server does not answer"
-    if r.returncode != 0:
-        return f"API server does not answer: {r.stderr.strip()[:200]}"
-    items = json.loads(r.stdout)["items"]
-    ready = [
-        n
-        for n in items
-        if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"])
-    ]
+        ready = ready_nodes(kubeconfig(), timeout=20)
+    except ClusterError as e:
+        return str(e)
     if len(ready) != expected:
         return f"{len(ready)} of {expected} nodes Ready"
     return None
+
+
+def ready_nodes(config: Path, timeout: float = 60) -> list[str]:
+    """Names of the Ready nodes of the cluster `config` points at; ClusterError when it does not answer."""
+    try:
+        r = subprocess.run(
+            [L.tool("kubectl"), f"--kubeconfig={config}", "get", "nodes", "-o", "json"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        raise ClusterError("API server does not answer") from None
+    if r.returncode != 0:
+        raise ClusterError(f"API server does not answer: {r.stderr.strip()[:200]}")
+    return [
+        n["metadata"]["name"]
+        for n in json.loads(r.stdout)["items"]
+        if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"])
+    ]
 
 
 def _weigh_nodes() -> None:
@@ -330,6 +392,10 @@ def up() -> None:
     exists = name() in _kind("get", "clusters", capture_output=True).stdout.split()
     if exists:
         problem = _healthy()
+        if problem == "kubeconfig missing" and _restore_kubeconfig():
+            problem = _healthy()
+            if problem is None:
+                say(f"kubeconfig restored from the running control plane: {kubeconfig()}")
         if problem is None:
             gateway = ensure_network()
             ensure_registry_forwarder(gateway)
@@ -339,6 +405,7 @@ def up() -> None:
         # A cluster half created (interrupted `up`, a stopped node, a lost kubeconfig) is recreated
         # rather than patched: kind cannot re-run its provisioning steps on existing nodes.
         say(f"kind cluster {name()} is not healthy ({problem}); recreating it")
+        _created().unlink(missing_ok=True)
         _kind("delete", "cluster", f"--name={name()}", capture_output=True)
     image, built_here = node_image()
     gateway = ensure_network()
@@ -366,6 +433,7 @@ def up() -> None:
         )
     _weigh_nodes()
     _wait_ready()
+    _created().write_text(json.dumps({"nodes": _node_ids(), "wrapped": wrapped}))
     say(f"kind cluster {name()} up in {time.monotonic() - start:.1f}s; KUBECONFIG={kubeconfig()}")
 
 
@@ -381,6 +449,7 @@ def down(purge: bool = False) -> None:
         stop_registry_forwarder()
         _docker("network", "rm", NETWORK)
     kubeconfig().unlink(missing_ok=True)
+    _created().unlink(missing_ok=True)
     if purge:
         for f in sorted(state().rglob("*"), reverse=True):
             f.rmdir() if f.is_dir() else f.unlink()
