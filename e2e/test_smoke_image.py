@@ -130,6 +130,7 @@ def test_a_test_image_without_bash_fails_smoke_with_the_fix(
     assert FIX in outcome["hint"], outcome
     assert FIX in ship.stage("smoke")["hint"]
     assert f"hint: the test pod's image {FIX}" in ship.output, ship.output
+    ship.assert_traced("smoke.testImage", "service", ".pipeline/deploy.yaml", 8)  # the line to fix
     (check,) = ship.stage("smoke")["details"]["smoke"]
     assert (check["name"], check["status"]) == ("helm-test", "failed")
     # named from the test pod's own status, which ship reads after a failed helm test
