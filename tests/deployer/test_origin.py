@@ -333,3 +333,29 @@ def test_a_secret_name_named_as_the_origin_survives_redaction(files: Path) -> No
     found = origin.for_rollout(failed("CreateContainerConfigError", 'secret "api" not found'), configs(files))
     assert found is not None and redact(found.describe()) == found.describe()
     assert "secretEnv.API_TOKEN.secret is api (set in the service's file)" in found.describe()
+
+
+def test_a_value_from_the_environments_deploy_defaults_names_deployer_yaml(files: Path) -> None:
+    from deployer.target.deploy import service_deploy
+
+    deployer_yaml = files / "team" / "deployer.yaml"
+    deployer_yaml.write_text(DEPLOYER_YAML + "    deploy:\n      resources: {limits: {memory: 48Mi}}\n")
+    (files / "team" / "policy.yaml").write_text(DEPLOY_POLICY)
+    text = deployer_yaml.read_text().replace(
+        "    cluster:", "    policies: {deploy: policy.yaml}\n    cluster:"
+    )
+    deployer_yaml.write_text(text)
+    target = resolve("staging", config=deployer_yaml, environ={})
+    c = origin.Configs(service_deploy(target, files / "svc"), None, target)
+    found = origin.for_rollout(failed("OOMKilled", "OOMKilled (exit code 137)"), c)
+    # the policy's 256Mi is under the environment's 48Mi: the environment set what took effect
+    assert found is not None
+    assert (Path(found.file).name, found.yaml_path, found.source, found.text) == (
+        "deployer.yaml",
+        "environments.staging.deploy.resources.limits.memory",
+        "environment",
+        "48Mi",
+    )
+    assert found.line == 3  # the environment's own line: where its deploy defaults are said
+    # what the environment does not set still comes from the policy under it
+    assert c.deploy.setting(("resources", "requests", "memory")).layer == "policy"
