@@ -13,7 +13,8 @@ setting to fix and who set it:
 - the same app as the policy's runtime user, who may not write the app's files (owned by `lives`) →
   `defaults.runs.uid` in the ops policy (policies/default.yaml), as blubber.yaml sets no `runs`;
 - a liveness probe on a path the app does not serve, killing it before it is ready →
-  `probes.liveness.path`.
+  `probes.liveness.path`;
+- a `port` the app does not listen on: every probe refused → `port`.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ CASES = {
     ),
     "runtime-user": ("", True, ("defaults.runs.uid", "policy", "policies/default.yaml", None)),
     "liveness": (LIVENESS, False, ("probes.liveness.path", "service", ".pipeline/deploy.yaml", 4)),
+    # node-hello listens on $PORT, 8080 when unset, and the chart does not set it: probes on 3000 are refused
+    "port": ("port: 3000\n", False, ("port", "service", ".pipeline/deploy.yaml", 6)),
 }
 
 
