@@ -14,7 +14,7 @@ import enum
 class ExitCode(enum.IntEnum):
     OK = 0
     INTERNAL = 1  # a bug: printed with a traceback
-    USAGE = 2  # click's own code for bad command-line usage
+    USAGE = 2  # argparse's (and click's) code for bad command-line usage
     CONFIG = 10  # bad blubber.yaml / deploy.yaml / unreadable file
     POLICY = 11  # a policy enforcement was violated
 

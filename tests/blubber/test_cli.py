@@ -6,10 +6,12 @@ import os
 import subprocess
 import sys
 import textwrap
+from contextlib import redirect_stderr, redirect_stdout
+from importlib.metadata import version
+from io import StringIO
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from blubber.cli import main
 from blubber.errors import ExitCode
@@ -25,8 +27,15 @@ variants:
 
 
 def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, list(args))
-    return result.exit_code, result.stdout, result.stderr
+    """Exit code, stdout and stderr of `blubber ARGS`, in this process."""
+    out, err = StringIO(), StringIO()
+    code = 0
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            main(list(args))
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture
@@ -132,8 +141,18 @@ def test_lint_reports_every_broken_variant(write) -> None:
     assert code == ExitCode.POLICY  # the last one printed decides
 
 
-def test_usage_error() -> None:
+def test_usage_error(tmp_path) -> None:
     assert run("compile")[0] == ExitCode.USAGE
+    code, out, err = run(str(tmp_path / "blubber.yaml"), "production", "--policy", str(tmp_path))
+    assert (code, out) == (ExitCode.USAGE, "")
+    assert "--policy/-p: " in err and "is a directory" in err
+
+
+def test_version_and_subcommand_help() -> None:
+    code, out, _ = run("--version")
+    assert (code, out) == (0, f"blubber, version {version('deployer')}\n")
+    code, out, _ = run("lint", "--help")
+    assert code == 0 and out.startswith("Usage: blubber lint") and "11  the config violates" in out
 
 
 def test_internal_error_prints_a_traceback(write, monkeypatch) -> None:
