@@ -1,20 +1,23 @@
-"""Blubber compile time: in-process (load, compile) and whole-process `blubber`, small and large configs.
+"""Blubber compile time: in-process (load, compile) and whole-process `blubber`/`deployer`, before vs now.
 
+"before" is the code of a git revision (`--before REF`, default: the commit session 4 of issue 14 started
+from), extracted with `git archive` into a temporary directory and put first on PYTHONPATH; "now" is the
+working tree. Every number is CPU time (user + system), not wall time: the machine is shared and loaded,
+and a process waiting for a core says nothing about the code. In-process rows run in worker processes, one
+per version, alternated round by round so machine noise hits both alike; processes alternate run by run.
 The large config has 50 variants with deep includes (each variant includes the previous one and a shared
 one) and copies chains, compiled for its most-derived variant. Targets (issue 14): load + compile of the
 large config in-process <= 30 ms, `blubber` as a process on the small config <= 150 ms.
+Prints numbers only; it asserts nothing (timings are not tests).
 
-Each row is measured twice in the same run, interleaved sample by sample so machine noise hits both:
-"before" forces what the code did before the compiled validator (every config through jsonschema's full
-iter_errors; as a process: jsonschema and the whole compiler imported up front and the default policy
-applied), "now" is the code as it is. Prints numbers only; it asserts nothing (timings are not tests).
-
-    python bench/compile.py [--repeat N]
+    python bench/compile.py [--repeat N] [--before REF]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import resource
 import statistics
 import subprocess
@@ -22,19 +25,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from pathlib import Path
 
-from deployer.policies import BLUBBER as DEFAULT_POLICY
-
-import blubber.schema
-from blubber import compile_dockerfile, load
-
-# The process as it started before: jsonschema and the compiler imported eagerly, full validation.
-BEFORE_PROCESS = (
-    "import sys, jsonschema, blubber.api, blubber.schema as s; s.is_valid = lambda *a, **k: False; "
-    "from blubber.cli import main; sys.argv[0] = 'blubber'; main()"
-)
+ROOT = Path(__file__).resolve().parents[1]
+POLICY = ROOT / "policies" / "default.yaml"
+# The last commit before session 4's start-up and compile work (issue 14, item 6).
+DEFAULT_BEFORE = "44e3d6b"
+# What the `deployer` console script runs.
+DEPLOYER = "import sys; from deployer.cli import main; sys.exit(main())"
 
 SMALL = """\
 version: v4
@@ -77,110 +75,117 @@ def large(n: int = 50) -> str:
     return "\n".join(lines) + "\n"
 
 
-def paired(before: Callable[[], object], now: Callable[[], object], repeat: int) -> tuple[float, float]:
-    """Medians (ms) of `before` and `now`, run alternately `repeat` times each after one warm-up."""
+def _cpu_ms(fn: Callable[[], object]) -> float:
+    start = time.process_time()
+    fn()
+    return (time.process_time() - start) * 1000
+
+
+def worker(directory: Path, repeat: int) -> None:
+    """In a worker process: time the in-process rows `repeat` times each, print {row: [ms, …]} as JSON."""
+    from blubber import compile_dockerfile, load
+
+    samples: dict[str, list[float]] = {}
+    for name, text, variant in (("small", SMALL, "production"), ("large", large(), "v48")):
+        path = directory / f"{name}.yaml"
+        path.write_text(text)
+        rows: dict[str, Callable[[], object]] = {
+            "load, no policy": lambda p=path: load(p, policy=None),
+            "load + compile, no policy": lambda p=path, v=variant: compile_dockerfile(
+                load(p, policy=None), v
+            ),
+            "load + compile, default policy": lambda p=path, v=variant: compile_dockerfile(
+                load(p, policy=POLICY), v
+            ),
+        }
+        for label, fn in rows.items():
+            fn()  # warm-up: the first call pays imports and caches
+            samples[f"{name}: {label}"] = [_cpu_ms(fn) for _ in range(repeat)]
+    print(json.dumps(samples))
+
+
+def in_process(
+    trees: tuple[Path, Path], repeat: int, rounds: int
+) -> dict[str, tuple[list[float], list[float]]]:
+    """Samples of every in-process row for (before, now), from `rounds` alternating worker runs."""
+    result: dict[str, tuple[list[float], list[float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(rounds):
+            for i, tree in enumerate(trees):
+                out = subprocess.run(
+                    [sys.executable, __file__, "--worker", tmp, "--repeat", str(repeat)],
+                    env={**os.environ, "PYTHONPATH": str(tree)},
+                    cwd=tmp,
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout
+                for label, values in json.loads(out).items():
+                    result.setdefault(label, ([], []))[i].extend(values)
+    return result
+
+
+def processes(
+    argv: list[str], trees: tuple[Path, Path], repeat: int, cwd: str
+) -> tuple[list[float], list[float]]:
+    """CPU ms of the child (user + system) for `argv` run with each tree first on PYTHONPATH, alternately."""
     samples: tuple[list[float], list[float]] = ([], [])
-    for fn in (before, now):
-        fn()
-    for _ in range(repeat):
-        for fn, out in zip((before, now), samples, strict=True):
-            start = time.perf_counter()
-            fn()
-            out.append((time.perf_counter() - start) * 1000)
-    return statistics.median(samples[0]), statistics.median(samples[1])
-
-
-@contextmanager
-def full_validation(enabled: bool):
-    """With `enabled`, every schema check goes through jsonschema's iter_errors, as before."""
-    original = blubber.schema.is_valid
-    if enabled:
-        blubber.schema.is_valid = lambda *_args, **_kwargs: False
-    try:
-        yield
-    finally:
-        blubber.schema.is_valid = original
-
-
-def processes(before: list[str], now: list[str], repeat: int) -> tuple[float, float, float, float]:
-    """Wall and CPU (user + system) medians in ms of two commands run alternately: on a shared, loaded
-    machine the CPU time of the child says more about start-up cost than the wall clock does."""
-    wall: tuple[list[float], list[float]] = ([], [])
-    cpu: tuple[list[float], list[float]] = ([], [])
-    for argv in (before, now):
-        subprocess.run(argv, check=True, capture_output=True)
-    for _ in range(repeat):
-        for argv, w, c in zip((before, now), wall, cpu, strict=True):
+    for _ in range(repeat + 1):
+        for tree, out in zip(trees, samples, strict=True):
             used = resource.getrusage(resource.RUSAGE_CHILDREN)
-            start = time.perf_counter()
-            subprocess.run(argv, check=True, capture_output=True)
-            w.append((time.perf_counter() - start) * 1000)
+            env = {**os.environ, "PYTHONPATH": str(tree)}
+            subprocess.run(argv, env=env, cwd=cwd, check=True, capture_output=True)
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            c.append((after.ru_utime + after.ru_stime - used.ru_utime - used.ru_stime) * 1000)
-    return (*(statistics.median(x) for x in wall), *(statistics.median(x) for x in cpu))  # type: ignore[return-value]
+            out.append((after.ru_utime + after.ru_stime - used.ru_utime - used.ru_stime) * 1000)
+    return samples[0][1:], samples[1][1:]  # the first run of each warms the page cache
 
 
-def print_process(label: str, before: list[str], now: list[str], repeat: int, indent: str) -> None:
-    wb, wn, cb, cn = processes(before, now, repeat)
-    print(f"{indent}{label + ', wall':<{44 - len(indent)}} {wb:10.2f} {wn:10.2f}")
-    print(f"{indent}{label + ', CPU':<{44 - len(indent)}} {cb:10.2f} {cn:10.2f}")
+def extract(ref: str, into: Path) -> Path:
+    """The packages of `ref` in `into` (nothing of the working tree changes)."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", ref, "blubber", "deployer"], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
 
 
-def in_mode(before: bool, fn: Callable[[], object]) -> Callable[[], object]:
-    def run() -> object:
-        with full_validation(before):
-            return fn()
-
-    return run
+def row(label: str, before: list[float], now: list[float]) -> None:
+    b, n = statistics.median(before), statistics.median(now)
+    print(f"  {label:<44} {b:9.2f} {n:9.2f} {min(before):9.2f} {min(now):9.2f} {b / n:6.2f}x")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--before", default=DEFAULT_BEFORE, help="git revision to compare with")
+    parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    policy = str(DEFAULT_POLICY)
-    print(f"{'':<44} {'before':>10} {'now':>10}  (medians, ms)")
+    if args.worker:
+        worker(args.worker, args.repeat)
+        return
+    print(f"load average {os.getloadavg()[0]:.1f}; before = {args.before}, now = working tree")
+    print(f"  {'CPU ms':<44} {'before':>9} {'now':>9} {'min bef.':>9} {'min now':>9} {'ratio':>7}")
     with tempfile.TemporaryDirectory() as tmp:
-        for name, text, variant in (("small", SMALL, "production"), ("large", large(), "v48")):
-            path = Path(tmp) / f"{name}.yaml"
-            path.write_text(text)
-            config = load(path, policy=None)
-            stages = compile_dockerfile(config, variant).count("\nFROM ") + 1
-            data = config_data(path)
-            print(f"{name}: {len(config.variants)} variants, {stages} stages for {variant!r}")
-            rows = {
-                "schema check of the config": (
-                    lambda d=data: list(blubber.schema._validator(None).iter_errors(d)),
-                    lambda d=data: blubber.schema.is_valid(d),
-                ),
-                "load (read + validate), no policy": (
-                    in_mode(True, lambda p=path: load(p, policy=None)),
-                    in_mode(False, lambda p=path: load(p, policy=None)),
-                ),
-                "load + compile, no policy": (
-                    in_mode(True, lambda p=path, v=variant: compile_dockerfile(load(p, policy=None), v)),
-                    in_mode(False, lambda p=path, v=variant: compile_dockerfile(load(p, policy=None), v)),
-                ),
-                "load + compile, default policy": (
-                    in_mode(True, lambda p=path, v=variant: compile_dockerfile(load(p), v)),
-                    in_mode(False, lambda p=path, v=variant: compile_dockerfile(load(p), v)),
-                ),
-            }
-            for label, (before, now) in rows.items():
-                b, n = paired(before, now, args.repeat)
-                print(f"  {label:<42} {b:10.2f} {n:10.2f}")
-            old = [sys.executable, "-c", BEFORE_PROCESS, str(path), variant, "--policy", policy]
-            new = [sys.executable, "-m", "blubber.cli", str(path), variant]
-            print_process("process `blubber CONFIG VARIANT`", old, new, max(5, args.repeat // 3), "  ")
-        old = [sys.executable, "-c", BEFORE_PROCESS, "--help"]
-        new = [sys.executable, "-m", "blubber.cli", "--help"]
-        print_process("process `blubber --help`", old, new, max(5, args.repeat // 3), "")
-
-
-def config_data(path: Path) -> object:
-    from blubber.source import parse
-
-    return parse(path.read_text(), str(path)).data
+        trees = (extract(args.before, Path(tmp)), ROOT)
+        for label, (before, now) in in_process(trees, max(3, args.repeat // 4), 4).items():
+            row(label, before, now)
+        configs = Path(tmp) / "configs"
+        configs.mkdir()
+        (configs / "small.yaml").write_text(SMALL)
+        (configs / "large.yaml").write_text(large())
+        python = [sys.executable]
+        for label, argv in (
+            (
+                "process `blubber small.yaml production`",
+                [*python, "-m", "blubber.cli", "small.yaml", "production"],
+            ),
+            ("process `blubber large.yaml v48`", [*python, "-m", "blubber.cli", "large.yaml", "v48"]),
+            ("process `blubber --help`", [*python, "-m", "blubber.cli", "--help"]),
+            ("process `deployer --help`", [*python, "-c", DEPLOYER, "--help"]),
+            ("process `deployer --version`", [*python, "-c", DEPLOYER, "--version"]),
+        ):
+            row(label, *processes(argv, trees, args.repeat, str(configs)))
+    print(f"load average {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -74,16 +74,26 @@ class Expander:
         self.config = config
         self._cache: dict[str, Expanded] = {}
         self._validated: set[str] = set()
+        # Merge results by the chain of variants merged so far. Variants that include one another share
+        # the start of their chains (v48 = … v46, v47, v48), so each merge step runs once per config,
+        # not once per variant that needs it.
+        self._merged: dict[tuple[str, ...], tuple[Common, tuple[Artifact, ...] | None]] = {
+            (): (config.common, None)
+        }
 
     def expand(self, name: str) -> Expanded:
         if name not in self._cache:
             cfg = self.config
-            merged = cfg.common
-            copies: tuple[Artifact, ...] | None = None
-            for inc in (*includes_order(cfg, name), name):
-                variant = cfg.variants[inc]
+            chain = (*includes_order(cfg, name), name)
+            done = len(chain)
+            while chain[:done] not in self._merged:
+                done -= 1
+            merged, copies = self._merged[chain[:done]]
+            for i in range(done, len(chain)):
+                variant = cfg.variants[chain[i]]
                 merged = merged.merge(variant.common)
                 copies = merge_copies(copies, variant.copies)
+                self._merged[chain[: i + 1]] = (merged, copies)
             self._cache[name] = Expanded(name, merged, copies)
         return self._cache[name]
 
