@@ -7,6 +7,8 @@ clusters next to the shared ones and removes them afterwards: local instance `b`
 (DEPLOYER_CLUSTER_INSTANCE=b) and kind cluster `deployer-bench` (DEPLOYER_KIND_CLUSTER). Prints numbers,
 asserts nothing. Rows:
 - cold node-image build: the kind node image with docker's build cache off (the local provider has none);
+  with --no-cold-build the row says whether the image was cached;
+- load averages before each provider's up and after its ships (other work on the machine skews the rest);
 - up from nothing / up when already up: `e2e/cluster up` wall time;
 - RSS of the running cluster: the sum of VmRSS over its processes (local: every process whose command
   line names the instance's state or run directory, plus those in its pod cgroups; kind: every process
@@ -56,6 +58,11 @@ def _cluster(provider: str, command: str) -> float:
     if r.returncode != 0:
         raise SystemExit(f"e2e/cluster {command} ({provider}) failed:\n{r.stderr[-3000:]}")
     return time.monotonic() - start
+
+
+def _load() -> str:
+    """The 1, 5 and 15 min load averages: the figures beside it are only as quiet as this machine."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def _rss_kib(pids: set[int]) -> int:
@@ -145,11 +152,15 @@ def main() -> None:
         kind_image.build(f"{kind_image.REPOSITORY}:bench", no_cache=True)
         put("cold node-image build", "kind", f"{time.monotonic() - start:.1f} s")
         subprocess.run([DOCKER, "image", "rm", f"{kind_image.REPOSITORY}:bench"], capture_output=True)
+    elif "kind" in providers:
+        cached = "cached" if kind_image.present(kind_image.tag()) else "absent: built by up"
+        put("cold node-image build", "kind", f"not run ({cached})")
     put("cold node-image build", "local", "- (no image)")
     with tempfile.TemporaryDirectory(prefix="bench-cluster-") as t:
         for p in providers:
             _cluster(p, "down")
             try:
+                put("load average before up", p, _load())
                 put("up from nothing", p, f"{_cluster(p, 'up'):.1f} s")
                 put("up when already up", p, f"{_cluster(p, 'up'):.2f} s")
                 pids = _local_pids() if p == "local" else _kind_pids()
@@ -161,6 +172,7 @@ def main() -> None:
                 healthy, crash = _ships(p, Path(t))
                 put("healthy ship (first install)", p, healthy)
                 put("crash detection (ship to rolled back)", p, crash)
+                put("load average after the ships", p, _load())
             finally:
                 _cluster(p, "down")
     width = max(map(len, rows)) + 2
