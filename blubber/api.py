@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from blubber import compiler
-from blubber import policy as policy_module
 from blubber.config.reader import read
 from blubber.config.root import Config
 from blubber.expand import Expander
@@ -29,8 +28,12 @@ def load(config_path: str | Path, *, policy: str | Path | None = None) -> Config
 
     Raises ConfigError (bad config or bad/unreadable policy file).
     """
-    loaded = policy_module.load(policy) if policy is not None else None
-    return read(config_path, defaults=loaded.defaults if loaded else None, policy=loaded)
+    if policy is None:
+        return read(config_path)
+    from blubber import policy as policy_module  # a `blubber` process without --policy does not need it
+
+    loaded = policy_module.load(policy)
+    return read(config_path, defaults=loaded.defaults, policy=loaded)
 
 
 def compile_dockerfile(config: Config, variant: str) -> str:

@@ -11,7 +11,6 @@ Merge: `packages` appends per release (duplicates kept, as upstream); `sources` 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -36,6 +35,8 @@ class Source:
     def keyring(self) -> str | None:
         if not self.signed_by:
             return None
+        import hashlib  # few configs sign a source: not worth its import in every `blubber` process
+
         return f"{KEYRINGS}/{hashlib.sha256(self.signed_by.encode()).hexdigest()}.asc"
 
     def line(self) -> str:

@@ -3,9 +3,11 @@ from __future__ import annotations
 import os
 
 import pytest
+import yaml
 
 from blubber.errors import ConfigError
-from blubber.source import format_path, parse, read_file
+from blubber.source import _construct, _Loader, format_path, parse, read_file
+from tests.blubber.mutate import mutants
 
 
 def test_lines_for_every_key_and_item() -> None:
@@ -127,3 +129,42 @@ def test_a_control_character_is_located() -> None:
         parse("version: v4\nbase: a\x00b\n", "f.yaml")
     assert (e.value.line, e.value.path) == (2, "base")
     assert e.value.message.startswith("invalid YAML: unacceptable character '\\x00'")
+
+
+def _build(text: str, direct: bool) -> tuple[str, object]:
+    """("ok", data) or ("error", message) of constructing `text` directly or by PyYAML's own construction."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        return ("ok", _construct(loader, node) if direct else loader.construct_document(node))
+    except yaml.YAMLError as e:
+        return ("error", str(e))
+    finally:
+        loader.dispose()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: 1\nb: [yes, no, ~, 1.5, 0x1F, '2', !!str 3]\nc: {d: e}\n",
+        "base: &b {x: [1, 2]}\none: *b\ntwo: *b\n",
+        "base: &b {x: 1}\nmerged: {<<: *b, y: 2}\n",  # a merge key: left to PyYAML
+        "s: !!set {a, b}\no: !!omap [{a: 1}]\nd: 2001-12-14\nbin: !!binary aGk=\n",
+        "? [complex, key]\n: v\n",  # unhashable key: PyYAML's error
+        "a: !!int x\nb: !!float y\n",  # two bad scalars: PyYAML's first
+        "r: &r [*r]\n",  # recursive alias
+        "a: !custom x\n",
+    ],
+)
+def test_direct_construction_is_pyyaml_s(text: str) -> None:
+    assert repr(_build(text, direct=True)) == repr(_build(text, direct=False))
+
+
+def test_direct_construction_on_mutated_configs() -> None:
+    for index, text in enumerate(mutants(seed=14, count=400)):
+        assert repr(_build(text, direct=True)) == repr(_build(text, direct=False)), (index, text)
+
+
+def test_aliases_are_shared_as_pyyaml_shares_them() -> None:
+    data = parse("a: &x {k: [1]}\nb: *x\n", "f.yaml").data
+    assert data["a"] is data["b"]  # type: ignore[index]
