@@ -29,6 +29,7 @@ _DEBCOMPONENT = re.compile(r"^[a-z0-9][a-z0-9+./\-]+$")
 # would end the value and start a directive of the user's (apt runs them as root).
 _URL_CHARS = re.compile(r"^[A-Za-z0-9\-._~:/?#\[\]@!&()*+,=%]+$")
 _PYVER_ITEM = r"(?:<=|>=|==|!=|~=|<|>)[A-Za-z0-9\-_.*+!]+"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _PYPKGVER = re.compile(rf"^{_PYVER_ITEM}(?:,{_PYVER_ITEM})*$")
 
 # Docker's image reference grammar (distribution/reference), anchored.
@@ -123,4 +124,4 @@ def problem(name: str, value: object) -> str | None:
 
 def has_control_chars(value: str) -> bool:
     """True if `value` has a character (newline, tab, NUL …) that never belongs in a name or path."""
-    return any(ord(c) < 32 or ord(c) == 127 for c in value)
+    return _CONTROL.search(value) is not None

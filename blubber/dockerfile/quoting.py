@@ -29,12 +29,16 @@ class UnsafeValue(ValueError):
 
 _SHELL_SPECIAL = re.compile(r'[\\"`]|\$(?![A-Za-z_{])')
 _SHELL_ALL = re.compile(r'[\\"`$]')
-_FLAG_UNSAFE = re.compile(r"[\s,\"'\\]")
+_FLAG_UNSAFE = re.compile(r"[\s,\"'\\\x00-\x1f\x7f]")  # also control characters (\s has only some)
+_CONTINUATION = re.compile(r"\\[ \t]*$")
+# One encoder for every value: json.dumps with an option builds a new one per call (a compile of the
+# 50-variant config quotes 600 values).
+_JSON_STRING = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def dockerfile_quote(value: str) -> str:
     """Quote `value` as a Dockerfile JSON string: `a "b"` → `"a \\"b\\""`; newline → `\\n`."""
-    return json.dumps(value, ensure_ascii=False)
+    return _JSON_STRING(value)
 
 
 def shell_quote(value: str, *, expand: bool = False) -> str:
@@ -45,8 +49,7 @@ def shell_quote(value: str, *, expand: bool = False) -> str:
 
 def is_flag_safe(value: str) -> bool:
     """True if `value` can stand unquoted in a Dockerfile flag (config validation asks the same question)."""
-    control = any(ord(c) < 32 or ord(c) == 127 for c in value)
-    return bool(value) and not control and not _FLAG_UNSAFE.search(value)
+    return bool(value) and not _FLAG_UNSAFE.search(value)
 
 
 def flag_value(value: str) -> str:
@@ -59,6 +62,6 @@ def flag_value(value: str) -> str:
 def guard_line(line: str) -> str:
     """Keep one instruction on one line: escape raw CR/LF, refuse a trailing line-continuation backslash."""
     line = line.replace("\r", "\\r").replace("\n", "\\n")
-    if re.search(r"\\[ \t]*$", line):
+    if _CONTINUATION.search(line):
         raise UnsafeValue(f"instruction would continue onto the next line: {line!r}")
     return line
