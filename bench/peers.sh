@@ -11,13 +11,13 @@ set -euo pipefail
 
 # The newest v4 tag the proxy served when this was pinned.
 HELM4_VERSION=v4.3.2
-# kubedog has no tag newer than its v0.x line on the proxy; this pseudo-version is its main branch at ed58edf
-# (2026-02-17). Its go.mod has no replace lines, so `go install pkg@version` works without a wrapper module.
-# It builds, but at this revision its CLI's tracking commands (`rollout track deployment`, `multitrack`)
-# panic with a nil pointer in deployment.(*Tracker).runDeploymentInformer (tracker.go:415): the library's own
-# deployment feed creates its tracker with a nil informer factory (feed.go:53). bench/rollout.py prints that
-# crash as kubedog's result.
-KUBEDOG_VERSION=v0.13.1-0.20260217150136-ed58edf34eac
+# kubedog's newest tag on the proxy (its main branch is pseudo-versions past it). Its go.mod has no replace
+# lines, so `go install pkg@version` works without a wrapper module. Not main: at ed58edf (2026-02-17,
+# v0.13.1-0.20260217150136-ed58edf34eac) the deployment tracker reads its informers from a factory that the
+# library's own deployment feed passes as nil (feed.go:53), so the CLI's `rollout track deployment` and
+# `multitrack` panic in deployment.(*Tracker).runDeploymentInformer (tracker.go:415) on any Deployment.
+# v0.13.0's tracker watches with its own client and tracks a Deployment to ready or to its first pod error.
+KUBEDOG_VERSION=v0.13.0
 
 CACHE=${DEPLOYER_CACHE:-/var/cache/deployer}
 PEERS=$CACHE/tools/peers

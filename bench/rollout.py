@@ -17,10 +17,13 @@ namespace that is deleted afterwards.
    never ready, no such command): ours = `helm upgrade --install` (no --wait, as `deployer ship` runs it)
    then the watcher, timed from the helm call to the verdict; helm 3 = `helm upgrade --install --wait
    --timeout <T>` and helm 4 = the same with `--wait=watcher --rollback-on-failure`, timed to helm's exit;
-   kubedog = helm 3 without --wait then `kubedog rollout track deployment`, timed from the helm call to
-   kubedog's exit. Each peer runs once per case (they mostly wait for the timeout); ratios are peer / ours.
+   kubedog = helm 3 without --wait then `kubedog rollout track deployment` and our watcher on that same
+   release at once, each timed from the helm call to its verdict (n pairs: it is as quick as ours, so the
+   case-to-case spread of the cluster would otherwise decide). The helm peers run once per case (they
+   mostly wait for the timeout); ratios are peer / ours.
 3. Success detection: time from the Deployment being complete and Available (seen by a separate watch on
    its own connection) to each tool reporting success.
+Last, issue 14's targets next to this run's numbers (met or not), and the load average at start and end.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ sys.path.insert(0, str(REPO))
 from kubernetes import client  # noqa: E402
 
 from deployer.rollout import deployment_status, watch_rollout  # noqa: E402
+from deployer.rollout.feed import RolloutFailed, RolloutSucceeded, RolloutTimedOut  # noqa: E402
 from deployer.rollout.source import ApiSource  # noqa: E402
 from deployer.tools.kube import DEFAULT_KUBECONFIG, load_api  # noqa: E402
 from tests.resources.k8s.scenarios import deployment  # noqa: E402
@@ -224,33 +228,68 @@ def kubedog_track(kubeconfig: str, ns: str, timeout: int) -> tuple[int, str]:
     return done.returncode, said[-1] if said else ""
 
 
-def kubedog_via_helm(
+def kubedog_beside_ours(
     api: client.ApiClient, kubeconfig: str, values: dict, timeout: int
-) -> tuple[int, float, str]:
-    """helm 3 without --wait, then kubedog tracks the Deployment: (kubedog's exit code, seconds from the
-    helm call to kubedog's exit, its last line)."""
+) -> tuple[int, float, str, str, float, float]:
+    """One release, both trackers at once: helm 3 without --wait, then kubedog (its own process) and our
+    watcher (this process) follow the same Deployment, each timed from the helm call to its verdict:
+    (kubedog's exit code, its seconds, its last line, our reason, our seconds, and when our watch had
+    decided: the verdict then still fetches the failing container's log tail and the Warning events). Two
+    releases of the same case differ by more (image pull, kubelet back-off, the probe's phase) than two
+    watch-based trackers do, so only a pair on one release says which of the two is sooner."""
     with namespace(api, "kubedog") as ns:
+        since = datetime.now(UTC)
         start = time.monotonic()
         rc, _, err = helm(kubeconfig, ns, values)
         if rc != 0:
             raise SystemExit(f"helm upgrade --install failed: {err}")
-        rc, said = kubedog_track(kubeconfig, ns, timeout)
-        return rc, time.monotonic() - start, said
+        theirs: list[tuple[int, str, float]] = []
+
+        def track() -> None:
+            rc, said = kubedog_track(kubeconfig, ns, timeout)
+            theirs.append((rc, said, time.monotonic() - start))
+
+        decided: list[float] = []
+
+        def seen(event: object) -> None:
+            if isinstance(event, RolloutFailed | RolloutSucceeded | RolloutTimedOut):
+                decided.append(time.monotonic() - start)
+
+        thread = threading.Thread(target=track, daemon=True)
+        thread.start()
+        verdict = watch_rollout(api, ns, "web", timeout=180, since=since, on_event=seen)
+        ours_took = time.monotonic() - start
+        thread.join(timeout + 90)
+        if not theirs:
+            raise SystemExit(f"kubedog did not exit within {timeout + 60}s of its own --timeout {timeout}")
+        rc, said, took = theirs[0]
+        return rc, took, said, verdict.reason, ours_took, decided[0] if decided else ours_took
 
 
-def peers(
-    wanted: set[str],
-) -> dict[str, Callable[[client.ApiClient, str, dict, int], tuple[int, float, str]]]:
-    """The peers in `wanted` that are built here, by label; each missing one is said."""
-    found: dict[str, Callable[[client.ApiClient, str, dict, int], tuple[int, float, str]]] = {
-        "helm 3 --wait": helm_wait
-    }
-    for label, binary, run in (("helm 4 watcher", HELM4, helm4_wait), ("kubedog", KUBEDOG, kubedog_via_helm)):
-        if os.access(binary, os.X_OK):
-            found[label] = run
-        else:
-            print(f"({label} left out: {binary} is not built; run bench/peers.sh)")
-    return {label: run for label, run in found.items() if label in wanted}
+def kubedog_case(api: client.ApiClient, kubeconfig: str, values: dict, timeout: int, n: int) -> float:
+    """n pairs on one broken case, each printed; kubedog's median over ours' median beside it."""
+    pairs = [kubedog_beside_ours(api, kubeconfig, values, timeout) for _ in range(n)]
+    for rc, took, said, reason, ours_took, decided in pairs:
+        beside = f"ours {reason} after {ours_took:5.2f}s (decided {decided:5.2f}s; {took / ours_took:4.2f}x)"
+        print(f"    {'kubedog':15s} exit {rc} after {took:6.2f}s, {beside}: {said[:80]}")
+    return statistics.median([p[1] for p in pairs]) / statistics.median([p[4] for p in pairs])
+
+
+HelmPeer = Callable[[client.ApiClient, str, dict, int], tuple[int, float, str]]
+
+
+def peers(wanted: set[str]) -> tuple[dict[str, HelmPeer], bool]:
+    """The helm peers in `wanted` that are built here, by label, and whether kubedog runs; each one
+    wanted but not built is said."""
+    found: dict[str, HelmPeer] = {"helm 3 --wait": helm_wait}
+    if os.access(HELM4, os.X_OK):
+        found["helm 4 watcher"] = helm4_wait
+    elif "helm 4 watcher" in wanted:
+        print(f"(helm 4 watcher left out: {HELM4} is not built; run bench/peers.sh)")
+    kubedog = "kubedog" in wanted and os.access(KUBEDOG, os.X_OK)
+    if "kubedog" in wanted and not kubedog:
+        print(f"(kubedog left out: {KUBEDOG} is not built; run bench/peers.sh)")
+    return {label: run for label, run in found.items() if label in wanted}, kubedog
 
 
 def success_latency(
@@ -277,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     api = load_api(args.kubeconfig)
     n = args.repeat
 
+    print(f"load average at start: {load()}")
     print("== 1. watcher only: Deployment created with the client -> verdict")
     for scenario in ("crashloop", "imagepull", "nocommand", "notready", "deadline"):
         runs = [watcher_only(api, scenario) for _ in range(n)]
@@ -290,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     wanted = {"helm 3 --wait"} if args.no_peers else set(args.peers.split(","))
     if wanted - set(PEER_NAMES):
         parser.error(f"--peers: unknown {sorted(wanted - set(PEER_NAMES))}; known: {', '.join(PEER_NAMES)}")
-    others = peers(wanted)
+    others, with_kubedog = peers(wanted)
     repo, digest = base_image_digest(api)
     healthy = chart_values(repo, digest, SERVE)
     broken = {
@@ -299,10 +339,13 @@ def main(argv: list[str] | None = None) -> int:
         "never ready": chart_values(repo, digest, SERVE, readiness_path="/never"),
         "no such command": chart_values(repo, digest, NO_COMMAND),
     }
+    names = ", ".join([*others, "kubedog"] if with_kubedog else others)
     print(
         f"\n== 2. failure detection, same broken release of charts/service: ours (helm without --wait + "
-        f"watcher) vs {', '.join(others)} (timeout {args.helm_timeout}s)"
+        f"watcher) vs {names} (timeout {args.helm_timeout}s)"
     )
+    if with_kubedog:
+        print(f"  (kubedog and ours on one release at once, {n} times; the helm peers once per case)")
     ratios: dict[str, dict[str, float]] = {}
     for label, values in broken.items():
         ours = [ours_via_helm(api, args.kubeconfig, values) for _ in range(n)]
@@ -316,7 +359,13 @@ def main(argv: list[str] | None = None) -> int:
             ratio = took / statistics.median(ours_t)
             ratios.setdefault(peer, {})[label] = ratio
             print(f"    {peer:15s} exit {rc} after {took:6.2f}s ({ratio:5.1f}x ours): {err[:140]}")
-    print("  peer / ours (median of ours), per case:")
+        if with_kubedog:
+            ratios.setdefault("kubedog", {})[label] = kubedog_case(
+                api, args.kubeconfig, values, args.helm_timeout, n
+            )
+    print(
+        "  peer / ours per case (helm: its run / median of ours; kubedog: median / median of ours beside it):"
+    )
     for peer, by_case in ratios.items():
         print(f"    {peer:15s} " + "  ".join(f"{case} {r:.1f}x" for case, r in by_case.items()))
 
@@ -330,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         runners["helm 4 watcher"] = lambda ns: helm(
             args.kubeconfig, ns, healthy, wait_timeout=120, binary=HELM4, wait_flags=HELM4_WAIT
         )
-    if "kubedog" in others:
+    if with_kubedog:
         runners["kubedog"] = lambda ns: (
             helm(args.kubeconfig, ns, healthy),
             kubedog_track(args.kubeconfig, ns, 120),
@@ -342,7 +391,52 @@ def main(argv: list[str] | None = None) -> int:
             latencies[name].append(lat) if lat is not None else print(f"  {name}: {note}")
     for name, values in latencies.items():
         print(f"  {name:15s} {stats(values)}")
+    print_targets(ratios, latencies)
+    print(f"load average at end: {load()}")
     return 0
+
+
+def load() -> str:
+    """The 1, 5 and 15 minute load averages: on 2 shared cores, the context every time above needs."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg()) + f" ({os.cpu_count()} cores)"
+
+
+# Issue 14's targets for the peers (item 1). A ratio is peer time / ours, so above 1 the peer is slower.
+SOONER_THAN_HELM4 = {"crash loop": 20.0, "bad image": 20.0}
+SUCCESS_LATENCY = 0.1
+
+
+def print_targets(ratios: dict[str, dict[str, float]], latencies: dict[str, list[float]]) -> None:
+    """Each target of issue 14 item 1 next to what this run measured; a peer left out is said, not passed."""
+    print("\n== targets (issue 14 item 1)")
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
+    kubedog = ratios.get("kubedog")
+    if kubedog:
+        for case, r in kubedog.items():
+            print(f"  ours no slower than kubedog, {case:15s} kubedog/ours {r:5.2f}x  {verdict(r >= 1.0)}")
+    else:
+        print("  ours no slower than kubedog: not measured (kubedog left out)")
+    helm4 = ratios.get("helm 4 watcher")
+    for case, want in SOONER_THAN_HELM4.items():
+        label = f"  >= {want:.0f}x sooner than helm 4, {case:11s}"
+        if helm4 and case in helm4:
+            print(f"{label} helm4/ours {helm4[case]:5.1f}x  {verdict(helm4[case] >= want)}")
+        else:
+            print(f"{label} not measured (helm 4 left out)")
+    ours = latencies.get("ours", [])
+    if ours:
+        median = statistics.median(ours)
+        label = f"  success reported <= {SUCCESS_LATENCY}s after Available:"
+        print(f"{label} ours median {median:.3f}s  {verdict(median <= SUCCESS_LATENCY)}")
+        if latencies.get("kubedog"):
+            theirs = statistics.median(latencies["kubedog"])
+            said = f"kubedog median {theirs:.3f}s  {verdict(median <= theirs)}"
+            print(f"  ours no slower than kubedog, success:    {said}")
+    else:
+        print("  success latency: not measured (no run of ours saw the Deployment available)")
 
 
 if __name__ == "__main__":
