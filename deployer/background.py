@@ -151,6 +151,17 @@ class Chores:
                 self._results.append(ChoreResult(name, stage, started, time.monotonic(), ok, tuple(lines)))
                 self._wake.notify_all()
 
+    def abandon(self) -> threading.Thread | None:
+        """Start nothing more: the ship is over (interrupted, or crashed before `finish`). A chore queued
+        but not started must not run after the command returned (it would touch the engine behind the
+        user's back, or behind the next test's)."""
+        with self._lock:
+            self._queue.clear()
+            self._closed = True
+            self._wake.notify_all()
+            thread = self._thread
+        return thread
+
     def finish(self, deadline: float | None, *, drop_held: str | None = None) -> list[ChoreResult]:
         """Let every queued chore run (held or not), wait for them until `deadline` (a `time.monotonic()`
         value; None: no bound), and return their results in the order they were queued. `drop_held`: if

@@ -221,6 +221,7 @@ def run(
         try:
             outcome = workflow.run(steps or build_steps(), ctx, sink, clock=clock or time.monotonic)
         finally:
+            state.chores.abandon()  # a no-op after chores.finish; otherwise nothing starts any more
             for cleanup in reversed(state.cleanups):
                 cleanup()
             command.stop_running()  # work started early that the run no longer waits for

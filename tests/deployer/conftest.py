@@ -97,3 +97,29 @@ def no_outside_calls_in_unit_tests(
     yield attempts
     if attempts:
         pytest.fail("unit test reached outside: " + "; ".join(attempts), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def chores_end_with_their_test(no_outside_calls_in_unit_tests: list[str]) -> Iterator[None]:
+    """A test that runs ship steps by hand never calls `Chores.finish`: its released chores (cache push,
+    engine clean-up) would run on, late, inside the next test, calling that test's fakes or the real
+    docker. Every Chores made in the test is abandoned and its worker joined at teardown, before the
+    guard above counts outside calls (this fixture depends on it, so it tears down first)."""
+    from deployer import background
+
+    made: list[background.Chores] = []
+    real_init = background.Chores.__init__
+
+    def tracking_init(self: background.Chores) -> None:
+        real_init(self)
+        made.append(self)
+
+    background.Chores.__init__ = tracking_init  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        background.Chores.__init__ = real_init  # type: ignore[method-assign]
+        for chores in made:
+            thread = chores.abandon()
+            if thread is not None:
+                thread.join(10)
