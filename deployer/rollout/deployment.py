@@ -165,6 +165,7 @@ def rollout_status(
     since: datetime | None = None,
     generation: int | None = None,
     images: Mapping[str, str] | None = None,
+    pull_secret_unread: frozenset[str] = frozenset(),
 ) -> RolloutStatus:
     """Evaluate a rollout from the objects at time `now` (aware UTC).
 
@@ -177,13 +178,19 @@ def rollout_status(
     Failures are reported most specific first: a pod's (CrashLoopBackOff beats the progress deadline it
     causes), then the new ReplicaSet's, then the Deployment's. Hook and test pods count only when created
     at or after `since`, so a failed test pod of an older release does not fail this one.
+    `pull_secret_unread`: pods the kubelet said it could not read the pull Secrets of
+    (`FailedToRetrieveImagePullSecret` events), see `pod.pod_status`.
     Healthy (see the module docstring): the Deployment at `generation` or later is complete, the new
     ReplicaSet is complete by its own status, no old ReplicaSet has replicas, at least `desired` of the new
     ReplicaSet's active pods are seen, each ready by its own status, and each container without a
     readiness probe has run for `policy.unprobed_settle` seconds (startedAt has whole seconds).
     """
     pods = list(pods)
-    hooks = [pod_status(p, now=now, policy=policy) for p in pods if is_hook(p) and _since(p, since)]
+
+    def status(p: Obj) -> PodStatus:
+        return pod_status(p, now=now, policy=policy, pull_secret_unread=name(p) in pull_secret_unread)
+
+    hooks = [status(p) for p in pods if is_hook(p) and _since(p, since)]
     if deployment is None:
         hook_failure = next((h.failure for h in hooks if h.failure), None)
         return RolloutStatus(None, None, 0, tuple(hooks), False, hook_failure, "the deployment to exist")
@@ -204,7 +211,7 @@ def rollout_status(
     dstatus = deployment_status(deployment, since)
     rs = new_replicaset(deployment, replicasets) if dstatus.observed else None
     new_pods = sorted(owned(rs, pods), key=name) if rs else []
-    statuses = tuple(pod_status(p, now=now, policy=policy) for p in new_pods) + tuple(hooks)
+    statuses = tuple(status(p) for p in new_pods) + tuple(hooks)
     hook_failure = next((h.failure for h in hooks if h.failure), None)
 
     def result(healthy: bool, failure: Failure | None, waiting_for: str) -> RolloutStatus:

@@ -124,16 +124,21 @@ def _container(raw: Obj, init: bool) -> ContainerStatus:
     return ContainerStatus(state="unknown", reason="", message="", **common)
 
 
-def _pull_secret_wait(pod: Obj, c: ContainerStatus, rule: Rule, now: datetime, policy: FailurePolicy) -> str:
+def _pull_secret_wait(
+    pod: Obj, c: ContainerStatus, rule: Rule, now: datetime, policy: FailurePolicy, unread: bool
+) -> str:
     """What to wait for when a refused pull may be the kubelet's race with the pod's pull Secret; else "".
 
     The kubelet reads a pod's imagePullSecrets just before the first pull; on a busy node its first read
-    of a Secret it has not watched before can time out ("Unable to retrieve some image pull secrets"), and
-    it then pulls anonymously, which a registry with auth refuses (401). Its retry 10 s later has the
-    Secret. So for a pod that names pull secrets, a refused pull fails the rollout only once the pod is
-    older than `policy.pull_secret_grace`; a missing image still fails at once.
+    of a Secret it has not watched before can time out (event `FailedToRetrieveImagePullSecret`: `unread`),
+    and it then pulls without them, which a registry with token auth refuses ("failed to fetch anonymous
+    token", 401). Its retry 10 s later has the Secret. So a refused pull by a pod that names pull secrets
+    the kubelet did not use fails the rollout only once the pod is older than `policy.pull_secret_grace`.
+    A pull refused with the Secret (stale credentials) or a missing image still fails at once.
     """
     if c.reason not in ("ErrImagePull", "ImagePullBackOff") or rule.hint == MISSING_IMAGE_HINT:
+        return ""
+    if not (unread or "anonymous" in c.message.lower()):
         return ""
     secrets = [s.get("name", "") for s in dig(pod, "spec", "imagePullSecrets", default=[])]
     created = parse_time(dig(pod, "metadata", "creationTimestamp"))
@@ -143,8 +148,9 @@ def _pull_secret_wait(pod: Obj, c: ContainerStatus, rule: Rule, now: datetime, p
     if left <= 0:
         return ""
     return (
-        f"container {c.name}: {c.reason}, the registry refused the pull; the kubelet retries with pull "
-        f"secret {', '.join(secrets)} ({left:.0f}s of {policy.pull_secret_grace:.0f}s grace left)"
+        f"container {c.name}: {c.reason}, pulled without its pull secret {', '.join(secrets)} (the kubelet "
+        f"had not read it yet) and refused; the kubelet retries ({left:.0f}s of "
+        f"{policy.pull_secret_grace:.0f}s grace left)"
     )
 
 
@@ -155,7 +161,7 @@ def _exit_text(code: int | None, reason: str) -> str:
 
 
 def _container_failure(
-    pod: Obj, c: ContainerStatus, spec: Obj, now: datetime, policy: FailurePolicy
+    pod: Obj, c: ContainerStatus, spec: Obj, now: datetime, policy: FailurePolicy, unread: bool
 ) -> tuple[Failure | None, str]:
     """(failure, waiting_for) for one container; both empty when it is fine."""
     # Whose log tells the story: while the container waits to restart (or runs again), its last run is
@@ -165,7 +171,7 @@ def _container_failure(
     prefix = "Init:" if c.init else ""
     if c.state == "waiting" and c.reason and c.reason not in _PROGRESS:
         rule = classify(prefix + c.reason, c.message)
-        secret_wait = _pull_secret_wait(pod, c, rule, now, policy)
+        secret_wait = _pull_secret_wait(pod, c, rule, now, policy, unread)
         if secret_wait:
             return None, secret_wait
         if rule.kind in (Kind.DEFINITIVE, Kind.BACKOFF):
@@ -248,11 +254,15 @@ def _summary(pod: Obj, containers: tuple[ContainerStatus, ...], ready: bool) -> 
     return summary
 
 
-def pod_status(pod: Obj, *, now: datetime, policy: FailurePolicy = DEFAULT_POLICY) -> PodStatus:
+def pod_status(
+    pod: Obj, *, now: datetime, policy: FailurePolicy = DEFAULT_POLICY, pull_secret_unread: bool = False
+) -> PodStatus:
     """Classify one pod at time `now` (aware UTC): ready, failed with a `Failure`, or waiting for what.
 
     The first failing container decides, init containers first. A helm hook or test pod that failed is a
     failure (`HookFailed`); a Deployment's failed pod (e.g. evicted) is not, its ReplicaSet replaces it.
+    `pull_secret_unread`: the kubelet said it could not read the pod's pull Secrets (an event), so a
+    refused pull may be its race with a new Secret (see `_pull_secret_wait`).
     """
     hook = is_hook(pod)
     phase = dig(pod, "status", "phase", default="Pending")
@@ -330,7 +340,9 @@ def pod_status(pod: Obj, *, now: datetime, policy: FailurePolicy = DEFAULT_POLIC
 
     waiting: list[str] = []
     for c in containers:
-        failure, waiting_for = _container_failure(pod, c, specs.get(c.name, {}), now, policy)
+        failure, waiting_for = _container_failure(
+            pod, c, specs.get(c.name, {}), now, policy, pull_secret_unread
+        )
         if failure:
             return result(failure, "")
         if waiting_for:

@@ -220,6 +220,11 @@ class RolloutWatch:
             since=self.since,
             generation=self.generation,
             images=self.images,
+            pull_secret_unread=frozenset(
+                dig(e, "involvedObject", "name")
+                for e in self._objects["event"].values()
+                if e.get("reason") == "FailedToRetrieveImagePullSecret"
+            ),
         )
 
     def rollout_objects(self) -> set[str]:

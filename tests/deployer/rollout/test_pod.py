@@ -300,41 +300,62 @@ def test_summary_like_kubectl() -> None:
     assert pod_status(recorded("imagepull").pod, now=NOW).summary == "ErrImagePull"
 
 
-_REFUSED = (
+_ANONYMOUS = (
     'failed to pull and unpack image "registry.team.test:5443/staging/web@sha256:5e1c": failed to authorize: '
     "failed to fetch anonymous token: unexpected status: 401 Unauthorized"
 )
+_STALE = 'failed to resolve reference "127.0.0.1:5000/e2e/web:2": unexpected status: 401 Unauthorized'
+_BACKOFF = 'Back-off pulling image "registry.team.test:5443/web@sha256:5e1c"'
+
+
+def _with_pull_secret(state: dict[str, Any]) -> tuple[dict[str, Any], datetime]:
+    pod = _pod(state)
+    pod["spec"]["imagePullSecrets"] = [{"name": "deployer-registry"}]
+    return pod, datetime.fromisoformat(pod["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
+
+
+@pytest.mark.parametrize(
+    ("state", "unread"),
+    [
+        (_waiting("ErrImagePull", _ANONYMOUS), False),  # the message says it: pulled without credentials
+        (_waiting("ErrImagePull", _ANONYMOUS), True),
+        (_waiting("ImagePullBackOff", _BACKOFF), True),  # no error in the message: the event says it
+    ],
+)
+def test_a_pull_without_the_unread_pull_secret_waits_for_the_kubelets_retry(
+    state: dict[str, Any], unread: bool
+) -> None:
+    # CI saw it: the kubelet's first read of the new pull Secret timed out (FailedToRetrieveImagePullSecret),
+    # it pulled anonymously (401), and the watch failed a rollout whose retry 10 s later would have pulled.
+    pod, created = _with_pull_secret(state)
+    policy = FailurePolicy(pull_secret_grace=30)
+
+    early = pod_status(pod, now=created + timedelta(seconds=12), policy=policy, pull_secret_unread=unread)
+    assert early.failure is None
+    assert "pulled without its pull secret deployer-registry" in early.waiting_for
+    assert "(18s of 30s grace left)" in early.waiting_for
+
+    late = pod_status(pod, now=created + timedelta(seconds=31), policy=policy, pull_secret_unread=unread)
+    assert late.failure is not None and late.failure.reason == state["waiting"]["reason"]
 
 
 @pytest.mark.parametrize(
     "state",
     [
-        _waiting("ErrImagePull", _REFUSED),
-        _waiting("ImagePullBackOff", 'Back-off pulling image "registry.team.test:5443/web@sha256:5e1c"'),
+        _waiting("ErrImagePull", _STALE),  # refused with the Secret the kubelet read: stale credentials
+        _waiting("ImagePullBackOff", _BACKOFF),
+        _waiting("ErrImagePull", "registry.team.test:5443/staging/web:1: not found"),
     ],
 )
-def test_refused_pull_with_a_pull_secret_waits_for_the_kubelets_retry(state: dict[str, Any]) -> None:
-    # CI saw it: the kubelet's first read of the new pull Secret timed out, it pulled anonymously (401),
-    # and the watch failed a rollout whose retry 10 s later would have pulled.
-    pod = _pod(state)
-    pod["spec"]["imagePullSecrets"] = [{"name": "deployer-registry"}]
+def test_a_pull_refused_with_the_pull_secret_or_a_missing_image_fails_at_once(state: dict[str, Any]) -> None:
+    pod, created = _with_pull_secret(state)
+    failure = pod_status(pod, now=created + timedelta(seconds=2)).failure
+    assert failure is not None and failure.rule in ("definitive", "back-off")
+
+
+def test_an_anonymous_pull_by_a_pod_without_pull_secrets_fails_at_once() -> None:
+    pod = _pod(_waiting("ErrImagePull", _ANONYMOUS))
+    pod["spec"].pop("imagePullSecrets", None)
     created = datetime.fromisoformat(pod["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
-    policy = FailurePolicy(pull_secret_grace=30)
-
-    early = pod_status(pod, now=created + timedelta(seconds=12), policy=policy)
-    assert early.failure is None
-    assert "retries with pull secret deployer-registry (18s of 30s grace left)" in early.waiting_for
-
-    late = pod_status(pod, now=created + timedelta(seconds=31), policy=policy)
-    assert late.failure is not None and late.failure.reason == state["waiting"]["reason"]
-
-
-def test_refused_pull_without_a_pull_secret_and_missing_image_fail_at_once() -> None:
-    anonymous = _pod(_waiting("ErrImagePull", _REFUSED))
-    anonymous["spec"].pop("imagePullSecrets", None)
-    missing = _pod(_waiting("ErrImagePull", "registry.team.test:5443/staging/web:1: not found"))
-    missing["spec"]["imagePullSecrets"] = [{"name": "deployer-registry"}]
-    for pod in (anonymous, missing):
-        created = datetime.fromisoformat(pod["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
-        failure = pod_status(pod, now=created + timedelta(seconds=2)).failure
-        assert failure is not None and failure.rule == "definitive"
+    failure = pod_status(pod, now=created + timedelta(seconds=2)).failure
+    assert failure is not None and failure.rule == "definitive"

@@ -278,3 +278,37 @@ def test_an_outage_past_the_deadline_is_a_clear_verdict_not_a_timeout() -> None:
         feed.ApiUnreachable
     ]
     assert 1.5 <= verdict.duration < 5
+
+
+@pytest.mark.parametrize("unread", [True, False], ids=["secret-unread", "secret-read"])
+def test_the_kubelets_unread_pull_secret_event_turns_a_pull_back_off_into_a_wait(unread: bool) -> None:
+    from datetime import UTC, datetime
+
+    r = recorded("imagepull")
+    pod = copy.deepcopy(r.pod)
+    pod["metadata"]["creationTimestamp"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    pod["spec"]["imagePullSecrets"] = [{"name": "deployer-registry"}]
+    pod["status"]["containerStatuses"][0]["state"] = {
+        "waiting": {"reason": "ImagePullBackOff", "message": 'Back-off pulling image "r/web@sha256:5e1c"'}
+    }
+    event = {
+        "metadata": {"name": "e1", "uid": "e1", "resourceVersion": "1"},
+        "type": "Warning",
+        "reason": "FailedToRetrieveImagePullSecret" if unread else "BackOff",
+        "message": "Unable to retrieve some image pull secrets (deployer-registry)",
+        "involvedObject": {"kind": "Pod", "name": pod["metadata"]["name"]},
+    }
+    source = ScriptedSource(
+        lists={
+            "deployment": [[r.deployment]],
+            "replicaset": [r.replicasets],
+            "pod": [[pod]],
+            "event": [[event]],
+        }
+    )
+    verdict, _ = _run(source, r, timeout=1.0)
+    if unread:  # the kubelet pulled without the Secret: its retry is waited for, the deadline decides here
+        assert (verdict.reason, verdict.rule) == ("Timeout", "deadline"), verdict.summary()
+        assert "pulled without its pull secret deployer-registry" in verdict.message
+    else:
+        assert (verdict.reason, verdict.rule) == ("ImagePullBackOff", "back-off"), verdict.summary()
