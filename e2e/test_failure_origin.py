@@ -45,6 +45,10 @@ LIVENESS = """  readiness: {path: /healthz, initialDelaySeconds: 60, periodSecon
   liveness: {path: /nope, initialDelaySeconds: 5, periodSeconds: 1, failureThreshold: 2}
 """
 
+# A cold CI machine saw node under a 20Mi limit start too slowly for readiness (refused for 6 s, "not ready")
+# before the kernel killed it: the OOM case allows 30 s (within the 45 s rollout), so the OOM kill decides.
+PATIENT_READINESS = "  readiness: {path: /healthz, periodSeconds: 1, failureThreshold: 30}\n"
+
 # node-hello writes a file into its own directory before it listens, as an app with a cache or pid file would
 WRITES = "require('fs').writeFileSync(__dirname + '/started', String(process.pid));\n"
 
@@ -101,6 +105,8 @@ def test_a_failed_first_install_names_the_line_to_fix(service: ServiceCopy, case
         deploy = deploy.replace(deploy.splitlines()[2] + "\n", extra)
     else:
         deploy += extra
+    if case == "oom":  # the kill, not a slow start, must come first (line numbers unchanged)
+        deploy = deploy.replace(deploy.splitlines()[2] + "\n", PATIENT_READINESS)
     service.write(".pipeline/deploy.yaml", deploy)
     if writes:
         service.write("server.js", WRITES + (service.root / "server.js").read_text())
