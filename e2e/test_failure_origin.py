@@ -45,8 +45,10 @@ LIVENESS = """  readiness: {path: /healthz, initialDelaySeconds: 60, periodSecon
   liveness: {path: /nope, initialDelaySeconds: 5, periodSeconds: 1, failureThreshold: 2}
 """
 
-# A cold CI machine saw node under a 20Mi limit start too slowly for readiness (refused for 6 s, "not ready")
-# before the kernel killed it: the OOM case allows 30 s (within the 45 s rollout), so the OOM kill decides.
+# node under a limit below its start-up footprint (20Mi) was OOM-killed on some runs and on others only
+# thrashed, never listening, until the progress deadline (seen in CI): so the app takes 128 MiB at start
+# under a 64Mi limit, which the kernel kills at once, and readiness allows 30 s (within the 45 s rollout).
+HOG = "globalThis.hog = Buffer.alloc(128 * 1024 * 1024, 1);\n"
 PATIENT_READINESS = "  readiness: {path: /healthz, periodSeconds: 1, failureThreshold: 30}\n"
 
 # node-hello writes a file into its own directory before it listens, as an app with a cache or pid file would
@@ -55,7 +57,7 @@ WRITES = "require('fs').writeFileSync(__dirname + '/started', String(process.pid
 # (what deploy.yaml adds, whether the app writes at start, and the origin: YAML path, layer, file, line)
 CASES = {
     "oom": (
-        "resources:\n  requests: {memory: 16Mi}\n  limits: {memory: 20Mi}\n",
+        "resources:\n  requests: {memory: 32Mi}\n  limits: {memory: 64Mi}\n",
         False,
         ("resources.limits.memory", "service", ".pipeline/deploy.yaml", 8),
     ),
@@ -110,6 +112,8 @@ def test_a_failed_first_install_names_the_line_to_fix(service: ServiceCopy, case
     service.write(".pipeline/deploy.yaml", deploy)
     if writes:
         service.write("server.js", WRITES + (service.root / "server.js").read_text())
+    if case == "oom":
+        service.write("server.js", HOG + (service.root / "server.js").read_text())
     service.commit(f"fails by {case}")
 
     ship = service.ship("--timeout", "240")
