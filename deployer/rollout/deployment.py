@@ -166,6 +166,7 @@ def rollout_status(
     generation: int | None = None,
     images: Mapping[str, str] | None = None,
     pull_secret_unread: frozenset[str] = frozenset(),
+    seen_running: Mapping[str, Mapping[str, datetime]] | None = None,
 ) -> RolloutStatus:
     """Evaluate a rollout from the objects at time `now` (aware UTC).
 
@@ -179,7 +180,8 @@ def rollout_status(
     causes), then the new ReplicaSet's, then the Deployment's. Hook and test pods count only when created
     at or after `since`, so a failed test pod of an older release does not fail this one.
     `pull_secret_unread`: pods the kubelet said it could not read the pull Secrets of
-    (`FailedToRetrieveImagePullSecret` events), see `pod.pod_status`.
+    (`FailedToRetrieveImagePullSecret` events), see `pod.pod_status`. `seen_running`: pod name ->
+    container name -> when the watch first saw it running (our clock), see `pod.pod_status`.
     Healthy (see the module docstring): the Deployment at `generation` or later is complete, the new
     ReplicaSet is complete by its own status, no old ReplicaSet has replicas, at least `desired` of the new
     ReplicaSet's active pods are seen, each ready by its own status, and each container without a
@@ -188,7 +190,13 @@ def rollout_status(
     pods = list(pods)
 
     def status(p: Obj) -> PodStatus:
-        return pod_status(p, now=now, policy=policy, pull_secret_unread=name(p) in pull_secret_unread)
+        return pod_status(
+            p,
+            now=now,
+            policy=policy,
+            pull_secret_unread=name(p) in pull_secret_unread,
+            seen_running=(seen_running or {}).get(name(p)),
+        )
 
     hooks = [status(p) for p in pods if is_hook(p) and _since(p, since)]
     if deployment is None:

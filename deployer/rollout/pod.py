@@ -7,7 +7,8 @@ PodScheduled condition, readiness against the probe-derived grace) and applies t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from deployer.rollout import probes
@@ -236,6 +237,12 @@ def _container_failure(
     return None, f"container {c.name}: state unknown"
 
 
+def _started_by_our_clock(c: ContainerStatus, seen: datetime | None) -> ContainerStatus:
+    if c.state != "running" or seen is None or (c.started_at and c.started_at >= seen):
+        return c
+    return replace(c, started_at=seen)
+
+
 def _summary(pod: Obj, containers: tuple[ContainerStatus, ...], ready: bool) -> str:
     """kubectl's STATUS column, roughly: the first init container's problem, else the last container's."""
     if dig(pod, "metadata", "deletionTimestamp"):
@@ -255,7 +262,12 @@ def _summary(pod: Obj, containers: tuple[ContainerStatus, ...], ready: bool) -> 
 
 
 def pod_status(
-    pod: Obj, *, now: datetime, policy: FailurePolicy = DEFAULT_POLICY, pull_secret_unread: bool = False
+    pod: Obj,
+    *,
+    now: datetime,
+    policy: FailurePolicy = DEFAULT_POLICY,
+    pull_secret_unread: bool = False,
+    seen_running: Mapping[str, datetime] | None = None,
 ) -> PodStatus:
     """Classify one pod at time `now` (aware UTC): ready, failed with a `Failure`, or waiting for what.
 
@@ -263,12 +275,18 @@ def pod_status(
     failure (`HookFailed`); a Deployment's failed pod (e.g. evicted) is not, its ReplicaSet replaces it.
     `pull_secret_unread`: the kubelet said it could not read the pod's pull Secrets (an event), so a
     refused pull may be its race with a new Secret (see `_pull_secret_wait`).
+    `seen_running`: container name -> when (our clock, like `now`) the watch first saw it running since its
+    current start. A running container's time is counted from the later of that and its startedAt: the
+    node's clock is not ours, and a node (or a CI runner) a few seconds apart would otherwise judge a
+    container that started a moment ago as not ready for far longer than its probes allow.
     """
     hook = is_hook(pod)
     phase = dig(pod, "status", "phase", default="Pending")
     containers = tuple(
         _container(raw, True) for raw in dig(pod, "status", "initContainerStatuses", default=[])
     ) + tuple(_container(raw, False) for raw in dig(pod, "status", "containerStatuses", default=[]))
+    if seen_running:
+        containers = tuple(_started_by_our_clock(c, seen_running.get(c.name)) for c in containers)
     ready_cond = condition(pod, "Ready")
     ready = bool(ready_cond and ready_cond.get("status") == "True")
     summary = _summary(pod, containers, ready)

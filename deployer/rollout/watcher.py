@@ -130,6 +130,8 @@ class RolloutWatch:
         self._outage_began: float | None = None  # earliest loss among streams already back
         self._outage_cause = ""
         self._deadline = 0.0
+        # (pod, container, startedAt) -> when this watch first saw that start (our clock): see pod_status
+        self._seen_running: dict[tuple[str, str, str], datetime] = {}
 
     # --- the streams (threads)
 
@@ -209,13 +211,28 @@ class RolloutWatch:
     def _elapsed(self) -> float:
         return time.monotonic() - self._started
 
+    def _note_running(self, now: datetime) -> dict[str, dict[str, datetime]]:
+        """pod -> container -> when this watch first saw its current start (see `pod.pod_status`)."""
+        seen: dict[str, dict[str, datetime]] = {}
+        for pod in self._objects["pod"].values():
+            statuses = dig(pod, "status", "initContainerStatuses", default=[]) + dig(
+                pod, "status", "containerStatuses", default=[]
+            )
+            for c in statuses:
+                started = dig(c, "state", "running", "startedAt")
+                if started:
+                    key = (name(pod), c.get("name", ""), started)
+                    seen.setdefault(name(pod), {})[key[1]] = self._seen_running.setdefault(key, now)
+        return seen
+
     def _evaluate(self) -> RolloutStatus:
         deployments = [d for d in self._objects["deployment"].values() if name(d) == self.deployment]
+        now = datetime.now(UTC)
         return rollout_status(
             deployments[0] if deployments else None,
             self._objects["replicaset"].values(),
             self._objects["pod"].values(),
-            now=datetime.now(UTC),
+            now=now,
             policy=self.policy,
             since=self.since,
             generation=self.generation,
@@ -225,6 +242,7 @@ class RolloutWatch:
                 for e in self._objects["event"].values()
                 if e.get("reason") == "FailedToRetrieveImagePullSecret"
             ),
+            seen_running=self._note_running(now),
         )
 
     def rollout_objects(self) -> set[str]:

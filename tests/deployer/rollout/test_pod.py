@@ -255,6 +255,25 @@ def test_readiness_grace_comes_from_the_probe() -> None:
     assert fixed.failure is None
 
 
+def test_readiness_is_timed_by_our_clock_when_the_nodes_runs_ahead_of_it() -> None:
+    # CI saw this: the kubelet's startedAt 23 s before our clock although the watch saw the container
+    # start 2 s earlier; timed by startedAt alone, a container still starting was failed.
+    from deployer.rollout._obj import parse_time
+
+    pod = _pod({"running": {"startedAt": "2026-01-01T00:00:00Z"}})
+    now = parse_time("2026-01-01T00:00:23Z")
+    seen = {"app": now - timedelta(seconds=2)}
+    assert pod_status(pod, now=now).failure is not None
+    waiting = pod_status(pod, now=now, seen_running=seen)
+    assert waiting.failure is None
+    assert waiting.waiting_for == "container app to become ready (2s of 4s grace left)"
+    late = pod_status(pod, now=now + timedelta(seconds=3), seen_running=seen).failure
+    assert late is not None and late.message == "not ready 5s after start; its probes allow 4s"
+    # A sighting older than startedAt (our clock behind the node's) changes nothing.
+    behind = {"app": parse_time("2025-12-31T23:59:00Z")}
+    assert pod_status(pod, now=now, seen_running=behind).failure is not None
+
+
 def test_unschedulable_within_grace_waits() -> None:
     r = recorded("unschedulable")
     cond = r.pod["status"]["conditions"][0]

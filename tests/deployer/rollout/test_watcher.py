@@ -312,3 +312,23 @@ def test_the_kubelets_unread_pull_secret_event_turns_a_pull_back_off_into_a_wait
         assert "pulled without its pull secret deployer-registry" in verdict.message
     else:
         assert (verdict.reason, verdict.rule) == ("ImagePullBackOff", "back-off"), verdict.summary()
+
+
+def test_a_container_the_watch_saw_start_is_timed_from_that_sighting_not_the_nodes_clock() -> None:
+    # The node's startedAt is a minute behind our clock (a skewed node, or CI's clock stepped): the pod's
+    # readiness grace (4 s) counts from when this watch saw it running, so the deadline decides here.
+    from datetime import UTC, datetime, timedelta
+
+    r = recorded("notready")
+    pod = copy.deepcopy(r.pod)
+    skewed = datetime.now(UTC) - timedelta(seconds=60)
+    status = pod["status"]["containerStatuses"][0]
+    status.update(ready=False, state={"running": {"startedAt": skewed.strftime("%Y-%m-%dT%H:%M:%SZ")}})
+    status.pop("lastState", None)
+    status["restartCount"] = 0
+    source = ScriptedSource(
+        lists={"deployment": [[r.deployment]], "replicaset": [r.replicasets], "pod": [[pod]], "event": [[]]}
+    )
+    verdict, _ = _run(source, r, timeout=1.5)
+    assert (verdict.reason, verdict.rule) == ("Timeout", "deadline"), verdict.summary()
+    assert "to become ready" in verdict.message
