@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 from kubernetes import client, watch
@@ -18,13 +20,17 @@ from kubernetes import client, watch
 from deployer.rollout._obj import Obj
 from deployer.tools.kube import api_errors
 
-__all__ = ["KINDS", "ApiSource", "Source"]
+__all__ = ["KINDS", "ApiSource", "Source", "clock_offset"]
 
 KINDS = ("deployment", "replicaset", "pod", "event")
 """What the watcher follows, in the order it starts the streams."""
 
 
 class Source(Protocol):
+    clock_offset: float
+    """Seconds the API server's clock is ahead of ours (0 when within the measure's error), so the watcher
+    can compare the API's timestamps with its own time."""
+
     def list(self, kind: str) -> tuple[list[Obj], str]:
         """All objects of `kind` the rollout may care about, and the list's resourceVersion."""
         ...
@@ -71,6 +77,7 @@ class ApiSource:
         self._watches: set[watch.Watch] = set()
         self._lock = threading.Lock()
         self._stopped = False
+        self.clock_offset = 0.0
 
     def list(self, kind: str) -> tuple[list[Obj], str]:
         fn, kwargs = self._calls[kind]
@@ -78,6 +85,7 @@ class ApiSource:
             # Raw JSON, not client models: the status functions read the API's own field names.
             resp = fn(self.namespace, _preload_content=False, **kwargs)
             body = json.loads(resp.data)
+        self.clock_offset = clock_offset(resp.headers.get("Date"), datetime.now(UTC))
         return body.get("items") or [], body["metadata"]["resourceVersion"]
 
     def watch(self, kind: str, resource_version: str, timeout: int) -> Iterator[tuple[str, Obj]]:
@@ -128,3 +136,21 @@ class ApiSource:
             self._stopped = True
             for w in self._watches:
                 w.stop()
+
+
+def clock_offset(date_header: str | None, received: datetime, *, noise: float = 2.0) -> float:
+    """Seconds the server's clock (its HTTP `Date`, whole seconds) is ahead of ours at `received`.
+
+    Within `noise` it is 0: the header's second truncation and the response's travel are not skew.
+    """
+    if not date_header:
+        return 0.0
+    try:
+        server = parsedate_to_datetime(date_header)
+    except (TypeError, ValueError):
+        return 0.0
+    if server.tzinfo is None:
+        return 0.0
+    # The header truncates to the second: the server's time was within [server, server + 1 s).
+    offset = (server + timedelta(seconds=0.5) - received).total_seconds()
+    return offset if abs(offset) >= noise else 0.0

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from kubernetes import client
 
@@ -211,6 +211,15 @@ class RolloutWatch:
     def _elapsed(self) -> float:
         return time.monotonic() - self._started
 
+    # The API's timestamps are the cluster's clocks: compared with them, our times move by the server's
+    # measured offset, so a CI runner whose clock is off neither ignores this rollout's own events and test
+    # pods (ours ahead) nor judges a pod by a deadline that has not passed (ours behind).
+    def _server_now(self) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=self.source.clock_offset)
+
+    def _server_since(self) -> datetime:
+        return self.since + timedelta(seconds=self.source.clock_offset)
+
     def _note_running(self, now: datetime) -> dict[str, dict[str, datetime]]:
         """pod -> container -> when this watch first saw its current start (see `pod.pod_status`)."""
         seen: dict[str, dict[str, datetime]] = {}
@@ -227,14 +236,14 @@ class RolloutWatch:
 
     def _evaluate(self) -> RolloutStatus:
         deployments = [d for d in self._objects["deployment"].values() if name(d) == self.deployment]
-        now = datetime.now(UTC)
+        now = self._server_now()
         return rollout_status(
             deployments[0] if deployments else None,
             self._objects["replicaset"].values(),
             self._objects["pod"].values(),
             now=now,
             policy=self.policy,
-            since=self.since,
+            since=self._server_since(),
             generation=self.generation,
             images=self.images,
             pull_secret_unread=frozenset(
@@ -260,7 +269,7 @@ class RolloutWatch:
     def warnings(self) -> list[Obj]:
         """Warning events about the rollout's objects since `since`, oldest first."""
         objects = self.rollout_objects()
-        cutoff = self.since.replace(microsecond=0)
+        cutoff = self._server_since().replace(microsecond=0)
         chosen = []
         for event in self._objects["event"].values():
             when = event_time(event)

@@ -27,6 +27,7 @@ class ScriptedSource:
         self.watches = {k: list(v) for k, v in (watches or {}).items()}
         self.log_lines = logs or {}
         self.calls: list[tuple[Any, ...]] = []
+        self.clock_offset = 0.0
         self.stopped = threading.Event()
         self._lock = threading.Lock()
 

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from deployer.rollout.source import ApiSource
+from deployer.rollout.source import ApiSource, clock_offset
 from deployer.tools.kube import KubeForbidden, WatchExpired
 
 
 class FakeResponse:
     """What the client's list functions return with `_preload_content=False`: a urllib3-like response."""
 
-    def __init__(self, body: bytes) -> None:
+    def __init__(self, body: bytes, headers: dict[str, str] | None = None) -> None:
         self.data = body
+        self.headers = headers or {}
         self.status = 200
         self.closed = False
 
@@ -50,6 +53,28 @@ def test_list_returns_raw_items_and_the_list_version() -> None:
     items, version = _source(list_pods).list("pod")
     assert (items, version) == ([POD], "10")
     assert calls == [("ns", {"_preload_content": False, "label_selector": "app=web"})]
+
+
+def test_a_list_measures_the_servers_clock_from_its_date_header() -> None:
+    ahead = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+
+    def list_pods(namespace: str, **kw: Any) -> FakeResponse:
+        body = json.dumps({"metadata": {"resourceVersion": "10"}, "items": []}).encode()
+        return FakeResponse(body, {"Date": ahead})
+
+    source = _source(list_pods)
+    assert source.clock_offset == 0.0
+    source.list("pod")
+    assert 28.5 <= source.clock_offset <= 31
+
+
+def test_clock_offset_ignores_the_headers_own_error_and_bad_dates() -> None:
+    received = datetime(2026, 12, 3, 17, 0, 0, 700000, tzinfo=UTC)
+    assert clock_offset("Thu, 03 Dec 2026 17:00:00 GMT", received) == 0.0  # truncated second, not skew
+    assert clock_offset("Thu, 03 Dec 2026 16:59:39 GMT", received) == pytest.approx(-21.2)
+    assert clock_offset("Thu, 03 Dec 2026 17:00:05 GMT", received) == pytest.approx(4.8)
+    assert clock_offset("yesterday", received) == 0.0
+    assert clock_offset(None, received) == 0.0
 
 
 def test_watch_yields_raw_dicts_then_410_becomes_watch_expired() -> None:

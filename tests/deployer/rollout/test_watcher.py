@@ -332,3 +332,35 @@ def test_a_container_the_watch_saw_start_is_timed_from_that_sighting_not_the_nod
     verdict, _ = _run(source, r, timeout=1.5)
     assert (verdict.reason, verdict.rule) == ("Timeout", "deadline"), verdict.summary()
     assert "to become ready" in verdict.message
+
+
+def test_times_from_the_api_are_compared_in_the_servers_clock() -> None:
+    # Our clock 40 s ahead of the cluster's: the rollout's own failed test pod, created after the deploy
+    # began by the cluster's clock but "before" it by ours, still fails the rollout.
+    from datetime import UTC, datetime, timedelta
+
+    r = recorded("healthy")
+    since = datetime.now(UTC)
+    server_now = since - timedelta(seconds=40)
+    hook = {
+        "metadata": {
+            "name": "web-test-http",
+            "uid": "t1",
+            "resourceVersion": "9",
+            "creationTimestamp": (server_now + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "annotations": {"helm.sh/hook": "test"},
+        },
+        "spec": {"containers": [{"name": "http-check"}]},
+        "status": {
+            "phase": "Failed",
+            "containerStatuses": [
+                {"name": "http-check", "state": {"terminated": {"exitCode": 1, "reason": "Error"}}}
+            ],
+        },
+    }
+    lists = {"deployment": [[r.deployment]], "replicaset": [r.replicasets], "pod": [[*r.pods, hook]]}
+    for offset, failed in ((0.0, False), (-40.0, True)):
+        source = ScriptedSource(lists={k: [list(v[0])] for k, v in lists.items()} | {"event": [[]]})
+        source.clock_offset = offset
+        verdict = watch_rollout(None, "ns", "web", timeout=2, since=since, source=source)
+        assert (verdict.reason == "HookFailed") is failed, verdict.summary()
