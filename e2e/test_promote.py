@@ -1,6 +1,8 @@
 """`deployer promote` on the real parts (issue 11, item 6): node-hello shipped to `staging` of
 e2e/testdata/deployer.yaml (the team registry's staging/ namespace, TLS + bearer tokens; the local cluster),
-then promoted to `production` (the registry's production/ namespace; namespace `<release>-production`).
+then promoted to `production` (the registry's production/ namespace; namespace `<release>-production`),
+then from production to `mirror`, an environment on another registry (the local stack's, plain HTTP and
+Basic auth; namespace `<release>-mirror`): there the blobs are streamed across, not mounted.
 
 Once a ship's smoke checks pass in staging, the promote copies the image and chart by digest (blobs
 mounted on the same registry, never pulled or rebuilt) and production runs exactly the digest staging
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+import yaml
 from kubernetes import client
 
 from deployer.release import passed
@@ -38,13 +41,37 @@ def release(kube: client.ApiClient) -> Iterator[str]:
     require("the team registry", answers(), HOW_TO_START)
     name = f"e2e-promote-{uuid.uuid4().hex[:6]}"
     yield name
-    for namespace in (name, f"{name}-production"):  # staging's rule: {release}; production's: below
+    for namespace in (name, f"{name}-production", f"{name}-mirror"):  # the rules in `config`
         try:
             client.CoreV1Api(kube).delete_namespace(namespace, propagation_policy="Background")
         except client.ApiException as e:
             if e.status != 404:
                 raise
     _delete_pushed([f"staging/charts/{name}", f"production/charts/{name}"])
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    """e2e/testdata/deployer.yaml and `mirror`: the local stack's registry, another host than the team's."""
+    data = yaml.safe_load(CONFIG.read_text())
+    for env in data["environments"].values():  # its relative paths, from the copy
+        env["policies"] = {k: str(CONFIG.parent / v) for k, v in env.get("policies", {}).items()}
+    data["environments"]["mirror"] = {
+        "registry": {
+            "host": "127.0.0.1:5000",
+            "tls": "insecure",
+            "namespace": "mirror",
+            "credentials": {"file": {"path": "/var/lib/deployer/registry/credentials.env"}},
+        },
+        "cluster": {
+            "kubeconfig": "/var/lib/deployer/cluster/kubeconfig",
+            "namespace": "{release}-mirror",
+            "serviceMayChooseNamespace": False,
+        },
+    }  # the shipped deploy policy: the team's allows only the team registry
+    path = tmp_path / "deployer.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
 
 
 def _delete_pushed(repositories: list[str]) -> None:
@@ -61,12 +88,12 @@ def _delete_pushed(repositories: list[str]) -> None:
                 api.delete_manifest(repository, digest)
 
 
-def _deployer(*args: str, secret: str, report: Path) -> subprocess.CompletedProcess[str]:
+def _deployer(*args: str, secret: str, report: Path, config: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "DEPLOYER_REGISTRY")}
     env |= {"TEAM_REGISTRY_USER": "ci", "TEAM_REGISTRY_PASSWORD": secret, "CI": "true"}
     junit = report.with_suffix(".xml")
     done = subprocess.run(
-        [DEPLOYER, *args, "--config", str(CONFIG), "--report", str(report), "--junit", str(junit)],
+        [DEPLOYER, *args, "--config", str(config), "--report", str(report), "--junit", str(junit)],
         capture_output=True, text=True, env=env, timeout=900,
     )  # fmt: skip
     assert secret not in done.stdout + done.stderr + report.read_text() + junit.read_text()
@@ -92,20 +119,20 @@ def _running(kube: client.ApiClient, namespace: str, release: str) -> set[str]:
 
 
 def test_promote_runs_in_production_exactly_the_digest_staging_tested(
-    release: str, kube: client.ApiClient, tmp_path: Path
+    release: str, kube: client.ApiClient, config: Path, tmp_path: Path
 ) -> None:
     secret = password("ci")
     ship = ["ship", str(NODE_HELLO), "--env", "staging", "--release", release]
     promote = ["promote", str(NODE_HELLO), "--from", "staging", "--to", "production", "--release", release]
 
-    tested = _deployer(*ship, secret=secret, report=tmp_path / "ship.json")
+    tested = _deployer(*ship, secret=secret, report=tmp_path / "ship.json", config=config)
     assert tested.returncode == 0, tested.stdout[-3000:] + tested.stderr[-2000:]
     smoke = _stage(tmp_path / "ship.json", "smoke")
     digest = smoke["details"]["passed"]["digest"]
     assert smoke["details"]["passed"]["recorded"] is True
     assert _running(kube, release, release) == {digest}
 
-    promoted = _deployer(*promote, secret=secret, report=tmp_path / "promote.json")
+    promoted = _deployer(*promote, secret=secret, report=tmp_path / "promote.json", config=config)
     assert promoted.returncode == 0, promoted.stdout[-3000:] + promoted.stderr[-2000:]
     copy = _stage(tmp_path / "promote.json", "copy")
     assert copy["details"]["images"][0]["digest"] == digest
@@ -119,11 +146,25 @@ def test_promote_runs_in_production_exactly_the_digest_staging_tested(
     assert image == f"registry.team.test:5443/production/node-hello@{digest}"
     assert passed.passed_in(passed.parse(deployment.metadata.annotations), digest, "production")
 
+    # Onward to another registry: the same bytes, streamed (no common registry to mount from).
+    mirror = ["promote", str(NODE_HELLO), "--from", "production", "--to", "mirror", "--release", release]
+    mirrored = _deployer(*mirror, secret=secret, report=tmp_path / "mirror.json", config=config)
+    assert mirrored.returncode == 0, mirrored.stdout[-3000:] + mirrored.stderr[-2000:]
+    copy = _stage(tmp_path / "mirror.json", "copy")
+    assert copy["details"]["images"][0]["digest"] == digest
+    assert "mounted" not in copy["details"]["blobs"]["image"]
+    assert set(copy["details"]["blobs"]["image"]) <= {"copied", "present"}
+    assert _running(kube, f"{release}-mirror", release) == {digest}
+    image = (
+        apps.read_namespaced_deployment(release, f"{release}-mirror").spec.template.spec.containers[0].image
+    )
+    assert image == f"127.0.0.1:5000/mirror/node-hello@{digest}"
+
     # What a ship with --skip-smoke leaves: a running digest with no pass recorded in staging. (A second
     # ship would cost a minute here; the record is what the decision reads.)
     forget = {"metadata": {"annotations": {passed.ANNOTATION: None}}}
     apps.patch_namespaced_deployment(release, release, forget)
-    refused = _deployer(*promote, secret=secret, report=tmp_path / "refused.json")
+    refused = _deployer(*promote, secret=secret, report=tmp_path / "refused.json", config=config)
     assert refused.returncode == 11, refused.stdout[-3000:] + refused.stderr[-2000:]
     source = _stage(tmp_path / "refused.json", "source")
     assert source["reason"] == (

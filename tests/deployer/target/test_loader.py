@@ -272,6 +272,12 @@ def test_config_errors_say_file_line_and_path(
             "the NAME of an environment variable",
         ),
         (
+            "{host: r.example, credentials: {file: /run/hunter2hunter2}}",
+            "environments.staging.registry.credentials.file",
+            "must be a mapping, not a string (the value is not shown: it may be a secret)",
+            "file: {path: FILE}",
+        ),
+        (
             "{host: r.example, pullCredentials: {file: {path: p, token: hunter2hunter2}}}",
             "environments.staging.registry.pullCredentials.file.token",
             "a secret does not belong in deployer.yaml",
