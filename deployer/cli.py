@@ -481,15 +481,15 @@ def release_target_options(func: Any) -> Any:
 
 def _release_target(service: str, environment: str | None, kubeconfig: Path | None, config_path: Path | None,
                     namespace: str | None, release: str | None) -> Any:  # fmt: skip
-    from deployer.release import target as target_mod
+    from deployer.release import ref
 
-    tgt = target_mod.target(
+    tgt = ref.release_ref(
         service,
         where=resolve_target(environment, kubeconfig, config_path),
         namespace=namespace,
         release=release,
     )
-    return tgt, target_mod.connect(tgt)
+    return tgt, ref.connect(tgt)
 
 
 def _out(line: str) -> None:

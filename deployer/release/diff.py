@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from deployer.errors import UserError
-from deployer.release.target import Cluster, Target, with_chart
+from deployer.release.ref import Cluster, ReleaseRef, with_chart
 from deployer.tools.helm import ResourceDiff
 
 __all__ = ["DiffResult", "diff"]
@@ -64,7 +64,7 @@ def _live_image(manifest: str) -> str | None:
     return None
 
 
-def diff(tgt: Target, cluster: Cluster, *, image: str | None = None) -> DiffResult:
+def diff(tgt: ReleaseRef, cluster: Cluster, *, image: str | None = None) -> DiffResult:
     """Render the chart a ship would install now and compare it with the live release, per resource.
 
     The image: `image` when given (`repo@sha256:…`), else the one the live release runs (so only

@@ -85,25 +85,22 @@ class Promotion:
 
 
 def step_source(ctx: Ctx, promote: PromoteConfig, found: Promotion) -> dict[str, Any]:
-    from deployer.release import passed
-    from deployer.release import target as release_target
+    from deployer.release import passed, ref
     from deployer.release.status import status
     from deployer.target.deploy import service_deploy
 
     a, b = promote.source, promote.target
     # the release as A resolves it (A's namespace rule and deploy defaults, as a ship to A did)
-    tgt = release_target.target(
-        promote.service, where=a, namespace=promote.namespace, release=promote.release
-    )
+    tgt = ref.release_ref(promote.service, where=a, namespace=promote.namespace, release=promote.release)
     svc, release, namespace = tgt.service, tgt.release, tgt.namespace
     ctx.state.service = svc
     # the service as B deploys it: B's deploy policy and defaults, B's namespace rule, the same release
     deploy_b = service_deploy(b, svc.directory, release=release)
     _not_the_same_release(a, b, namespace, deploy_b.namespace, release)
     ctx.progress(f"reading release {release} in {namespace} ({a.name})")
-    cluster = release_target.connect(tgt)
+    cluster = ref.connect(tgt)
     current = status(tgt, cluster)
-    deployment = release_target.read_deployment(tgt, cluster)
+    deployment = ref.read_deployment(tgt, cluster)
     src = SourceRelease(
         environment=a.name,
         namespace=namespace,

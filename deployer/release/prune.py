@@ -25,7 +25,7 @@ refuses with `EnvironmentMissing` (exit 19) rather than guess what is in use. Ta
 was made are read again just before deleting, so a digest re-pushed meanwhile is kept.
 
 Deciding (`pushes`, `decide`) is pure; gathering and deleting go through `deployer.tools.registry` and the
-`deployer.release.target.Cluster` seam. Nothing here prints: `PruneResult.lines()` is for the CLI.
+`deployer.release.ref.Cluster` seam. Nothing here prints: `PruneResult.lines()` is for the CLI.
 """
 
 from __future__ import annotations

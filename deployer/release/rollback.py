@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from deployer.errors import DeployFailed, RolloutFailed
-from deployer.release.target import Cluster, Target, Watch, deployment_generation, no_release
+from deployer.release.ref import Cluster, ReleaseRef, Watch, deployment_generation, no_release
 from deployer.tools.helm import GOOD, Helm, Revision
 
 __all__ = ["RollbackResult", "pick_rollback_revision", "roll_back_and_watch", "rollback"]
@@ -70,7 +70,7 @@ def pick_rollback_revision(history: Sequence[Revision], current: int) -> int | N
 
 
 def rollback(
-    tgt: Target,
+    tgt: ReleaseRef,
     cluster: Cluster,
     *,
     revision: int | None = None,
@@ -164,7 +164,7 @@ def roll_back_and_watch(
     return watch(namespace, release, timeout=timeout, since=since, on_event=on_event, generation=generation())
 
 
-def _rollback_failed(tgt: Target, verdict: Any, revision: int, new_revision: int) -> RolloutFailed:
+def _rollback_failed(tgt: ReleaseRef, verdict: Any, revision: int, new_revision: int) -> RolloutFailed:
     diagnosis, where, evidence = verdict.diagnosis, verdict.where(tgt.release), verdict.evidence()
     # The CLI prints the message: the evidence goes under the first line, as `ship`'s summary shows it.
     return RolloutFailed(

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from deployer.release.ref import Cluster, ReleaseRef, no_release, read_deployment, with_chart
 from deployer.release.rollback import ROLLBACK_DESCRIPTION
-from deployer.release.target import Cluster, Target, no_release, read_deployment, with_chart
 from deployer.tools.helm import Revision
 
 __all__ = ["PodLine", "ReleaseStatus", "last_ship", "status"]
@@ -119,7 +119,7 @@ def last_ship(history: Sequence[Revision]) -> str | None:
     return None
 
 
-def _lock_holder(cluster: Cluster, tgt: Target, now: datetime | None = None) -> str | None:
+def _lock_holder(cluster: Cluster, tgt: ReleaseRef, now: datetime | None = None) -> str | None:
     from deployer.release.lock import LOCK_PREFIX
     from deployer.tools.kube import KubeNotFound, call
 
@@ -157,7 +157,7 @@ def _pod_line(pod: Any) -> PodLine:
     )
 
 
-def status(tgt: Target, cluster: Cluster) -> ReleaseStatus:
+def status(tgt: ReleaseRef, cluster: Cluster) -> ReleaseStatus:
     """Helm's and the cluster's view of the release. Raises DeployFailed when there is no release."""
     from deployer.tools.kube import call
 

@@ -165,7 +165,7 @@ def _deployment_generation(ctx: Ctx) -> int | None:
     """The generation helm's apply gave the Deployment, so the watch never judges an older spec."""
     from kubernetes import client
 
-    from deployer.release.target import deployment_generation
+    from deployer.release.ref import deployment_generation
 
     state = ctx.state
     return deployment_generation(client.AppsV1Api(state.api), state.namespace, state.release)

@@ -1,4 +1,4 @@
-"""The `cluster` fixture: a fake `Cluster` behind `release.target.connect` (fakes in fakes.py)."""
+"""The `cluster` fixture: a fake `Cluster` behind `release.ref.connect` (fakes in fakes.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from deployer.release import target as target_mod
+from deployer.release import ref as ref_mod
 from deployer.rollout.diagnosis import RolloutVerdict
 from deployer.tools.helm import Helm
 from tests.deployer.release.fakes import (
@@ -21,7 +21,7 @@ from tests.deployer.release.fakes import (
 
 @pytest.fixture
 def cluster(monkeypatch: pytest.MonkeyPatch) -> Callable[..., SimpleNamespace]:
-    """Install a fake Cluster behind `release.target.connect`; returns a builder (call it before invoking)."""
+    """Install a fake Cluster behind `release.ref.connect`; returns a builder (call it before invoking)."""
 
     def build(
         rows: list[dict[str, Any]],
@@ -43,7 +43,7 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> Callable[..., SimpleNamespace]:
             watched.append({"namespace": namespace, "deployment": deployment, **kwargs})
             return watch(**kwargs)
 
-        made = target_mod.Cluster(
+        made = ref_mod.Cluster(
             helm=Helm(binary="helm", runner=fake_helm),
             apps=kube,
             core=kube,
@@ -51,7 +51,7 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> Callable[..., SimpleNamespace]:
             watch=watcher,
             lock=lock,
         )
-        monkeypatch.setattr(target_mod, "connect", lambda tgt, **_kw: made)
+        monkeypatch.setattr(ref_mod, "connect", lambda tgt, **_kw: made)
         return SimpleNamespace(helm=fake_helm, kube=kube, lock=lock, watched=watched)
 
     return build

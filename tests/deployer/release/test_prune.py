@@ -26,7 +26,7 @@ from kubernetes.client.exceptions import ApiException
 from deployer import cli
 from deployer.errors import EnvironmentMissing, ExitCode, UserError
 from deployer.release import prune
-from deployer.release import target as target_mod
+from deployer.release import ref as ref_mod
 from deployer.release.prune import Push, Reference
 from deployer.tools.helm import Helm
 from tests.deployer.helmfakes import HelmSaid, helm_failures_are_helm_said  # noqa: F401 - autouse fixture
@@ -506,7 +506,7 @@ def test_cli_prune_keep_zero_is_a_usage_error() -> None:
 
 def test_cli_prune_dry_run_prints_the_plan(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     runner, core, reg = _world()
-    monkeypatch.setattr(target_mod, "connect", lambda tgt, **_kw: _cluster(runner, core))
+    monkeypatch.setattr(ref_mod, "connect", lambda tgt, **_kw: _cluster(runner, core))
     monkeypatch.setattr("deployer.tools.registry.credentials", lambda: None)
     monkeypatch.setattr(prune, "registry_tags", lambda _creds: reg.read)
     monkeypatch.setattr(prune, "registry_deleter", lambda _creds: reg.delete)
@@ -521,7 +521,7 @@ def test_cli_prune_dry_run_prints_the_plan(monkeypatch: pytest.MonkeyPatch, tmp_
 
 def test_cli_prune_json_is_one_document_on_stdout(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     runner, core, reg = _world()
-    monkeypatch.setattr(target_mod, "connect", lambda tgt, **_kw: _cluster(runner, core))
+    monkeypatch.setattr(ref_mod, "connect", lambda tgt, **_kw: _cluster(runner, core))
     monkeypatch.setattr("deployer.tools.registry.credentials", lambda: None)
     monkeypatch.setattr(prune, "registry_tags", lambda _creds: reg.read)
     monkeypatch.setattr(prune, "registry_deleter", lambda _creds: reg.delete)

@@ -1,5 +1,5 @@
 """deployer.target.deploy: a service's deploy.yaml in one environment (deploy defaults, namespace rule),
-and the commands that read it through there (status, diff, rollback, prune: deployer.release.target)."""
+and the commands that read it through there (status, diff, rollback, prune: deployer.release.ref)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from blubber.errors import ConfigError
-from deployer.release.target import target as release_target
+from deployer.release.ref import release_ref as release_target
 from deployer.target import resolve
 from deployer.target.deploy import service_deploy
 
@@ -92,7 +92,7 @@ def test_a_clash_with_an_environment_default_points_at_deployer_yaml(tmp_path: P
 
 
 def test_status_diff_rollback_and_prune_read_the_release_through_the_environment(tmp_path: Path) -> None:
-    # deployer.release.target.target is where those four commands find their release and namespace
+    # deployer.release.ref.release_ref is where those four commands find their release and namespace
     config, service = _project(tmp_path, "namespace: mine\n")
     production = resolve("production", config=config, environ={})
     tgt = release_target(str(service), where=production)

@@ -3,8 +3,9 @@
 `status`, `rollback`, `diff` and `prune` all start from a service directory (or example name): its
 deploy.yaml names the helm release and the namespace (`--namespace`/`--release` override them, as for
 `ship`), and `--env`/`--kubeconfig` pick the cluster the same way `ship` does, so helm and the Kubernetes
-client see one cluster. `target` resolves that into a `Target`; everything the commands talk to is bundled in
-`Cluster`, built by `connect` — the seam unit tests replace.
+client see one cluster. `release_ref` resolves that into a `ReleaseRef`; everything the commands talk to
+is bundled in `Cluster`, built by `connect` — the seam unit tests replace. (The environment a command
+targets is `deployer.target`; this is the one release in it.)
 """
 
 from __future__ import annotations
@@ -13,33 +14,38 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deployer.errors import DeployFailed
 from deployer.tools.helm import Helm, Release, Revision
 
+if TYPE_CHECKING:  # imported where used: a command that fails early never loads them
+    from deployer.deploy_config import DeployConfig
+    from deployer.service import Service
+    from deployer.target import Target
+
 __all__ = [
     "Cluster",
-    "Target",
+    "ReleaseRef",
     "connect",
     "deployment_generation",
     "find_deployment",
     "no_release",
     "read_deployment",
-    "target",
+    "release_ref",
     "with_chart",
 ]
 
 
 @dataclass(frozen=True)
-class Target:
+class ReleaseRef:
     """One release of one service on one cluster."""
 
-    service: Any  # deployer.service.Service
-    deploy: Any  # deployer.deploy_config.DeployConfig (release/namespace overrides applied)
+    service: Service
+    deploy: DeployConfig  # release/namespace overrides applied
     kubeconfig: str
     context: str | None = None
-    where: Any = None  # the resolved deployer.target.Target (registry, chart repository); None: local
+    where: Target | None = None  # the environment resolved (registry, chart repository); None: local
 
     @property
     def release(self) -> str:
@@ -50,15 +56,15 @@ class Target:
         return str(self.deploy.namespace)
 
 
-def target(
+def release_ref(
     service: str,
     *,
-    where: Any = None,
+    where: Target | None = None,
     kubeconfig: str | os.PathLike[str] | None = None,
     namespace: str | None = None,
     release: str | None = None,
-) -> Target:
-    """Resolve SERVICE (directory or example name) and its deploy.yaml into a `Target` on `where` (the
+) -> ReleaseRef:
+    """Resolve SERVICE (directory or example name) and its deploy.yaml into a `ReleaseRef` on `where` (the
     `deployer.target.Target` the CLI resolved from --env; None: the default environment).
 
     Raises ConfigError for a missing service or a bad deploy.yaml, like `ship` does.
@@ -71,7 +77,7 @@ def target(
     where = where or resolve(None, kubeconfig=Path(kubeconfig) if kubeconfig else None)
     # the environment's deploy defaults and namespace rule, as `ship` applies them
     deploy = service_deploy(where, svc.directory, namespace=namespace, release=release)
-    return Target(svc, deploy, str(where.kubeconfig), where.context, where)
+    return ReleaseRef(svc, deploy, str(where.kubeconfig), where.context, where)
 
 
 # A watcher: (namespace, deployment, *, timeout, since, on_event) -> deployer.rollout.RolloutVerdict
@@ -93,7 +99,7 @@ class Cluster:
     lock: LockFactory
 
 
-def connect(tgt: Target, *, helm_timeout: int | None = None) -> Cluster:
+def connect(tgt: ReleaseRef, *, helm_timeout: int | None = None) -> Cluster:
     """The real `Cluster` for `tgt`: the pinned helm and a kubernetes ApiClient from the same kubeconfig."""
     from kubernetes import client
 
@@ -133,14 +139,14 @@ def with_chart(cluster: Cluster, current: Release | None, history: Sequence[Revi
     return replace(current, chart=row.chart, app_version=row.app_version) if row else current
 
 
-def no_release(tgt: Target) -> DeployFailed:
+def no_release(tgt: ReleaseRef) -> DeployFailed:
     return DeployFailed(
         f"no release {tgt.release!r} in namespace {tgt.namespace!r}",
         hint=f"ship it first: deployer ship {tgt.service.directory}",
     )
 
 
-def read_deployment(tgt: Target, cluster: Cluster) -> Any:
+def read_deployment(tgt: ReleaseRef, cluster: Cluster) -> Any:
     """The release's Deployment (a V1Deployment), or None when there is none."""
     return find_deployment(cluster.apps, tgt.namespace, tgt.release)
 
