@@ -47,6 +47,7 @@ def service_deploy(
             env_name=env.name,
             env_file=env.file,
             env_line=env.line,
+            env_lines=env.deploy_lines,
         )
     deploy = load(service_dir, policy)
     release = release or deploy.release
@@ -90,9 +91,11 @@ class _EnvironmentPolicy(DeployPolicy):
     env_name: str = ""
     env_file: str | None = None
     env_line: int | None = None
+    env_lines: Mapping[tuple[str, ...], int] = field(default_factory=dict)
 
     def where(self, path: YamlPath) -> dict[str, Any]:
         if path[:1] == ("defaults",) and _found(self.env_defaults, path[1:]):
             at = format_path(("environments", self.env_name, "deploy", *path[1:]))
-            return {"file": self.env_file, "line": self.env_line, "path": at}
+            line = self.env_lines.get(tuple(str(p) for p in path[1:]), self.env_line)
+            return {"file": self.env_file, "line": line, "path": at}
         return dict(super().where(path))

@@ -144,7 +144,21 @@ def _environment(source: Source, base: Path, name: str, spec: Mapping[str, Any])
         deploy_defaults=deploy,
         file=source.file,
         line=source.line(at),
+        deploy_lines=_lines(source, (*at, "deploy"), deploy),
     )
+
+
+def _lines(source: Source, at: YamlPath, data: Any) -> dict[tuple[str, ...], int]:
+    """The line of every key below `at` (paths relative to it)."""
+    lines: dict[tuple[str, ...], int] = {}
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            line = source.line((*at, str(key)))
+            if line:
+                lines[(str(key),)] = line
+            for sub, sub_line in _lines(source, (*at, str(key)), value).items():
+                lines[(str(key), *sub)] = sub_line
+    return lines
 
 
 def _path(value: str | None, base: Path) -> Path | None:

@@ -153,6 +153,8 @@ class Environment:
     deploy_defaults: Mapping[str, Any] = field(default_factory=dict)
     file: str | None = None
     line: int | None = None
+    # the line of each key under `deploy:` (its path below `deploy`), so a failure names the exact line
+    deploy_lines: Mapping[tuple[str, ...], int] = field(default_factory=dict)
 
     @property
     def origin(self) -> str:

@@ -356,6 +356,7 @@ def test_a_value_from_the_environments_deploy_defaults_names_deployer_yaml(files
         "environment",
         "48Mi",
     )
-    assert found.line == 3  # the environment's own line: where its deploy defaults are said
+    assert deployer_yaml.read_text().splitlines()[found.line - 1].strip().startswith("resources:")
+    assert found.line == 11  # the key's own line (flow style: the line of `resources: {limits: {memory`)
     # what the environment does not set still comes from the policy under it
     assert c.deploy.setting(("resources", "requests", "memory")).layer == "policy"

@@ -88,7 +88,7 @@ def test_a_clash_with_an_environment_default_points_at_deployer_yaml(tmp_path: P
         service_deploy(resolve("staging", config=config, environ={}), service)
     message = str(caught.value)
     assert "REGION is set in both env and secretEnv" in message
-    assert f"(also at {config}:3: environments.staging.deploy.env.REGION)" in message
+    assert f"(also at {config}:9: environments.staging.deploy.env.REGION)" in message  # its own line
 
 
 def test_status_diff_rollback_and_prune_read_the_release_through_the_environment(tmp_path: Path) -> None:
