@@ -19,8 +19,9 @@ from typing import Any
 
 import jsonschema
 
-from blubber.errors import ExitCode, UserError
+from blubber.errors import UserError
 from blubber.source import Source, YamlPath, parse, read_file
+from deployer.errors import ExitCode
 
 from . import model as m
 from .builtin import LOCAL, LOCAL_NAME
