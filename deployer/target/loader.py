@@ -241,29 +241,7 @@ def _check(source: Source, data: object, validator: jsonschema.protocols.Validat
     raise source.error(path, _message(first, path), hint=_hint(first))
 
 
-_TYPE_WORDS = {
-    "object": "a mapping",
-    "array": "a list",
-    "string": "a string",
-    "boolean": "true or false",
-    "integer": "a whole number",
-    "number": "a number",
-    "null": "empty",
-}
-
-
-def _json_type(value: object) -> str:
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    return "null" if value is None else "string"
+_TYPE_WORDS = {"object": "a mapping", "array": "a list", "string": "a string", "boolean": "true or false"}
 
 
 def _message(error: jsonschema.ValidationError, path: YamlPath) -> str:
@@ -272,8 +250,10 @@ def _message(error: jsonschema.ValidationError, path: YamlPath) -> str:
     if "credentials" in path or "pullCredentials" in path:
         # Never echo a value under credentials: a mistake there may be a pasted secret.
         if error.validator == "type":
+            from blubber.schema import type_name  # only on this error path: it loads the compiler's schema
+
             return f"must be {_TYPE_WORDS.get(str(error.validator_value), error.validator_value)}, not " + (
-                f"{_TYPE_WORDS.get(_json_type(error.instance))} (the value is not shown: it may be a secret)"
+                f"{type_name(error.instance)} (the value is not shown: it may be a secret)"
             )
         return f"invalid value ({error.validator}: {error.validator_value!r})"
     if error.validator == "pattern":
