@@ -12,19 +12,18 @@ known (deployer/chart.py calls it); a violation is a `PolicyViolation`.
 from __future__ import annotations
 
 import copy
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from functools import cache
 from pathlib import Path
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from blubber.errors import ConfigError, PolicyViolation
 from blubber.source import Source, YamlPath, format_path, parse, read_file
-from deployer import policies
+from deployer import policies, schema_check
+
+if TYPE_CHECKING:
+    import jsonschema
 
 __all__ = [
     "BUILTIN_DEFAULTS",
@@ -221,14 +220,6 @@ class DeployPolicy:
         return {"file": self.file, "line": line, "path": format_path(("deploy", *path))}
 
 
-@cache
-def _validator(name: str) -> jsonschema.protocols.Validator:
-    schema = json.loads((_SCHEMA_DIR / name).read_text(encoding="utf-8"))
-    cls = jsonschema.validators.validator_for(schema)
-    cls.check_schema(schema)
-    return cls(schema)
-
-
 def _error_path(error: jsonschema.ValidationError, prefix: YamlPath) -> YamlPath:
     path: YamlPath = (*prefix, *error.absolute_path)
     if "propertyNames" in error.schema_path and isinstance(error.instance, str):
@@ -239,7 +230,7 @@ def _error_path(error: jsonschema.ValidationError, prefix: YamlPath) -> YamlPath
 def _check_schema(source: Source, data: object, name: str, prefix: YamlPath = ()) -> None:
     """Raise a ConfigError for the first (deepest-located, then document-order) schema error."""
     errors = sorted(
-        _validator(name).iter_errors(data),
+        schema_check.errors(_SCHEMA_DIR / name, data),
         key=lambda e: (source.line(_error_path(e, prefix)) or 0, -len(_error_path(e, prefix))),
     )
     if not errors:

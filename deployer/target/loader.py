@@ -10,21 +10,21 @@ Reads files only: no process, no network, and never the credentials an environme
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from blubber.errors import UserError
 from blubber.source import Source, YamlPath, parse, read_file
+from deployer import schema_check
 from deployer.errors import ExitCode
 
 from . import model as m
 from .builtin import LOCAL, LOCAL_NAME
+
+if TYPE_CHECKING:
+    import jsonschema
 
 __all__ = ["CONFIG_FILE", "Environments", "UnknownEnvironment", "find", "load"]
 
@@ -93,7 +93,7 @@ def load(path: Path | None) -> Environments:
     if not isinstance(data, dict):
         raise source.error((), f"{CONFIG_FILE} must be a mapping with `environments:`")
     _refuse_secrets(source, data, ())
-    _check(source, data, _validator(_SCHEMA), ())
+    _check(source, data, _SCHEMA, ())
     base = Path(path).resolve().parent
     by_name = {LOCAL_NAME: LOCAL}
     for name, spec in data["environments"].items():
@@ -114,7 +114,7 @@ def _environment(source: Source, base: Path, name: str, spec: Mapping[str, Any])
     host = reg["host"]
     namespace = reg.get("namespace", name)
     deploy = spec.get("deploy") or {}
-    _check(source, deploy, _validator(_DEPLOY_SCHEMA), (*at, "deploy"))
+    _check(source, deploy, _DEPLOY_SCHEMA, (*at, "deploy"))
     for key in ("release", "namespace"):
         if key in deploy:
             raise source.error(
@@ -212,14 +212,6 @@ def _refuse_secrets(source: Source, node: object, path: YamlPath) -> None:
         _refuse_secrets(source, value, here)
 
 
-@cache
-def _validator(schema_file: Path) -> jsonschema.protocols.Validator:
-    schema = json.loads(schema_file.read_text(encoding="utf-8"))
-    cls = jsonschema.validators.validator_for(schema)
-    cls.check_schema(schema)
-    return cls(schema)
-
-
 def _located(error: jsonschema.ValidationError, prefix: YamlPath) -> YamlPath:
     path: YamlPath = (*prefix, *error.absolute_path)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
@@ -231,9 +223,9 @@ def _located(error: jsonschema.ValidationError, prefix: YamlPath) -> YamlPath:
     return path
 
 
-def _check(source: Source, data: object, validator: jsonschema.protocols.Validator, prefix: YamlPath) -> None:
+def _check(source: Source, data: object, schema_file: Path, prefix: YamlPath) -> None:
     """The first schema error in document order (the deepest one on a line) as a ConfigError."""
-    errors = list(validator.iter_errors(data))
+    errors = schema_check.errors(schema_file, data)
     if not errors:
         return
     first = min(errors, key=lambda e: (source.line(_located(e, prefix)) or 0, -len(_located(e, prefix))))
