@@ -47,7 +47,9 @@ __all__ = [
     "RuntimeInfo",
     "chart_version",
     "dump_yaml",
+    "lint_and_package",
     "publish",
+    "push_package",
     "render_values",
     "write_chart",
 ]
@@ -285,31 +287,36 @@ class PublishedChart:
         return f"{self.reference.removeprefix('oci://')}:{self.version}@{self.digest}"
 
 
-def publish(
+def lint_and_package(chart: RenderedChart, helm: Helm, *, destination: str | Path) -> Path:
+    """`helm lint --strict` beside `helm package` into `destination` (neither changes the chart directory);
+    the .tgz. Lint findings raise DeployFailed (they explain a failed package better than its own error)."""
+    lint = Background(lambda: helm.lint(chart.path), name="helm-lint")
+    try:
+        package = helm.package(chart.path, destination)
+    finally:
+        lint.result()
+    return package
+
+
+def push_package(
     chart: RenderedChart,
+    package: Path,
     helm: Helm,
     *,
-    destination: str | Path,
     registry: Any = None,
     username: str | None = None,
     password: str | None = None,
 ) -> PublishedChart:
-    """`helm lint --strict` and `helm package` into `destination` (side by side: neither changes the chart
-    directory), log in (if credentials given), `helm push`.
+    """Log in (if credentials given) and `helm push` a packaged chart to the environment's chart repository.
 
     The password goes to helm on stdin and is registered with the redactor first, so it never shows up in
-    logs, errors or reports. Lint findings raise DeployFailed before anything is pushed.
+    logs, errors or reports.
     """
     if registry is None:  # `deployer.target.Registry`; code that names none means the local stack's
         from deployer.target import LOCAL
 
         registry = LOCAL.registry
     repository, tls = registry.charts, registry.tls
-    lint = Background(lambda: helm.lint(chart.path), name="helm-lint")
-    try:
-        package = helm.package(chart.path, destination)
-    finally:
-        lint.result()  # its findings explain a failed package better than package's own error
     if username is not None and password is not None:
         register(password, user=username)
         host = repository.removeprefix("oci://").split("/", 1)[0]
@@ -322,3 +329,17 @@ def publish(
         reference=f"{repository.rstrip('/')}/{chart.name}",
         digest=digest,
     )
+
+
+def publish(
+    chart: RenderedChart,
+    helm: Helm,
+    *,
+    destination: str | Path,
+    registry: Any = None,
+    username: str | None = None,
+    password: str | None = None,
+) -> PublishedChart:
+    """`lint_and_package`, then `push_package`: nothing is pushed when lint finds anything."""
+    package = lint_and_package(chart, helm, destination=destination)
+    return push_package(chart, package, helm, registry=registry, username=username, password=password)
