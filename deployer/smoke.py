@@ -3,6 +3,10 @@
 Every check runs (one failure does not hide the others) and yields one `CheckResult`, so reports and
 JUnit get one entry per check. If any failed, `run_checks` raises `SmokeFailed` carrying the results.
 
+The chart's test pod is the `helm test` hook. `deployer ship` creates it while the rollout is watched and
+tells it to go once the rollout is healthy (deployer.tools.testpod), through the same `HelmTest`
+callback; `helm test` itself runs it when that cannot be done.
+
 A failed `helm test` is explained when the cause is known (`diagnose_helm_test`): the chart's test pod runs
 `bash`, and an image without it fails before the script prints anything; helm then says only "pod … failed".
 The kubelet's reason is in the test pod's status (read with `read_test_pods` when the caller passes
@@ -106,7 +110,8 @@ class Diagnosis:
 
 
 def read_test_pods(api: Any, namespace: str, release: str, *, core: Any = None) -> list[dict[str, Any]]:
-    """The release's helm test pods (annotation `helm.sh/hook: test`) as API JSON.
+    """The release's helm test pods (annotation `helm.sh/hook: test`, or `deployer/helm-test: test` on
+    those a ship created from the hook: deployer.tools.testpod) as API JSON.
 
     The chart's `before-hook-creation` delete policy keeps a failed test pod until the next `helm test`, so
     its status is still there after helm gave up. `core` replaces `CoreV1Api(api)` (tests).
@@ -114,6 +119,7 @@ def read_test_pods(api: Any, namespace: str, release: str, *, core: Any = None) 
     from kubernetes import client
 
     from deployer.tools.kube import call
+    from deployer.tools.testpod import ANNOTATION
 
     response = call(
         f"list the test pods of {release} in {namespace}",
@@ -123,11 +129,12 @@ def read_test_pods(api: Any, namespace: str, release: str, *, core: Any = None) 
         _preload_content=False,
     )
     pods = json.loads(response.data)["items"]
-    return [
-        p
-        for p in pods
-        if "test" in ((p.get("metadata") or {}).get("annotations") or {}).get("helm.sh/hook", "").split(",")
-    ]
+    return [p for p in pods if _is_test_hook((p.get("metadata") or {}).get("annotations") or {}, ANNOTATION)]
+
+
+def _is_test_hook(annotations: dict[str, str], early: str) -> bool:
+    hook = annotations.get("helm.sh/hook") or annotations.get(early) or ""
+    return "test" in [h.strip() for h in hook.split(",")]
 
 
 def _missing_executable_hint(exe: str) -> str:

@@ -27,6 +27,7 @@ from kubernetes import client
 
 from deployer import smoke
 from deployer.errors import ExitCode
+from deployer.tools import testpod
 from e2e.conftest import DOCKER, Registry
 from e2e.localcluster import pause
 from e2e.shipping import ServiceCopy, delete_pushed, service_copy
@@ -106,12 +107,18 @@ def test_a_test_image_with_bash_runs_the_helm_test(service: Service, kube: clien
     assert [(c["name"], c["status"]) for c in ship.stage("smoke")["details"]["smoke"]] == [
         ("helm-test", "passed")
     ]
-    # The test pod really ran the base image (not the service's), and succeeded there.
+    # The test pod really ran the base image (not the service's), and succeeded there. The ship made it
+    # from the chart's hook during the watch and told it to go after (deployer/tools/testpod.py); its
+    # verdict is the container's exit: the phase turns Succeeded only once the sandbox is torn down.
+    assert f"go: test pod {service.name}-test-http (created during the watch)" in ship.output
     (pod,) = _test_pods(service, kube)
+    assert pod["metadata"]["annotations"] == {testpod.ANNOTATION: "test"}
     (container,) = pod["spec"]["containers"]
     assert container["image"] == BOOKWORM
     assert container["command"][0] == "bash"
-    assert pod["status"]["phase"] == "Succeeded"
+    (status,) = pod["status"]["containerStatuses"]
+    assert status["state"]["terminated"]["exitCode"] == 0, status
+    assert pod["status"]["phase"] in ("Running", "Succeeded")
     (image,) = [i for i in ship.report["images"] if i.get("pushed")]
     deployed = client.AppsV1Api(kube).read_namespaced_deployment(service.name, service.namespace)
     assert deployed.spec.template.spec.containers[0].image == f"{image['repository']}@{image['digest']}"

@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # for the field types only: importing these (kubernetes above
     from deployer.target import Target
     from deployer.tools.git import Source
     from deployer.tools.helm import Helm, Release
+    from deployer.tools.testpod import EarlyTestPods
 
 STAGES = ("compile", "test", "build", "push", "chart", "deploy", "watch", "smoke")
 TITLES = {
@@ -62,6 +63,9 @@ class ShipConfig:
     report_path: Path | None = None
     junit_path: Path | None = None
     test_variant: str = "test"
+    # the chart's test pods created during the watch and told to go after it (deployer.tools.testpod);
+    # False: `helm test` after the watch, as before (bench/smoke.py times both)
+    early_test_pods: bool = True
     target: Target | None = None  # resolved once by the CLI (deployer.target.resolve)
 
     @property
@@ -96,8 +100,7 @@ class ShipState:
     image: ImageRef | None = None  # the pushed production image
     built: BuildResult | None = None  # the production image, built
     docker: Session | None = None  # one engine check and one registry login per ship
-    chart: PublishedChart | None = None  # in the registry (from the deploy stage on: see chart_push)
-    chart_push: ChartPush | None = None  # pushed beside helm upgrade, which installs the local package
+    chart: PublishedChart | None = None
     helm: Helm | None = None
     api: ApiClient | None = None
     lock: ReleaseLock | None = None  # held from the deploy stage on
@@ -114,6 +117,7 @@ class ShipState:
     revision: int | None = None
     generation: int | None = None  # the Deployment's metadata.generation right after helm applied it
     deploy_started: datetime | None = None
+    test_pods: Background[EarlyTestPods | str] | None = None  # or why `helm test` runs instead
     cleanups: list[Callable[[], None]] = field(default_factory=list)
 
     @property
@@ -126,17 +130,6 @@ class ShipState:
 
 
 Ctx = StepContext[ShipConfig, ShipState]
-
-
-@dataclass(frozen=True)
-class ChartPush:
-    """The service chart, linted and packaged, on its way to the registry while the deploy stage installs
-    it from `package` (the same bytes); the deploy stage waits for `push` before the release is judged."""
-
-    package: Path
-    name: str
-    version: str
-    push: Background[tuple[PublishedChart, float, float]]  # the chart, and its push's start and end
 
 
 def _held_chores() -> Chores:

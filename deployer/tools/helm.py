@@ -300,6 +300,10 @@ class Helm:
         ]
         return self._run("test", *args, timeout=timeout)
 
+    def get_hooks(self, release: str, namespace: str) -> str:
+        """The hook manifests of the release's current revision, as rendered (its `helm test` pods)."""
+        return self._run("get hooks", "get", "hooks", release, "--namespace", namespace)
+
     def get_manifest(self, release: str, namespace: str) -> str:
         """The manifest of the release's current revision ("" when there is no release)."""
         try:

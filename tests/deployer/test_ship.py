@@ -373,6 +373,101 @@ def test_smoke_failure_details_follow_the_report_shape(tmp_path, monkeypatch):
     ]
 
 
+class _EarlyPods:
+    """deployer.tools.testpod.EarlyTestPods at its seam: told to go by the smoke step."""
+
+    names = ("hello-test-http",)
+
+    def __init__(self, refuse: bool = False) -> None:
+        self.refuse = refuse
+        self.log: list[str] = []
+
+    def run(self, timeout: float) -> str:
+        from deployer.tools.kube import KubeForbidden
+
+        self.log.append("go")
+        if self.refuse:
+            raise KubeForbidden("cannot attach to the test pod hello-test-http in hello-ns: forbidden")
+        return "POD LOGS: hello-test-http\nattempt 1 (0s): GET http://hello:80/ -> HTTP/1.1 200 OK\n"
+
+    def discard(self) -> None:
+        self.log.append("discard")
+
+
+@pytest.mark.parametrize("case", ["early", "left to helm test", "attach refused", "not created"])
+def test_the_test_pods_start_at_deploy_and_go_in_the_smoke_step(tmp_path, monkeypatch, case):
+    """Created beside the watch from the release's hooks, told to go by the smoke step; `helm test` when
+    the chart's hooks cannot wait for go, attaching is refused, or they could not be created."""
+    from deployer.release import passed
+    from deployer.tools import testpod
+
+    early = _EarlyPods(refuse=case == "attach refused")
+    asked = []
+
+    def prepare(api, namespace, hooks, *, wait_seconds):
+        asked.append((namespace, hooks, wait_seconds))
+        if case == "not created":
+            raise errors.DeployFailed("cannot create the test pod hello-test-http in hello-ns: quota (403)")
+        return "the chart has no test hook" if case == "left to helm test" else early
+
+    class Helm:
+        tested: list[str] = []
+
+        def get_hooks(self, release, namespace):
+            return f"hooks of {release} in {namespace}"
+
+        def test(self, release, namespace, *, timeout):
+            self.tested.append(release)
+            return "POD LOGS: hello-test-http\n"
+
+    monkeypatch.setattr(testpod, "prepare", prepare)
+    monkeypatch.setattr(passed, "record", lambda *args, **kwargs: {"recorded": True})
+    deploy = SimpleNamespace(
+        helm_test=True, smoke_checks=(), release="hello", namespace="hello-ns", port=8080,
+        timeouts=SimpleNamespace(rollout=300, smoke=30),
+    )  # fmt: skip
+    image = SimpleNamespace(digest="sha256:" + "a" * 64)
+    helm = Helm()
+    state = dict(deploy=deploy, helm=helm, api=object(), image=image)
+    ctx, seen = _ctx(ship.ShipConfig(service="hello"), tmp_path, **state)
+    ship_cluster.start_test_pods(ctx)  # as step_deploy does after helm upgrade
+    details = ship.step_smoke(ctx)
+
+    assert details["smoke"][0]["status"] == "passed"
+    assert asked == [("hello-ns", "hooks of hello in hello-ns", 330)]  # no --timeout: rollout + smoke
+    if case == "early":
+        assert (early.log, helm.tested) == (["go"], [])
+        assert "go: test pod hello-test-http (created during the watch)" in seen
+    else:
+        assert helm.tested == ["hello"]
+        assert seen[-1] == "helm test --logs"
+    if case == "left to helm test":
+        assert "the chart has no test hook: helm test instead" in seen
+    if case == "attach refused":
+        assert (
+            "cannot attach to the test pod hello-test-http in hello-ns: forbidden; helm test instead" in seen
+        )
+    if case == "not created":
+        assert seen[0] == (
+            "the test pods were not created early (cannot create the test pod hello-test-http in hello-ns: "
+            "quota (403)); helm test instead"
+        )
+    for cleanup in reversed(ctx.state.cleanups):  # as run() does when the ship ends
+        cleanup()
+    assert early.log.count("discard") == (1 if case in ("early", "attach refused") else 0)
+
+
+def test_without_smoke_or_helm_test_no_test_pod_is_started(tmp_path):
+    for config, deploy in [
+        (ship.ShipConfig(service="hello"), SimpleNamespace(helm_test=False)),
+        (ship.ShipConfig(service="hello", smoke=False), SimpleNamespace(helm_test=True)),
+        (ship.ShipConfig(service="hello", early_test_pods=False), SimpleNamespace(helm_test=True)),
+    ]:
+        ctx, _ = _ctx(config, tmp_path, deploy=deploy, helm=None, api=None)
+        ship_cluster.start_test_pods(ctx)
+        assert (ctx.state.test_pods, ctx.state.cleanups) == (None, [])
+
+
 def _failing_smoke(monkeypatch: pytest.MonkeyPatch) -> None:
     from deployer import smoke
     from deployer.smoke import CheckResult, SmokeReport
@@ -704,7 +799,10 @@ def test_deploy_takes_the_lock_recovers_and_remembers_the_previous_revision(
     monkeypatch.setattr(ship_cluster, "_deployment_generation", lambda ctx: 5)
     current = Release("hello", "hello-ns", 3, status) if status else None
     helm = DeployHelm(log, current, recovery)
-    deploy = SimpleNamespace(namespace="hello-ns", release="hello", timeouts=SimpleNamespace(helm=300))
+    # helm_test=False: the deploy step starts no test pods here (deployer.tools.testpod)
+    deploy = SimpleNamespace(
+        namespace="hello-ns", release="hello", timeouts=SimpleNamespace(helm=300), helm_test=False
+    )
     chart = SimpleNamespace(reference="oci://127.0.0.1:5000/staging/charts/hello", version="0.0.1")
     image = SimpleNamespace(pinned="127.0.0.1:5000/staging/hello@sha256:" + "a" * 64)
     state = dict(deploy=deploy, helm=helm, api=object(), chart=chart, image=image)
@@ -738,7 +836,10 @@ def test_a_lock_refused_in_the_background_fails_the_deploy_step_and_nothing_is_r
     log: list = []
     monkeypatch.setattr(lock, "ReleaseLock", Refused)
     monkeypatch.setattr(FakeLock, "log", log)
-    deploy = SimpleNamespace(namespace="hello-ns", release="hello", timeouts=SimpleNamespace(helm=300))
+    # helm_test=False: the deploy step starts no test pods here (deployer.tools.testpod)
+    deploy = SimpleNamespace(
+        namespace="hello-ns", release="hello", timeouts=SimpleNamespace(helm=300), helm_test=False
+    )
     state = dict(deploy=deploy, helm=DeployHelm(log), api=object())
     ctx, _ = _ctx(ship.ShipConfig(service="hello"), tmp_path, **state)
     ship_cluster.start_release_lock(ctx)  # what the chart step starts first
@@ -771,7 +872,10 @@ def test_the_release_lock_is_taken_while_the_image_is_pushed(tmp_path, monkeypat
 
     monkeypatch.setattr(build, "push", fake_push)
     monkeypatch.setattr(retention, "tidy", lambda svc: retention.Tidied((), 0, "0B"))
-    deploy = SimpleNamespace(namespace="hello-ns", release="hello", timeouts=SimpleNamespace(helm=300))
+    # helm_test=False: the deploy step starts no test pods here (deployer.tools.testpod)
+    deploy = SimpleNamespace(
+        namespace="hello-ns", release="hello", timeouts=SimpleNamespace(helm=300), helm_test=False
+    )
     state = dict(deploy=deploy, helm=DeployHelm(log), api=object(), built=built)
     ctx, _ = _ctx(ship.ShipConfig(service="hello"), tmp_path, **state)
     _run_step("push", ctx)
@@ -886,7 +990,10 @@ def test_the_test_run_starts_importing_the_cluster_client_and_deploy_waits_for_i
 
     monkeypatch.setattr(lock, "ReleaseLock", Lock)
     monkeypatch.setattr(ship_cluster, "_deployment_generation", lambda ctx: 1)
-    deploy = SimpleNamespace(namespace="hello-ns", release="hello", timeouts=SimpleNamespace(helm=300))
+    # helm_test=False: the deploy step starts no test pods here (deployer.tools.testpod)
+    deploy = SimpleNamespace(
+        namespace="hello-ns", release="hello", timeouts=SimpleNamespace(helm=300), helm_test=False
+    )
     chart = SimpleNamespace(reference="oci://127.0.0.1:5000/staging/charts/hello", version="0.0.1")
     image = SimpleNamespace(pinned="127.0.0.1:5000/staging/hello@sha256:" + "a" * 64)
     state = dict(deploy=deploy, helm=DeployHelm([]), api=object(), chart=chart, image=image, preload=Joined())

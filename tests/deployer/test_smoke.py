@@ -415,9 +415,12 @@ def test_read_test_pods_keeps_only_helm_test_hooks() -> None:
     both = copy.deepcopy(TEST_POD)
     both["metadata"]["name"] = "hello-test-2"
     both["metadata"]["annotations"]["helm.sh/hook"] = "pre-install,test"
-    core = FakePodList(app, TEST_POD, hook, both)
+    early = copy.deepcopy(TEST_POD)  # made by a ship from the hook (deployer.tools.testpod)
+    early["metadata"]["name"] = "hello-test-3"
+    early["metadata"]["annotations"] = {"deployer/helm-test": "test"}
+    core = FakePodList(app, TEST_POD, hook, both, early)
     pods = read_test_pods(None, "hello", "hello", core=core)
-    assert [p["metadata"]["name"] for p in pods] == ["hello-test-http", "hello-test-2"]
+    assert [p["metadata"]["name"] for p in pods] == ["hello-test-http", "hello-test-2", "hello-test-3"]
     assert core.asked == [("hello", "app.kubernetes.io/instance=hello", False)]
     found = diagnose_helm_test(SILENT_FAILURE, pods)
     assert found is not None and found.hint == BASH_HINT

@@ -293,3 +293,9 @@ def test_missing_helm_binary_is_an_environment_error(tmp_path) -> None:  # type:
         helm.status("hello", "ns")
     assert "e2e/tools.sh" in (info.value.hint or "")
     assert fake.calls == []
+
+
+def test_get_hooks_reads_the_release_hooks() -> None:
+    fake = FakeHelm({"get": "---\n# Source: hello/templates/tests/test-http.yaml\nkind: Pod\n"})
+    assert make(fake).get_hooks("hello", "ns").startswith("---\n# Source: hello/templates/tests/")
+    assert fake.calls[0][1:6] == ["get", "hooks", "hello", "--namespace", "ns"]
