@@ -13,15 +13,16 @@ import importlib
 # Not `from typing import TYPE_CHECKING`: importing typing is a measurable part of `blubber --help`.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from blubber.api import Config, Runtime, compile_dockerfile, load, runtime
+    from blubber.api import Config, compile_dockerfile, load
     from blubber.errors import ConfigError, PolicyViolation, UserError
+    from blubber.runtime_facts import Runtime, runtime
 
 _HOME = {
     "Config": "blubber.api",
-    "Runtime": "blubber.api",
+    "Runtime": "blubber.runtime_facts",
     "compile_dockerfile": "blubber.api",
     "load": "blubber.api",
-    "runtime": "blubber.api",
+    "runtime": "blubber.runtime_facts",
     "ConfigError": "blubber.errors",
     "PolicyViolation": "blubber.errors",
     "UserError": "blubber.errors",

@@ -9,15 +9,28 @@ Builds use the service directory as the docker build context (`docker build -f -
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 from blubber import compiler
 from blubber.config.reader import read
 from blubber.config.root import Config
 from blubber.expand import Expander
 
+TYPE_CHECKING = False  # not typing's: importing typing is a measurable part of a `blubber` process
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from blubber.runtime_facts import Runtime, runtime
+
 __all__ = ["Config", "Runtime", "compile_dockerfile", "load", "runtime"]
+
+
+def __getattr__(name: str) -> object:
+    # Runtime is a dataclass (deployer and its tests use dataclasses.replace on it); importing dataclasses
+    # cost a `blubber` process, which never needs it, about 15 ms. So it comes from its module on first use.
+    if name in ("Runtime", "runtime"):
+        from blubber import runtime_facts
+
+        return getattr(runtime_facts, name)
+    raise AttributeError(f"module 'blubber.api' has no attribute {name!r}")
 
 
 def load(config_path: str | Path, *, policy: str | Path | None = None) -> Config:
@@ -49,50 +62,3 @@ def check_policy(config: Config, variant: str, expander: Expander | None = None)
         expander = expander or Expander(config)
         expander.validate(variant)
         config.policy.check(config, variant, expander)  # type: ignore[attr-defined]
-
-
-@dataclass(frozen=True)
-class Runtime:
-    """What a deployment needs to know about the running image of a variant.
-
-    `user`/`uid`/`gid`: the runs user, or the lives user when `insecure` (runs.insecurely); a scratch image
-    has no users and runs as root (uid 0). `workdir`: runs.in, else lives.in ("/" for scratch).
-    `environment`: runs.environment plus NODE_ENV when the node builder sets it.
-    """
-
-    variant: str
-    base: str | None
-    user: str
-    uid: int
-    gid: int
-    workdir: str
-    environment: dict[str, str]
-    entrypoint: tuple[str, ...]
-    insecure: bool
-
-
-def runtime(config: Config, variant: str) -> Runtime:
-    """The runtime facts of `variant`'s image. Raises ConfigError for an unknown variant."""
-    e = Expander(config).validate(variant)
-    c = e.common
-    entrypoint = tuple(c.entrypoint or ())
-    if c.base is None:
-        return Runtime(variant, None, "root", 0, 0, "/", {}, entrypoint, False)
-    insecure = c.runs.is_insecure
-    owner = c.lives if insecure else c.runs
-    env = dict(c.runs.environment)
-    nodes = [c.node] + [b.section for b in c.builders or () if b.kind == "node"]
-    for node in nodes:
-        if node.requirements or node.env:
-            env["NODE_ENV"] = node.env or ""
-    return Runtime(
-        variant=variant,
-        base=c.base,
-        user=owner.as_,
-        uid=owner.uid,
-        gid=owner.gid,
-        workdir=c.runs.in_ or c.lives.in_,
-        environment=dict(sorted(env.items())),
-        entrypoint=entrypoint,
-        insecure=insecure,
-    )

@@ -9,8 +9,9 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+from blubber.values import frozen
 
 CONFIG_VERSION = "v4"
 
@@ -79,7 +80,7 @@ def is_username(value: object) -> bool:
     return isinstance(value, str) and value != "root" and bool(_USERNAME.match(value))
 
 
-@dataclass(frozen=True)
+@frozen
 class Check:
     """A named predicate and its message; `{value}` in the template is the offending value."""
 

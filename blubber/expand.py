@@ -9,7 +9,6 @@ dependency that only inherits a `copies` through `includes` still gets its stage
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
 
 from blubber.config._base import Checker
 from blubber.config.artifacts import Artifact, merge_copies
@@ -18,9 +17,10 @@ from blubber.config.common import Common
 from blubber.config.root import Config
 from blubber.config.variant import Variant
 from blubber.errors import ConfigError, raise_all
+from blubber.values import frozen
 
 
-@dataclass(frozen=True)
+@frozen
 class Expanded:
     """One variant merged with the top level and its includes."""
 

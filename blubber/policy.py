@@ -19,9 +19,7 @@ from blubber.checks (the same registry config validation uses) plus the comparis
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from blubber import schema
@@ -32,6 +30,7 @@ from blubber.config.root import Config
 from blubber.errors import PolicyViolation, raise_all
 from blubber.expand import Expander
 from blubber.source import Source, parse, read_file
+from blubber.values import fields, frozen
 
 _COMPARISONS: dict[str, Callable[[object, str], bool]] = {
     "eq": lambda v, a: render(v) == a,
@@ -102,7 +101,7 @@ def _safe(f: Callable[[object, str], bool], value: object, arg: str) -> bool:
         return False
 
 
-@dataclass(frozen=True)
+@frozen
 class Rule:
     text: str
     omitempty: bool
@@ -123,14 +122,14 @@ class Rule:
         return all(any(test(value) for test in alternatives) for alternatives in self.clauses)
 
 
-@dataclass(frozen=True)
+@frozen
 class Enforcement:
     path: str
     rule: Rule
     line: int | None
 
 
-@dataclass(frozen=True)
+@frozen
 class Policy:
     file: str
     defaults: Common | None
@@ -197,17 +196,15 @@ def _enforcements(source: Source, raw: object) -> list[Enforcement]:
 
 def as_view(value: object) -> object:
     """Config values as plain data under their YAML key names (`in_` → `in`, `use_npm_ci` → `use-npm-ci`)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    names = fields(value)
+    if names and not isinstance(value, type):
         if type(value).__name__ == "Entry":
             return {value.kind: as_view(value.section)}
         if type(value).__name__ == "Variant":
             body = as_view(value.common)
             body.update(includes=list(value.includes), copies=as_view(value.copies))
             return body
-        return {
-            f.name.rstrip("_").replace("_", "-"): as_view(getattr(value, f.name))
-            for f in dataclasses.fields(value)
-        }
+        return {name.rstrip("_").replace("_", "-"): as_view(getattr(value, name)) for name in names}
     if isinstance(value, dict):
         return {k: as_view(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

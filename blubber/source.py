@@ -7,12 +7,12 @@ silently keeps the last one, which hides typos).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from blubber.errors import ConfigError
+from blubber.values import frozen
 
 YamlPath = tuple[str | int, ...]
 
@@ -55,7 +55,7 @@ def format_path(path: YamlPath) -> str:
     return text
 
 
-@dataclass(frozen=True)
+@frozen
 class Source:
     """A loaded document: the plain data plus the 1-based line of every mapping key / list item."""
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from blubber.checks import has_control_chars, problem
 from blubber.errors import ConfigError
 from blubber.source import Source, YamlPath
+from blubber.values import field, frozen, mutable
 
 LOCAL = "local"
 SHARED_LIB = "/opt/lib"  # always created and owned by the lives user (not configurable)
@@ -28,7 +27,7 @@ def pick(a, b):
     return a if b is None else b
 
 
-@dataclass
+@mutable
 class Checker:
     """Collects semantic problems as ConfigErrors located in the source document."""
 
@@ -62,7 +61,7 @@ class Checker:
             self.add(path, f"{what} {value!r} contains a control character (newline, tab …)")
 
 
-@dataclass(frozen=True)
+@frozen
 class StageContext:
     """What a section needs to know about the stage being compiled.
 

@@ -11,20 +11,20 @@ Merge: `packages` appends per release (duplicates kept, as upstream); `sources` 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from blubber.config._base import Checker, StageContext
 from blubber.dockerfile.instructions import Cmd, Env, Instruction, Run
 from blubber.dockerfile.phases import Phase
 from blubber.source import YamlPath
+from blubber.values import field, frozen
 
 SOURCES_FILE = "/etc/apt/sources.list.d/99blubber.list"
 PROXIES_FILE = "/etc/apt/apt.conf.d/99blubber-proxies"
 KEYRINGS = "/etc/apt/keyrings"
 
 
-@dataclass(frozen=True)
+@frozen
 class Source:
     url: str
     distribution: str
@@ -44,7 +44,7 @@ class Source:
         return " ".join([f"deb {signed}{self.url}", self.distribution, *self.components])
 
 
-@dataclass(frozen=True)
+@frozen
 class Proxy:
     url: str
     source: str | None = None
@@ -56,7 +56,7 @@ class Proxy:
         return f'Acquire::{urlsplit(self.url).scheme}::Proxy "{self.url}";'
 
 
-@dataclass(frozen=True)
+@frozen
 class Apt:
     packages: dict[str, tuple[str, ...]] = field(default_factory=dict)
     sources: tuple[Source, ...] = ()

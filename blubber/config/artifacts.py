@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import difflib
 import posixpath
-from dataclasses import dataclass
 
 from blubber.checks import has_control_chars, is_imageref
 from blubber.config._base import LOCAL, SHARED_LIB, Checker, StageContext
 from blubber.dockerfile.instructions import Copy
 from blubber.source import YamlPath
+from blubber.values import frozen
 
 
-@dataclass(frozen=True)
+@frozen
 class Artifact:
     """Copy `source` from `from_` (local context, a variant or an image) to `destination`."""
 

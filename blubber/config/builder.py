@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import posixpath
 import re
-from dataclasses import dataclass
 
 from blubber.checks import has_control_chars
 from blubber.config import artifacts
@@ -26,26 +25,27 @@ from blubber.dockerfile.instructions import BindMount, CacheMount, Cmd, Instruct
 from blubber.dockerfile.phases import Phase
 from blubber.dockerfile.quoting import is_flag_safe
 from blubber.source import YamlPath
+from blubber.values import frozen
 
 SCRIPT_FILE = "/tmp/.blubber-builder-script"
 _VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 
 
-@dataclass(frozen=True)
+@frozen
 class Mount:
     from_: str = LOCAL
     source: str | None = None
     destination: str | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class Cache:
     destination: str
     id: str | None = None
     access: str | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class Builder:
     command: tuple[str, ...] | str | None = None
     script: str | None = None

@@ -9,8 +9,6 @@ their order. So inherited custom builders always run before the variant's own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from blubber.config._base import Checker, StageContext
 from blubber.config.builder import Builder
 from blubber.config.node import Node
@@ -19,12 +17,13 @@ from blubber.config.python import Python
 from blubber.dockerfile.instructions import Instruction
 from blubber.dockerfile.phases import Phase
 from blubber.source import YamlPath
+from blubber.values import frozen
 
 KINDS = {"custom": Builder, "node": Node, "php": Php, "python": Python}
 UNIQUE_KINDS = ("node", "php", "python")
 
 
-@dataclass(frozen=True)
+@frozen
 class Entry:
     kind: str
     section: Builder | Node | Php | Python

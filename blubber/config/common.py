@@ -8,8 +8,6 @@ cannot undo an inherited base, quirk 9, replicated); `entrypoint` is replaced wh
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from blubber.config import arguments, builders
 from blubber.config._base import Checker, StageContext, pick
 from blubber.config.apt import Apt
@@ -23,13 +21,14 @@ from blubber.config.runs import Runs
 from blubber.dockerfile.instructions import Instruction
 from blubber.dockerfile.phases import Phase
 from blubber.source import YamlPath
+from blubber.values import field, frozen
 
 COMMON_KEYS = (
     "base", "arguments", "apt", "lives", "runs", "entrypoint", "node", "php", "python", "builder", "builders",
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
+@frozen
 class Common:
     base: str | None = None
     arguments: dict[str, str] = field(default_factory=dict)

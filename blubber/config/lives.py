@@ -8,15 +8,14 @@ Merge: each field is replaced when set in the more specific config.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from blubber.config._base import SHARED_LIB, Checker, StageContext, pick
 from blubber.dockerfile.instructions import Arg, Cmd, Instruction, Run, Workdir
 from blubber.dockerfile.phases import Phase
 from blubber.source import YamlPath
+from blubber.values import frozen
 
 
-@dataclass(frozen=True)
+@frozen
 class Lives:
     in_: str | None = None
     as_: str | None = None

@@ -10,17 +10,16 @@ when non-empty; flags replaced when set (true or false).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from blubber.config import artifacts
 from blubber.config._base import Checker, StageContext, pick
 from blubber.config.artifacts import Artifact
 from blubber.dockerfile.instructions import Env, Instruction, Run
 from blubber.dockerfile.phases import Phase
 from blubber.source import YamlPath
+from blubber.values import frozen
 
 
-@dataclass(frozen=True)
+@frozen
 class Node:
     requirements: tuple[Artifact, ...] | None = None
     env: str | None = None

@@ -8,17 +8,16 @@ Merge: `requirements` replaced when the more specific config has the key; `produ
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from blubber.config import artifacts
 from blubber.config._base import Checker, StageContext, pick
 from blubber.config.artifacts import Artifact
 from blubber.dockerfile.instructions import Instruction, Run
 from blubber.dockerfile.phases import Phase
 from blubber.source import YamlPath
+from blubber.values import frozen
 
 
-@dataclass(frozen=True)
+@frozen
 class Php:
     requirements: tuple[Artifact, ...] | None = None
     production: bool | None = None

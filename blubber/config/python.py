@@ -12,7 +12,6 @@ Merge: `requirements` replaced when the key is present; strings replaced when no
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 from blubber.checks import CHECKS
 from blubber.config import artifacts
@@ -21,6 +20,7 @@ from blubber.config.artifacts import Artifact
 from blubber.dockerfile.instructions import Cmd, Env, Instruction, Run
 from blubber.dockerfile.phases import Phase
 from blubber.source import YamlPath
+from blubber.values import field, frozen
 
 DEFAULT_VENV = f"{SHARED_LIB}/venv"
 POETRY_VENVS = f"{SHARED_LIB}/poetry"
@@ -28,7 +28,7 @@ _INTERPRETER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
 _BARE_VERSION = re.compile(r"^[0-9][A-Za-z0-9.+!*-]*$")
 
 
-@dataclass(frozen=True)
+@frozen
 class Poetry:
     version: str | None = None
     devel: bool | None = None
@@ -44,7 +44,7 @@ class Poetry:
         )
 
 
-@dataclass(frozen=True)
+@frozen
 class Python:
     version: str | None = None
     requirements: tuple[Artifact, ...] | None = None

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from blubber.config import lives as lives_section
 from blubber.config import runs as runs_section
 from blubber.config.common import Common
 from blubber.config.variant import Variant
 from blubber.source import Source
+from blubber.values import field, frozen
 
 BUILTIN_DEFAULTS = Common(lives=lives_section.DEFAULT, runs=runs_section.DEFAULT)
 
 
-@dataclass(frozen=True)
+@frozen
 class Config:
     """A validated config. `common` already has the built-in and policy defaults merged under it.
 

@@ -10,17 +10,16 @@ more specific config wins per key; nothing can be removed).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from blubber.checks import CHECKS
 from blubber.config._base import Checker, StageContext, pick
 from blubber.config.lives import Lives, create_user_cmds, user_args
 from blubber.dockerfile.instructions import Env, Instruction, Run, Workdir
 from blubber.dockerfile.phases import Phase
 from blubber.source import YamlPath
+from blubber.values import field, frozen
 
 
-@dataclass(frozen=True)
+@frozen
 class Runs:
     in_: str | None = None
     as_: str | None = None

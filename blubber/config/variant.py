@@ -12,8 +12,6 @@ user database to work with.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from blubber.config import artifacts
 from blubber.config._base import Checker, StageContext
 from blubber.config.artifacts import Artifact
@@ -21,9 +19,10 @@ from blubber.config.common import Common
 from blubber.dockerfile.instructions import Entrypoint, Env, From, Instruction, User
 from blubber.dockerfile.phases import Phase
 from blubber.source import YamlPath
+from blubber.values import field, frozen
 
 
-@dataclass(frozen=True)
+@frozen
 class Variant:
     common: Common = field(default_factory=Common)
     includes: tuple[str, ...] = ()

@@ -6,10 +6,10 @@ Values hold *unquoted* data; quoting happens once, in the renderer, per target (
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from blubber.values import field, frozen
 
 
-@dataclass(frozen=True)
+@frozen
 class From:
     """`FROM <image> AS <stage>`; `image=None` means `scratch`."""
 
@@ -17,14 +17,14 @@ class From:
     stage: str
 
 
-@dataclass(frozen=True)
+@frozen
 class User:
     """`USER <uid>`; the uid is a literal number or a `$ARG` reference and is not quoted."""
 
     uid: str
 
 
-@dataclass(frozen=True)
+@frozen
 class Env:
     """`ENV k="v" …` with keys sorted; values may reference variables (`$PATH`), as Docker expands them."""
 
@@ -35,7 +35,7 @@ class Env:
         return cls(tuple(sorted(mapping.items())))
 
 
-@dataclass(frozen=True)
+@frozen
 class Arg:
     """`ARG NAME="value"` (string) or `ARG NAME=123` (integer)."""
 
@@ -43,14 +43,14 @@ class Arg:
     default: str | int
 
 
-@dataclass(frozen=True)
+@frozen
 class Workdir:
     """`WORKDIR "<path>"`."""
 
     path: str
 
 
-@dataclass(frozen=True)
+@frozen
 class Cmd:
     """One shell command of a RUN: a template whose `%s` slots take the first arguments, the rest appended.
 
@@ -64,7 +64,7 @@ class Cmd:
     expand: bool = False
 
 
-@dataclass(frozen=True)
+@frozen
 class BindMount:
     """`--mount=type=bind` for one RUN: `source` of `from_` at `target`."""
 
@@ -73,7 +73,7 @@ class BindMount:
     source: str | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class CacheMount:
     """`--mount=type=cache`, owned by the given uid/gid so the unprivileged builder can write to it."""
 
@@ -84,7 +84,7 @@ class CacheMount:
     gid: int
 
 
-@dataclass(frozen=True)
+@frozen
 class Run:
     """`RUN [--mount=…] cmd1 && cmd2 …`: commands joined with ` && ` on one line."""
 
@@ -96,7 +96,7 @@ class Run:
         return cls((Cmd(template, tuple(args), expand),))
 
 
-@dataclass(frozen=True)
+@frozen
 class Copy:
     """`COPY [--chown=u:g] [--from=x] [--exclude=p …] ["src", …, "dest"]` (JSON-array form)."""
 
@@ -107,14 +107,14 @@ class Copy:
     excludes: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@frozen
 class Entrypoint:
     """`ENTRYPOINT ["a", "b"]` (exec form; also clears an inherited CMD)."""
 
     argv: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@frozen
 class Label:
     """`LABEL k="v" …` with keys sorted."""
 
