@@ -168,6 +168,7 @@ class BuildResult:
     duration: float = 0.0
     # what `push` (production) or `test(push_cache=True)` pushes as the registry build cache
     cache_images: tuple[buildcache.CacheImage, ...] = ()
+    push_tagged: bool = False  # the build tagged `references` already (`build(push_tagged=True)`)
 
     @property
     def size_mb(self) -> float | None:
@@ -194,6 +195,7 @@ def build(
     inspect: bool = True,
     deadline: float | None = None,
     cache: bool = True,
+    push_tagged: bool = False,
 ) -> BuildResult:
     """Compile `variant` of the service's config and build it (BuildKit, host network).
 
@@ -207,6 +209,8 @@ def build(
     `deadline` (a `time.monotonic()` value) stops the build when it is reached, as its own timeout would.
     `cache` (unless `no_cache`): import the registry build cache of the variant and make the images that
     export it (`deployer.buildcache`; pushed by `push`, or by `test` after the tests passed).
+    `push_tagged`: the build also tags the image with its push references, so `push` starts no `docker
+    tag` (the caller removes those local tags if it never pushes).
     Build output lines go to `progress`. Raises ConfigError/PolicyViolation (blubber), `BuildFailed`
     (the failing instruction and its output tail), `EnvironmentMissing` (docker/registry not running).
     """
@@ -238,7 +242,7 @@ def build(
         image_id = docker.build(
             svc.directory,
             dockerfile,
-            tags=[local_image(svc, variant)],
+            tags=[local_image(svc, variant), *(f"{repository}:{t}" for t in tags if push_tagged)],
             # the service label lets `retention.tidy` find this build's image once a rebuild untags it
             labels={retention.SERVICE_LABEL: svc.name}
             | ({"org.opencontainers.image.revision": source.sha} if source.sha else {}),
@@ -278,6 +282,7 @@ def build(
         git_sha=source.sha,
         duration=time.monotonic() - started,
         cache_images=cache_images,
+        push_tagged=push_tagged,
     )
 
 
@@ -420,6 +425,7 @@ def push(
     session: Session | None = None,
     deadline: float | None = None,
     push_cache: bool = True,
+    untag: bool = True,
 ) -> PushResult:
     """Push every tag of `built` and return the digest the registry stored.
 
@@ -430,7 +436,8 @@ def push(
     tags exist only while pushing, so repeated builds do not pile up tags in the engine. A `session` that has
     already logged in to the registry (the build's) is not logged in again. `deadline`: see `build`.
     `push_cache`: then push the build cache (`built.cache_images`); a caller that pushes it itself, off its
-    critical path (`deployer ship`), says False.
+    critical path (`deployer ship`), says False. `untag=False` leaves the registry-named local tags of a
+    successful push for the caller to remove (off its critical path); a failed push removes them anyway.
     """
     host = built.repository.split("/", 1)[0]
     with _refused_push():
@@ -446,9 +453,11 @@ def push(
                 f"attempt {attempt}/{retry.attempts} failed, next try in {delay:g} s"
             )
 
+    pushed = False
     try:
         for reference in built.references:
-            docker.tag(built.image_id, reference)
+            if not built.push_tagged:
+                docker.tag(built.image_id, reference)
             results.append(
                 retry.call(
                     lambda ref=reference: docker.push(
@@ -474,8 +483,11 @@ def push(
                 hint=f"check the credentials in {creds.source}",
             ) from err
         raise PushFailed(f"push of {built.repository} failed: {_last_line(text)}") from err
+    else:
+        pushed = True
     finally:
-        docker.untag(list(built.references))
+        if untag or not pushed:
+            docker.untag(list(built.references))
 
     digest = results[0].digest
     repo_path = built.repository.split("/", 1)[1]

@@ -1,4 +1,5 @@
-"""What a ship does off its critical path: the registry build cache pushes and the engine clean-up.
+"""What a ship does off its critical path: the registry build cache pushes, the removal of the pushed
+image's local push tags and the engine clean-up.
 
 None of it decides the ship: a fresh runner's next build wants the cache, a long-lived runner wants its
 engine bounded, but the deploy needs neither. Done in line they cost the push stage 1-2 s (measured:
@@ -26,7 +27,7 @@ from deployer.background import ChoreResult
 from deployer.ship.context import Ctx, ShipState, time_left
 from deployer.workflow import Status, WorkflowRun
 
-__all__ = ["finish", "queue_cache_push", "queue_engine_tidy"]
+__all__ = ["finish", "queue_cache_push", "queue_engine_tidy", "queue_untag"]
 
 _PUSH_TIMEOUT = 900.0  # as deployer.build's pushes: bounded even without a deadline of the ship's
 
@@ -44,6 +45,22 @@ def queue_cache_push(ctx: Ctx, stage: str, variant: str, images: Sequence[Any]) 
             raise _Warning(f"{len(failed)} of {len(images)} cache images not pushed")
 
     ctx.state.chores.add(f"build cache of {variant}", stage, push)
+
+
+def queue_untag(ctx: Ctx, stage: str, references: Sequence[str]) -> None:
+    """Remove the registry-named local tags of a pushed image (`deployer.build.push(untag=False)`)."""
+
+    def untag(say: Callable[[str], None]) -> None:
+        from deployer.tools import docker
+        from deployer.tools.command import ToolFailed
+
+        try:
+            docker.untag(list(references))
+        except (ToolFailed, errors.EnvironmentMissing) as err:
+            raise _Warning(f"local push tags not removed: {err}") from err
+        say(f"removed the local push tags {', '.join(references)}")
+
+    ctx.state.chores.add("push tags", stage, untag)
 
 
 def queue_engine_tidy(ctx: Ctx, stage: str, service: str) -> None:

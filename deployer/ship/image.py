@@ -255,7 +255,7 @@ def _build_production(ctx: Ctx, progress: Callable[[str], None]) -> Any:
     elsewhere = (
         {} if where.builtin else {"registry_host": where.registry.host, "namespace": where.registry.namespace}
     )
-    return build.build(
+    built = build.build(
         state.service,
         state.config,
         state.deploy.variant,
@@ -264,7 +264,23 @@ def _build_production(ctx: Ctx, progress: Callable[[str], None]) -> Any:
         **elsewhere,
         session=docker_session(state),
         deadline=ctx.deadline,
+        # tagged for the push by the build itself (these tags stay local until the tests passed), so the
+        # push stage starts no `docker tag`; a ship that stops before its push removes them
+        push_tagged=True,
     )
+    state.cleanups.append(lambda: _untag_unless_pushed(ctx, built))
+    return built
+
+
+def _untag_unless_pushed(ctx: Ctx, built: Any) -> None:
+    from deployer.tools import docker
+    from deployer.tools.command import ToolFailed
+
+    if ctx.state.image is None:  # the push removes them (or queues their removal) itself
+        try:
+            docker.untag(list(built.references))
+        except (ToolFailed, errors.EnvironmentMissing):
+            return  # local tags only: the next ship's build moves them
 
 
 def start_production_build(ctx: Ctx) -> None:
@@ -332,10 +348,12 @@ def step_push(ctx: Ctx) -> dict[str, Any]:
             progress=_tool_stream(ctx),
             session=docker_session(state),
             deadline=ctx.deadline,
-            push_cache=False,  # off the critical path (ship.chores)
+            push_cache=False,  # off the critical path (ship.chores), as the local tags' removal
+            untag=False,
         )
     state.image = ImageRef(repository=pushed.repository, digest=pushed.digest, tag=pushed.tags[0])
     chores.queue_cache_push(ctx, "push", pushed.image.variant, pushed.image.cache_images)
+    chores.queue_untag(ctx, "push", pushed.image.references)
     chores.queue_engine_tidy(ctx, "push", pushed.service)
     state.chores.release()  # the image is in the registry: the engine and the network are free
     image = {

@@ -174,6 +174,42 @@ def test_a_session_checks_the_engine_and_logs_in_once_for_builds_and_pushes(tmp_
     assert fake.count("push") == len(built.tags) + len(built.cache_images) == len(built.tags) + 1
 
 
+def test_a_build_tagged_for_its_push_is_pushed_without_docker_tag_and_its_tags_can_stay(
+    tmp_path, monkeypatch
+):
+    """`deployer ship` tags at build time and removes the push tags off its critical path."""
+    from deployer.tools import docker
+
+    fake = Boundary(monkeypatch)
+    tagged: list[list[str]] = []
+    monkeypatch.setattr(
+        docker, "build", lambda *a, tags=(), **kw: tagged.append(list(tags)) or "sha256:" + "i" * 64
+    )
+    svc = make_service(tmp_path / "svc", PROD)
+    built = build_mod.build(svc, None, "production", push_tagged=True, cache=False)
+    assert tagged == [["deployer/svc:production", *built.references]] and built.push_tagged
+    build_mod.push(built, untag=False)
+    assert fake.count("tag") == 0 and fake.count("untag") == 0
+    assert fake.count("push") == len(built.references)
+
+
+def test_a_failed_push_removes_its_local_push_tags_even_when_asked_to_leave_them(tmp_path, monkeypatch):
+    from deployer.tools import docker
+    from deployer.tools.command import ToolFailed
+
+    fake = Boundary(monkeypatch)
+
+    def refused(ref, stream=None, timeout=None):
+        raise ToolFailed("docker", ["docker", "push", ref], 1, "denied: requested access")
+
+    monkeypatch.setattr(docker, "push", refused)
+    svc = make_service(tmp_path / "svc", PROD)
+    built = build_mod.build(svc, None, "production", push_tagged=True, cache=False)
+    with pytest.raises(PushFailed):
+        build_mod.push(built, untag=False)
+    assert fake.calls[-1] == "untag"
+
+
 def test_without_a_session_each_build_and_push_checks_and_logs_in_itself(tmp_path, monkeypatch):
     fake = Boundary(monkeypatch)
     svc = make_service(tmp_path / "svc", PROD)

@@ -857,6 +857,7 @@ def test_the_release_lock_is_taken_while_the_image_is_pushed(tmp_path, monkeypat
     from deployer import build
     from deployer.build import BuildResult, PushResult
     from deployer.release import lock
+    from deployer.tools import docker
 
     log: list = []
     monkeypatch.setattr(lock, "ReleaseLock", FakeLock)
@@ -872,6 +873,7 @@ def test_the_release_lock_is_taken_while_the_image_is_pushed(tmp_path, monkeypat
 
     monkeypatch.setattr(build, "push", fake_push)
     monkeypatch.setattr(retention, "tidy", lambda svc: retention.Tidied((), 0, "0B"))
+    monkeypatch.setattr(docker, "untag", lambda refs: None)  # the push tags' removal (a chore)
     # helm_test=False: the deploy step starts no test pods here (deployer.tools.testpod)
     deploy = SimpleNamespace(
         namespace="hello-ns", release="hello", timeouts=SimpleNamespace(helm=300), helm_test=False
@@ -893,6 +895,7 @@ def test_test_build_and_push_share_one_docker_session(tmp_path, monkeypatch):
     per build and push: the three steps hand the same session to deployer.build."""
     from deployer import build, buildcache
     from deployer.build import BuildResult, PushResult, Session, TestResult
+    from deployer.tools import docker
 
     sessions: list[object] = []
     sources: list[object] = []
@@ -910,13 +913,14 @@ def test_test_build_and_push_share_one_docker_session(tmp_path, monkeypatch):
         return TestResult("hello", variant, "deployer/hello:test", "sha256:" + "t" * 64, 0, 0.1,
                           cache_images=test_cache)  # fmt: skip
 
-    def fake_build(service, config, variant, *, source, progress, session, deadline):
+    def fake_build(service, config, variant, *, source, progress, session, deadline, push_tagged):
+        assert push_tagged  # the build tags for the push: the push stage starts no `docker tag`
         sessions.append(session)
         sources.append(source)
         return built
 
-    def fake_push(b, *, progress, session, deadline, push_cache):
-        assert not push_cache
+    def fake_push(b, *, progress, session, deadline, push_cache, untag):
+        assert not push_cache and not untag  # both off the critical path (chores)
         sessions.append(session)
         return PushResult("hello", b.repository, b.tags, "sha256:" + "d" * 64, b, 1, 0)
 
@@ -928,6 +932,7 @@ def test_test_build_and_push_share_one_docker_session(tmp_path, monkeypatch):
     monkeypatch.setattr(
         retention, "tidy", lambda svc: background.append(svc) or retention.Tidied((), 0, "0B")
     )
+    monkeypatch.setattr(docker, "untag", lambda refs: background.append(refs))
     deploy = SimpleNamespace(variant="production")
     source = git.Source(sha="a" * 40)  # what compile asked git; the builds do not ask again
     state = dict(variants=("test", "production"), deploy=deploy, docker=None, source=source)
@@ -944,9 +949,10 @@ def test_test_build_and_push_share_one_docker_session(tmp_path, monkeypatch):
     assert [(c.name, c.stage, c.ok) for c in done] == [
         ("build cache of test", "test", True),
         ("build cache of production", "push", True),
+        ("push tags", "push", True),
         ("engine clean-up", "push", True),
     ]
-    assert background == [test_cache, prod_cache, "hello"]
+    assert background == [test_cache, prod_cache, ["127.0.0.1:5000/staging/hello:t1"], "hello"]
 
 
 def test_the_test_run_starts_importing_the_cluster_client_and_deploy_waits_for_it(tmp_path, monkeypatch):
@@ -1057,7 +1063,7 @@ def test_production_builds_during_the_test_run_and_its_output_shows_under_build(
     built = BuildResult("hello", "production", "sha256:" + "i" * 64, 1, "deployer/hello:production", 1,
                         "127.0.0.1:5000/staging/hello", ("t1",))  # fmt: skip
 
-    def fake_build(service, config, variant, *, source, progress, session, deadline):
+    def fake_build(service, config, variant, *, source, progress, session, deadline, push_tagged):
         assert test_running.wait(10), "the production build waited for the test run"
         progress("#5 [production 2/6] RUN npm ci")
         order.append("production built")

@@ -1,5 +1,8 @@
-"""The chart stage hands its push to the deploy stage: helm upgrade installs the local package while the
-chart goes to the registry beside it, and a push that fails rolls the release back (deployer.ship.cluster).
+"""What a ship overlaps beyond the production build: the chart stage hands its push to the deploy stage
+(helm upgrade installs the local package while the chart goes to the registry beside it, and a push that
+fails rolls the release back: deployer.ship.cluster), and the production build tags the image for its push
+(the push stage starts no `docker tag`; a ship that stops before its push removes those local tags:
+deployer.ship.image).
 """
 
 from __future__ import annotations
@@ -194,3 +197,27 @@ def test_a_chart_push_still_running_at_the_ships_deadline_is_not_waited_for(tmp_
     assert time.monotonic() - started < 5
     assert "it did not finish before the ship's --timeout" in info.value.message
     assert log[-1] == ("uninstall", "hello")
+
+
+@pytest.mark.parametrize("pushed", [False, True])
+def test_the_push_tags_made_by_the_build_are_removed_when_the_ship_stops_before_its_push(
+    tmp_path, monkeypatch, pushed
+):
+    from deployer import build
+    from deployer.build import BuildResult
+    from deployer.tools import docker
+
+    built = BuildResult("hello", "production", "sha256:" + "i" * 64, 1, "deployer/hello:production", 1,
+                        "127.0.0.1:5000/staging/hello", ("t1", "git-abc"), push_tagged=True)  # fmt: skip
+    removed: list[list[str]] = []
+    monkeypatch.setattr(build, "build", lambda *a, push_tagged, **kw: built if push_tagged else None)
+    monkeypatch.setattr(docker, "untag", lambda refs: removed.append(refs))
+    deploy = SimpleNamespace(variant="production")
+    ctx = _ctx(tmp_path, variants=("production",), deploy=deploy, docker=Session())
+    ship.step_build(ctx)  # no test variant: the build stage builds
+    assert ctx.state.built is built
+    if pushed:  # the push stage removes them (a chore, off the critical path)
+        ctx.state.image = ImageRef("127.0.0.1:5000/staging/hello", "sha256:" + "d" * 64, "t1")
+    for cleanup in ctx.state.cleanups:  # what run() does at the end of every ship
+        cleanup()
+    assert removed == ([] if pushed else [list(built.references)])
