@@ -8,8 +8,6 @@ for the whole compiler.
 
 from __future__ import annotations
 
-import importlib
-
 # Not `from typing import TYPE_CHECKING`: importing typing is a measurable part of `blubber --help`.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -43,6 +41,7 @@ __all__ = [
 def __getattr__(name: str) -> object:
     if name not in _HOME:
         raise AttributeError(f"module 'blubber' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_HOME[name]), name)
+    # __import__ with a fromlist returns the submodule itself; importlib would be one more import at start.
+    value = getattr(__import__(_HOME[name], fromlist=[name]), name)
     globals()[name] = value  # later lookups skip this function
     return value

@@ -8,8 +8,6 @@ dependency that only inherits a `copies` through `includes` still gets its stage
 
 from __future__ import annotations
 
-import difflib
-
 from blubber.config._base import Checker
 from blubber.config.artifacts import Artifact, merge_copies
 from blubber.config.artifacts import check as check_artifacts
@@ -30,6 +28,8 @@ class Expanded:
 
 
 def unknown_variant(config: Config, name: str) -> ConfigError:
+    import difflib  # an error's hint only: not worth its import in every `blubber` process
+
     close = difflib.get_close_matches(name, sorted(config.variants), n=1)
     defined = ", ".join(sorted(config.variants)) or "none"
     hint = f"did you mean '{close[0]}'?" if close else f"defined variants: {defined}"

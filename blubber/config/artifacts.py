@@ -7,7 +7,6 @@ one COPY per expanded entry, paths as written (spec §4.12).
 
 from __future__ import annotations
 
-import difflib
 import posixpath
 
 from blubber.checks import has_control_chars, is_imageref
@@ -113,12 +112,16 @@ def check_from(c: Checker, origin: str | None, path: YamlPath) -> None:
 
 
 def _unknown_hint(name: str, variants: frozenset[str]) -> str:
+    import difflib  # an error's hint only: not worth its import in every `blubber` process
+
     close = difflib.get_close_matches(name, sorted(variants), n=1)
     image = f"to copy from an image, name it with a tag, e.g. {name}:latest"
     return f"did you mean '{close[0]}'? ({image})" if close else f"define it under `variants`, or {image}"
 
 
 def _variant_hint(name: str, variants: frozenset[str]) -> str | None:
+    import difflib  # an error's hint only
+
     close = difflib.get_close_matches(name, sorted(variants), n=1)
     return f"did you mean '{close[0]}'?" if close else "name a variant defined under `variants`, or an image"
 
