@@ -8,6 +8,11 @@ per version, alternated round by round so machine noise hits both alike; process
 The large config has 50 variants with deep includes (each variant includes the previous one and a shared
 one) and copies chains, compiled for its most-derived variant. Targets (issue 14): load + compile of the
 large config in-process <= 30 ms, `blubber` as a process on the small config <= 150 ms.
+Processes run as a user's would: the console script pip writes, in a venv made for the run whose packages
+are the development venv's (a .pth line) but without its editable-install finder, which the development
+venv imports at every start (about 15-20 ms) and an install from the wheel does not; one row also shows
+the development venv's `python -m blubber.cli`. Both trees are byte-compiled first, as pip does when it
+installs: with PYTHONDONTWRITEBYTECODE set, "before" would otherwise compile its sources in every process.
 Prints numbers only; it asserts nothing (timings are not tests).
 
     python bench/compile.py [--repeat N] [--before REF]
@@ -32,8 +37,18 @@ ROOT = Path(__file__).resolve().parents[1]
 POLICY = ROOT / "policies" / "default.yaml"
 # The last commit before session 4's start-up and compile work (issue 14, item 6).
 DEFAULT_BEFORE = "44e3d6b"
-# What the `deployer` console script runs.
-DEPLOYER = "import sys; from deployer.cli import main; sys.exit(main())"
+# The console scripts as pip writes them (`[project.scripts]` in pyproject.toml).
+CONSOLE_SCRIPT = """\
+#!{python}
+# -*- coding: utf-8 -*-
+import re
+import sys
+from {module} import {function}
+if __name__ == "__main__":
+    sys.argv[0] = re.sub(r"(-script\\.pyw|\\.exe)?$", "", sys.argv[0])
+    sys.exit({function}())
+"""
+SCRIPTS = {"blubber": ("blubber.cli", "main"), "deployer": ("deployer.cli", "entry")}
 
 SMALL = """\
 version: v4
@@ -141,6 +156,25 @@ def processes(
     return samples[0][1:], samples[1][1:]  # the first run of each warms the page cache
 
 
+def installed_venv(venv: Path) -> Path:
+    """A venv with this venv's packages (a .pth line, so no editable-install finder) and the console
+    scripts as pip writes them; returns its bin directory."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    Path(site, "development-venv.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    for name, (module, function) in SCRIPTS.items():
+        script = venv / "bin" / name
+        script.write_text(CONSOLE_SCRIPT.format(python=python, module=module, function=function))
+        script.chmod(0o755)
+    return venv / "bin"
+
+
 def extract(ref: str, into: Path) -> Path:
     """The packages of `ref` in `into` (nothing of the working tree changes)."""
     archive = subprocess.run(
@@ -168,34 +202,28 @@ def main() -> None:
     print(f"  {'CPU ms':<44} {'before':>9} {'now':>9} {'min bef.':>9} {'min now':>9} {'ratio':>7}")
     with tempfile.TemporaryDirectory() as tmp:
         trees = (extract(args.before, Path(tmp)), ROOT)
+        for tree in trees:  # as pip compiles an install; quietly, and only the two packages
+            packages = [str(tree / "blubber"), str(tree / "deployer")]
+            subprocess.run([sys.executable, "-m", "compileall", "-q", *packages], check=True)
         for label, (before, now) in in_process(trees, max(3, args.repeat // 4), 4).items():
             row(label, before, now)
         configs = Path(tmp) / "configs"
         configs.mkdir()
         (configs / "small.yaml").write_text(SMALL)
         (configs / "large.yaml").write_text(large())
-        python = [sys.executable]
+        bin_ = installed_venv(Path(tmp) / "venv")
         for label, argv in (
+            ("process `blubber small.yaml production`", [bin_ / "blubber", "small.yaml", "production"]),
+            ("process `blubber large.yaml v48`", [bin_ / "blubber", "large.yaml", "v48"]),
+            ("process `blubber --help`", [bin_ / "blubber", "--help"]),
+            ("process `deployer --help`", [bin_ / "deployer", "--help"]),
+            ("process `deployer --version`", [bin_ / "deployer", "--version"]),
             (
-                "process `blubber small.yaml production`",
-                [*python, "-m", "blubber.cli", "small.yaml", "production"],
+                "dev venv `python -m blubber.cli small.yaml …`",
+                [sys.executable, "-m", "blubber.cli", "small.yaml", "production"],
             ),
-            ("process `blubber large.yaml v48`", [*python, "-m", "blubber.cli", "large.yaml", "v48"]),
-            ("process `blubber --help`", [*python, "-m", "blubber.cli", "--help"]),
-            ("process `deployer --help`", [*python, "-c", DEPLOYER, "--help"]),
-            ("process `deployer --version`", [*python, "-c", DEPLOYER, "--version"]),
         ):
-            row(label, *processes(argv, trees, args.repeat, str(configs)))
-        # The same without site (-S): what a process costs without the development venv's editable-install
-        # finder (imported by its .pth file at every start, about 20 ms here) and .pth processing; closer
-        # to an install from the wheel.
-        packages = sysconfig.get_paths()["purelib"]
-        no_site = tuple(Path(f"{tree}{os.pathsep}{packages}") for tree in trees)
-        argv = [*python, "-S", "-m", "blubber.cli", "small.yaml", "production"]
-        row(
-            "process `blubber small.yaml production`, -S",
-            *processes(argv, no_site, args.repeat, str(configs)),
-        )
+            row(label, *processes([str(a) for a in argv], trees, args.repeat, str(configs)))
     print(f"load average {os.getloadavg()[0]:.1f}")
 
 
