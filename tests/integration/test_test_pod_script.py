@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 import yaml
 
-from deployer.tools.helm import Helm
+from deployer.tools.helm import HELM_BIN, Helm
 from deployer.tools.testpod import ANNOTATION, AWAIT_GO, early_manifests
 from tests.conftest import require
-from tests.integration.test_chart_helm import helm, rendered  # noqa: F401 - the helm fixture
+from tests.integration.test_chart_helm import rendered
 
 BASH = shutil.which("bash") or "/bin/bash"
 
@@ -57,11 +57,13 @@ def service() -> Iterator[_Server]:
     server.server_close()
 
 
-@pytest.fixture
-def test_pod(tmp_path: Path, helm: Helm) -> dict[str, Any]:  # noqa: F811 - the fixture imported above
+@pytest.fixture(scope="module")
+def test_pod(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The chart's test pod as helm renders it for node-hello (rendered once for the module)."""
+    require("helm", Path(HELM_BIN).is_file(), "e2e/tools.sh")
     require("bash", Path(BASH).is_file(), "apt-get install bash")
-    chart = rendered(tmp_path)
-    text = helm.template("node-hello", "staging", chart, values_file=str(chart / "values.yaml"))
+    chart = rendered(tmp_path_factory.mktemp("chart"))
+    text = Helm().template("node-hello", "staging", chart, values_file=str(chart / "values.yaml"))
     (pod,) = [d for d in yaml.safe_load_all(text) if d and d["kind"] == "Pod"]
     return pod
 
