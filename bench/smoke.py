@@ -13,7 +13,9 @@ change (so each really rolls out a new image):
   healthy (deployer/tools/testpod.py; what `deployer ship` does);
 - "helm test": `helm test --logs` after the rollout, as before (ShipConfig.early_test_pods=False).
 Ships run in this process (the switch is not a command-line option), each with its JSON report; the
-numbers are the report's stage and check times. The watch stage is shown too: the early pod starts
+numbers are the report's stage and check times, and for the early pod the smoke step's account of it:
+how long after the step asked it was running (0 when it was up already), how long its output took after
+the go, and how much later the kubelet reported its exit. The watch stage is shown too: the early pod starts
 beside the rollout on the same node, and its cost there must be seen, not hidden. Then, as the floor
 under `helm test`, bare pods of the service's image running `true`, create to Succeeded (watched).
 """
@@ -63,7 +65,14 @@ def _change(root: Path, edit: int) -> None:
     app.write_text(f"{text.rstrip()}\n{comment} bench edit {edit}\n")
 
 
-def _ship(root: Path, kubeconfig: str, *, early: bool) -> dict:
+# deployer.tools.testpod's account of one early test pod, as the smoke step says it
+_TIMINGS = re.compile(
+    r"running (?P<up>[\d.]+)s after the smoke step asked; its output ended (?P<output>[\d.]+)s after its "
+    r"go, its exit was reported (?P<exit>[\d.]+)s later"
+)
+
+
+def _ship(root: Path, kubeconfig: str, *, early: bool) -> tuple[dict, dict[str, float]]:
     report = root.parent / "report.json"
     config = ship_mod.ShipConfig(
         service=str(root), kubeconfig=Path(kubeconfig), report_path=report, early_test_pods=early
@@ -72,7 +81,9 @@ def _ship(root: Path, kubeconfig: str, *, early: bool) -> dict:
     code = ship_mod.run(config, display=output.make_display(ci=True, color=False, stream=log))
     if code:
         raise SystemExit(f"ship exited {code}:\n{log.getvalue()[-3000:]}")
-    return json.loads(report.read_text())
+    found = _TIMINGS.search(log.getvalue())
+    pod = {f"pod {k}": float(v) for k, v in found.groupdict().items()} if found else {}
+    return json.loads(report.read_text()), pod
 
 
 def _bare_pods(kubeconfig: str, namespace: str, image: str, count: int) -> list[float]:
@@ -127,16 +138,16 @@ def main() -> None:
     edits = 0
     try:
         print(f"{args.service.name}: copy {root.name}; warm-up ship (untimed)", flush=True)
-        report = _ship(root, args.kubeconfig, early=True)
+        report, _ = _ship(root, args.kubeconfig, early=True)
         for rep in range(args.repeat):
             for mode in list(MODES) if rep % 2 == 0 else list(MODES)[::-1]:
                 edits += 1
                 _change(root, edits)
-                report = _ship(root, args.kubeconfig, early=MODES[mode])
+                report, pod = _ship(root, args.kubeconfig, early=MODES[mode])
                 times = {s["name"]: s["duration_seconds"] for s in report["stages"]}
                 smoke = next(s for s in report["stages"] if s["name"] == "smoke")
                 checks = {c["name"]: c["duration_seconds"] for c in smoke["details"]["smoke"]}
-                row = {"watch": times["watch"], "smoke": times["smoke"], **checks}
+                row = {"watch": times["watch"], "smoke": times["smoke"], **checks, **pod}
                 for key, value in row.items():
                     stages[mode].setdefault(key, []).append(value)
                 line = " ".join(f"{k} {v:.2f}" for k, v in row.items())

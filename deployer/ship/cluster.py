@@ -474,6 +474,9 @@ def step_smoke(ctx: Ctx) -> StepResult | dict[str, Any]:
                     return early.run(time_left(ctx, timeout))
             except KubeForbidden as e:
                 say(f"{e.message}; helm test instead")
+            finally:
+                for line in early.timings:
+                    say(line)
         say("helm test --logs")
         with overall_deadline(ctx, "helm test"):
             return helm.test(release, namespace, timeout=seconds_left(ctx, timeout))

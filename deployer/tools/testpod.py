@@ -204,6 +204,8 @@ class EarlyTestPods:
         self.namespace = namespace
         self.names = tuple(names)
         self._told: set[str] = set()
+        # where each run's time went, one line per pod told to go (shown as progress: bench/smoke.py)
+        self.timings: list[str] = []
 
     def run(self, timeout: float) -> str:
         """Tell each pod to go, one after another, as `helm test` runs them; their output.
@@ -217,7 +219,9 @@ class EarlyTestPods:
 
     def _run_one(self, name: str, deadline: float) -> str:
         core = client.CoreV1Api(self.api)
+        began = time.monotonic()
         pod = _watch_pod(core, self.namespace, name, _started, deadline)
+        went = time.monotonic()
         self._told.add(name)  # from here on the pod is this run's evidence, kept like helm keeps it
         if pod is None:
             raise self._failed(name, "was deleted before its go (another `helm test`?)")
@@ -228,7 +232,12 @@ class EarlyTestPods:
         if "running" not in _container(pod)[1]:
             raise self._failed(name, f"did not start within the smoke timeout{_waiting(pod)}")
         output = self._go(core, name, deadline)
+        ended = time.monotonic()
         pod = _watch_pod(core, self.namespace, name, _exited, deadline)
+        self.timings.append(
+            f"test pod {name}: running {went - began:.2f}s after the smoke step asked; its output ended "
+            f"{ended - went:.2f}s after its go, its exit was reported {time.monotonic() - ended:.2f}s later"
+        )
         container, state = _container(pod)
         if pod is None:
             raise self._failed(name, "was deleted while it ran (another `helm test`?)", output)

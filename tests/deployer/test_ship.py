@@ -381,6 +381,7 @@ class _EarlyPods:
     def __init__(self, refuse: bool = False) -> None:
         self.refuse = refuse
         self.log: list[str] = []
+        self.timings = ["test pod hello-test-http: running 0.00s after the smoke step asked; …"]
 
     def run(self, timeout: float) -> str:
         from deployer.tools.kube import KubeForbidden
@@ -438,6 +439,7 @@ def test_the_test_pods_start_at_deploy_and_go_in_the_smoke_step(tmp_path, monkey
     if case == "early":
         assert (early.log, helm.tested) == (["go"], [])
         assert "go: test pod hello-test-http (created during the watch)" in seen
+        assert seen[-1] == early.timings[0]  # where its time went
     else:
         assert helm.tested == ["hello"]
         assert seen[-1] == "helm test --logs"
