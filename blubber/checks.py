@@ -15,23 +15,23 @@ from blubber.values import frozen
 
 CONFIG_VERSION = "v4"
 
-_VARIANT = re.compile(r"^[a-zA-Z][a-zA-Z0-9\-.]+[a-zA-Z0-9]$")
+_VARIANT = r"^[a-zA-Z][a-zA-Z0-9\-.]+[a-zA-Z0-9]$"
 # Upstream's last class is literally `[a-z-Az0-9]` (a-z, '-', 'A', 'z', 0-9): replicated (spec §2.8).
 _USERNAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9\-.]+[a-z\-Az0-9]$")
 _ENVVAR = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]+$")
-_NODEENV = re.compile(r"^[a-zA-Z0-9]+$")
+_NODEENV = r"^[a-zA-Z0-9]+$"
 _RELEASE = r"[a-zA-Z](?:[a-zA-Z0-9\-]*[a-zA-Z0-9]+)?"
 _DEBVERSION = r"(?:[0-9]+:)?[0-9]+[a-zA-Z0-9.+\-~]*"
-_DEBPACKAGE = re.compile(rf"^[a-z0-9][a-z0-9+.\-]+(?:={_DEBVERSION}|/{_RELEASE})?$")
-_DEBRELEASE = re.compile(rf"^{_RELEASE}$")
-_DEBCOMPONENT = re.compile(r"^[a-z0-9][a-z0-9+./\-]+$")
+_DEBPACKAGE = rf"^[a-z0-9][a-z0-9+.\-]+(?:={_DEBVERSION}|/{_RELEASE})?$"
+_DEBRELEASE = rf"^{_RELEASE}$"
+_DEBCOMPONENT = r"^[a-z0-9][a-z0-9+./\-]+$"
 # Characters an apt source or proxy URL may hold. Narrower than RFC 3986 on purpose: the URL is written
 # into an apt.conf directive ("…";) and a sources.list line, where `"`, `;`, braces, quotes or whitespace
 # would end the value and start a directive of the user's (apt runs them as root).
 _URL_CHARS = re.compile(r"^[A-Za-z0-9\-._~:/?#\[\]@!&()*+,=%]+$")
 _PYVER_ITEM = r"(?:<=|>=|==|!=|~=|<|>)[A-Za-z0-9\-_.*+!]+"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_PYPKGVER = re.compile(rf"^{_PYVER_ITEM}(?:,{_PYVER_ITEM})*$")
+_PYPKGVER = rf"^{_PYVER_ITEM}(?:,{_PYVER_ITEM})*$"
 
 # Docker's image reference grammar (distribution/reference), anchored.
 _ALNUM = r"[a-z0-9]+"
@@ -63,11 +63,17 @@ def is_httpurl(value: object) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
-def _match(pattern: re.Pattern[str], search: bool = False) -> Callable[[object], bool]:
+def _match(pattern: str) -> Callable[[object], bool]:
+    """A check that a string matches `pattern`, compiled on first use: a config needs only some of them."""
+    match: Callable[[str], object] | None = None
+
     def check(value: object) -> bool:
+        nonlocal match
         if not isinstance(value, str):
             return False
-        return bool(pattern.search(value) if search else pattern.match(value))
+        if match is None:
+            match = re.compile(pattern).match
+        return match(value) is not None
 
     return check
 
@@ -96,7 +102,7 @@ CHECKS: dict[str, Check] = {
         Check("imageref", is_imageref, '"{value}" is not a valid image reference'),
         Check("username", is_username, '"{value}" is not a valid user name'),
         Check("envvars", is_envvars, "contains invalid environment variable names"),
-        Check("envvar", _match(_ENVVAR), '"{value}" is not a valid environment variable name'),
+        Check("envvar", _match(_ENVVAR.pattern), '"{value}" is not a valid environment variable name'),
         Check("variantname", _match(_VARIANT), '"{value}" is not a valid variant name'),
         Check("nodeenv", _match(_NODEENV), '"{value}" is not a valid Node environment name'),
         Check("pypkgver", _match(_PYPKGVER), '"{value}" is not a valid Python package version specification'),
