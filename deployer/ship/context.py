@@ -39,7 +39,7 @@ TITLES = {
     "test": "build and run the test variant",
     "build": "build the production image",
     "push": "push the image to the registry",
-    "chart": "render, lint and push the service chart",
+    "chart": "render, lint and package the service chart (pushed beside the deploy stage)",
     "deploy": "helm upgrade --install",
     "watch": "watch the rollout",
     "smoke": "smoke checks",
