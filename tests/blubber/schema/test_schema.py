@@ -86,7 +86,7 @@ def test_all_schema_problems_are_reported_in_line_order() -> None:
     ]  # fmt: skip
 
 
-# The compiled validator only answers "valid?"; a "yes" must never hide an error the full validator
+# The fast predicate only answers "valid?"; a "yes" must never hide an error the full validator
 # would report (that would let a bad config through), and a "no" must be one the full one explains.
 def _full_verdict(data: object, definition: str | None = None) -> bool:
     target = schema() if definition is None else {"$ref": f"#/$defs/{definition}", "$defs": schema()["$defs"]}
@@ -95,12 +95,12 @@ def _full_verdict(data: object, definition: str | None = None) -> bool:
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(document)
-def test_compiled_validator_agrees_with_the_full_one(doc: dict) -> None:
+def test_fast_predicate_agrees_with_the_full_validator(doc: dict) -> None:
     assert is_valid(doc) == _full_verdict(doc)
 
 
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*/.pipeline/blubber.yaml")), ids=lambda p: p.parts[-3])
-def test_examples_pass_the_compiled_validator(path: Path) -> None:
+def test_examples_pass_the_fast_predicate(path: Path) -> None:
     data = yaml.safe_load(path.read_text())
     assert is_valid(data) and _full_verdict(data)
 
@@ -113,7 +113,7 @@ def test_policy_defaults_definition_agrees() -> None:
 
 
 def test_yaml_values_json_has_no_type_for_are_still_located() -> None:
-    # A YAML date is not JSON; the compiled validator refuses it and the full one names the field.
+    # A YAML date is not JSON; the fast predicate refuses it and the full validator names the field.
     with pytest.raises(ConfigError) as e:
         config("base: 2024-01-01\n")
     assert str(e.value).startswith("blubber.yaml:2: base: expected a string or null, got date")
