@@ -171,6 +171,8 @@ def _watch_pod(
                         resource_version=version,
                         timeout_seconds=max(1, int(left + 0.999)),
                     ):
+                        if event["type"] == "ERROR":  # the watch ended on the server's side: list again
+                            raise WatchExpired(str(event.get("raw_object") or event["object"]))
                         version = event["object"].metadata.resource_version
                         pod = None if event["type"] == "DELETED" else serialize(event["object"])
                         if done(pod) or time.monotonic() >= deadline:
