@@ -204,13 +204,15 @@ class Bench:
 
 
 def _tool_profile(bench: Bench) -> None:
-    """One more ship, in-process, with every tool process it starts timed (deployer.tools.command.run),
-    and the fixed cost of one such process (`true` through command.run vs subprocess.run) measured on the
-    spot."""
+    """One more ship, in-process, with every tool process it starts timed (deployer.tools.command.run)
+    from and to seconds after the ship started, in order of start, among the stages' starts and ends (what
+    ran beside what), and the fixed cost of one such process (`true` through command.run vs subprocess.run)
+    measured on the spot."""
     import collections
     import io
 
     from deployer import ship as ship_mod
+    from deployer import workflow
     from deployer.reporting import display as output
     from deployer.tools import command
 
@@ -222,7 +224,8 @@ def _tool_profile(bench: Bench) -> None:
 
     floor = per_call(lambda: command.run("true", ["/bin/true"]))
     bare = per_call(lambda: subprocess.run(["/bin/true"], check=True))
-    calls: list[tuple[float, str, str]] = []
+    calls: list[tuple[float, float, str, str]] = []  # (start, end, tool, its first arguments)
+    marks: list[tuple[float, str]] = []  # stage starts and ends
     original = command.run
 
     def timed(tool: str, argv: list[str], **kwargs: object) -> object:
@@ -230,13 +233,23 @@ def _tool_profile(bench: Bench) -> None:
         try:
             return original(tool, argv, **kwargs)  # type: ignore[arg-type]
         finally:
-            calls.append((time.monotonic() - started, tool, " ".join(str(a) for a in argv[1:3])))
+            calls.append((started, time.monotonic(), tool, " ".join(str(a) for a in argv[1:3])))
+
+    shown = output.make_display(ci=True, color=False, stream=io.StringIO())
+
+    def display(event: object) -> None:
+        if isinstance(event, workflow.StepStarted):
+            marks.append((time.monotonic(), f"[{event.name} starts]"))
+        elif isinstance(event, workflow.StepFinished):
+            marks.append((time.monotonic(), f"[{event.result.name} ends: {event.result.status.value}]"))
+        shown(event)
+
+    display.header = shown.header  # type: ignore[attr-defined]
 
     bench.change_source()
     command.run = timed  # type: ignore[assignment]
     try:
         started = time.monotonic()
-        display = output.make_display(ci=True, color=False, stream=io.StringIO())
         code = ship_mod.run(
             ship_mod.ShipConfig(service=str(bench.root), kubeconfig=Path(bench.kubeconfig), smoke=False),
             display=display,
@@ -244,15 +257,19 @@ def _tool_profile(bench: Bench) -> None:
         total = time.monotonic() - started
     finally:
         command.run = original  # type: ignore[assignment]
-    count = collections.Counter(tool for _, tool, _ in calls)
+    count = collections.Counter(tool for _, _, tool, _ in calls)
     print(f"\ntool processes of one ship --skip-smoke (exit {code}, {total:.1f}s in-process):")
-    print(f"  {len(calls)} processes {dict(count)}, {sum(c[0] for c in calls):.1f}s inside them")
+    inside = sum(end - start for start, end, _, _ in calls)
+    print(f"  {len(calls)} processes {dict(count)}, {inside:.1f}s inside them")
     print(
         f"  fixed cost of one process: {floor * 1000:.0f} ms through deployer.tools.command.run, "
         f"{bare * 1000:.0f} ms with subprocess.run -> about {len(calls) * (floor - bare):.1f}s of this ship"
     )
-    for seconds, tool, args in calls:
-        print(f"    {seconds:5.2f}s  {tool} {args}")
+    lines = [(start, f"{start - started:6.2f}-{end - started:6.2f}s ({end - start:5.2f}s)  {tool} {args}")
+             for start, end, tool, args in calls]  # fmt: skip
+    lines += [(when, f"{when - started:6.2f}s  {what}") for when, what in marks]
+    for _, line in sorted(lines):
+        print(f"    {line}")
 
 
 def _stages(report: dict) -> str:
