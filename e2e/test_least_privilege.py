@@ -120,6 +120,8 @@ def test_ship_and_prune_with_a_namespaced_service_account(
     first = _ship(svc, kubeconfig)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "2 of 2 checks passed" in first.stdout  # helm test and the HTTP check (port-forward)
+    # The Role has no pods/attach: the test pod is not started early, `helm test` runs it (docs/deploy.md)
+    assert "this identity may not attach to pods (pods/attach get): helm test instead" in first.stdout
 
     svc.write(".pipeline/deploy.yaml", DEPLOY_YAML.format(style="loud"))
     svc.commit("second")
