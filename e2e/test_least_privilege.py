@@ -59,9 +59,11 @@ def svc(
         yield copy
 
 
-def _can_i(kubeconfig: Path, verb: str, resource: str, namespace: str) -> bool:
+def _can_i(kubeconfig: Path, verb: str, resource: str, namespace: str, subresource: str = "") -> bool:
+    # `can-i VERB pods/portforward` would ask about a pod named "portforward": a subresource is a flag
+    sub = [f"--subresource={subresource}"] if subresource else []
     done = subprocess.run(
-        [KUBECTL, "--kubeconfig", str(kubeconfig), "auth", "can-i", verb, resource, "-n", namespace],
+        [KUBECTL, "--kubeconfig", str(kubeconfig), "auth", "can-i", verb, resource, *sub, "-n", namespace],
         capture_output=True,
         text=True,
         timeout=60,
@@ -108,7 +110,8 @@ def test_ship_and_prune_with_a_namespaced_service_account(
 
     # Confined to its namespace: it may deploy there and read nothing elsewhere, nor make namespaces.
     assert _can_i(kubeconfig, "create", "deployments.apps", svc.namespace)
-    assert _can_i(kubeconfig, "get", "pods/portforward", svc.namespace)
+    assert _can_i(kubeconfig, "get", "pods", svc.namespace, subresource="portforward")
+    assert not _can_i(kubeconfig, "create", "pods", svc.namespace, subresource="portforward")
     assert not _can_i(kubeconfig, "list", "pods", "kube-system")
     assert not _can_i(kubeconfig, "list", "secrets", "default")
     assert not _can_i(kubeconfig, "create", "namespaces", svc.namespace)
