@@ -39,12 +39,9 @@ class Background(Generic[T]):
     def done(self) -> bool:
         return not self._thread.is_alive()
 
-    def result(self, timeout: float | None = None) -> T:
-        """Wait for `fn` to finish (at most `timeout` seconds: then `TimeoutError`, and `fn` goes on); its
-        return value, or its exception raised here."""
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            raise TimeoutError(f"{self._thread.name} still running after {timeout:g}s")
+    def result(self) -> T:
+        """Wait for `fn` to finish; its return value, or its exception raised here."""
+        self._thread.join()
         if self._error is not None:
             raise self._error
         return self._value  # type: ignore[return-value]

@@ -10,16 +10,13 @@ healthy, so "rolled back" in the report means "serves again".
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from blubber.errors import UserError
 from deployer import errors
-from deployer.background import Background
 from deployer.ship.context import (
-    ChartPush,
     Ctx,
     cluster_modules,
     docker_session,
@@ -30,8 +27,6 @@ from deployer.ship.context import (
     time_left,
 )
 from deployer.workflow import StepResult
-
-_CHART_PUSH_TIMEOUT = 300.0  # as a helm call's own bound, when the ship has no --timeout
 
 
 def step_chart(ctx: Ctx) -> dict[str, Any]:
@@ -61,23 +56,21 @@ def step_chart(ctx: Ctx) -> dict[str, Any]:
     rendered = chart_mod.write_chart(
         state.workdir / "chart", deploy.release, version, values, app_version=state.image.tag
     )
-    ctx.progress(f"rendered {rendered.name} {version}; helm lint, package")
+    ctx.progress(f"rendered {rendered.name} {version}; helm lint, package, push")
     registry = ctx.config.where().registry
-    package = chart_mod.lint_and_package(rendered, state.helm, destination=state.workdir)
     docker_session(state).login(registry.host)  # helm pushes with docker's login (see make_helm)
-    helm = state.helm
-
-    def push() -> tuple[Any, float, float]:
-        started = time.monotonic()
-        published = chart_mod.push_package(rendered, package, helm, registry=registry)
-        return published, started, time.monotonic()
-
-    # The push is the one part of this stage helm upgrade does not need (it installs the same package
-    # from disk): it runs beside the deploy stage, which waits for it before the rollout is judged.
-    state.chart_push = ChartPush(package, rendered.name, version, Background(push, name="chart-push"))
+    # The push stays in this stage: pushed beside helm upgrade (which then installed the local package),
+    # it made helm upgrade slower by more than it took off this stage on 2 busy cores (README, benchmarks).
+    published = chart_mod.publish(rendered, state.helm, destination=state.workdir, registry=registry)
+    state.chart = published
     return {
-        "chart": {"name": rendered.name, "version": version},
-        "summary": f"{rendered.name} {version} linted and packaged; pushed beside the deploy stage",
+        "chart": {
+            "name": published.name,
+            "version": published.version,
+            "ref": published.reference,
+            "digest": published.digest,
+        },
+        "summary": published.pinned,
     }
 
 
@@ -148,17 +141,14 @@ def step_deploy(ctx: Ctx) -> dict[str, Any]:
             current = helm.status(release, namespace)  # what the repair left
     state.previous_revision = current.revision if current is not None and not current.pending else None
     state.deploy_started = datetime.now(UTC)
-    pushing = state.chart_push
-    # the chart stage's package while its push runs beside; the registry's chart otherwise
-    chart, version = (str(pushing.package), None) if pushing else (state.chart.reference, state.chart.version)
-    ctx.progress(f"helm upgrade --install {release} {chart}" + (f" --version {version}" if version else ""))
+    ctx.progress(f"helm upgrade --install {release} {state.chart.reference} --version {state.chart.version}")
     tls = ctx.config.where().registry.tls
     with overall_deadline(ctx, "helm upgrade"):
         deployed = helm.upgrade_install(
             release,
             namespace,
-            chart,
-            version=version,
+            state.chart.reference,
+            version=state.chart.version,
             plain_http=tls.is_plain_http,
             ca_file=tls.ca_file,
             timeout=seconds_left(ctx, state.deploy.timeouts.helm),
@@ -167,53 +157,12 @@ def step_deploy(ctx: Ctx) -> dict[str, Any]:
             create_namespace=False,
         )
     state.revision = deployed.revision
-    pushed = _chart_pushed(ctx) if pushing else {}
     start_test_pods(ctx)  # they start beside the watch; the smoke step tells them to go
     state.generation = _deployment_generation(ctx)
     details: dict[str, Any] = {"revision": deployed.revision, "summary": f"revision {deployed.revision}"}
     if recovery is not None and recovery.action != "none":
         details["recovered"] = recovery.describe()
-    return details | pushed
-
-
-def _chart_pushed(ctx: Ctx) -> dict[str, Any]:
-    """Wait for the chart push that ran beside helm upgrade (bounded by --timeout); the chart's details
-    for the report. A release whose chart did not reach the registry could not be reproduced or
-    promoted from it: it is rolled back (a first install removed) and the ship fails as a push (exit 14)."""
-    state = ctx.state
-    pushing = state.chart_push
-    try:
-        published, started, finished = pushing.push.result(timeout=time_left(ctx, _CHART_PUSH_TIMEOUT))
-    except (UserError, TimeoutError) as e:
-        reason = e.message if isinstance(e, UserError) else "it did not finish before the ship's --timeout"
-        ctx.progress(f"the chart push failed: {reason}; rolling back")
-        rollback = _roll_back(ctx)
-        raise errors.PushFailed(
-            f"chart {pushing.name} {pushing.version} was not pushed to the registry ({reason}); "
-            f"helm installed it from its local package, so {rollback['detail']}",
-            hint="check the registry (`deployer doctor`) and ship again",
-            details={"rollout": {"verdict": "failed", "reason": "chart push failed",
-                                 "rolled_back": rollback["action"] != "none", "rollback": rollback}},
-        ) from e  # fmt: skip
-    state.chart = published
-    return {
-        "chart": {
-            "name": published.name,
-            "version": published.version,
-            "ref": published.reference,
-            "digest": published.digest,
-        },
-        # queued by the chart stage, waited for here: recorded where the wait is, as the production build
-        "background": [
-            {
-                "name": "chart push",
-                "status": "ok",
-                "seconds": round(finished - started, 3),
-                "overlapped": ["deploy"],
-                "lines": [f"pushed {published.pinned}"],
-            }
-        ],
-    }
+    return details
 
 
 def _deployment_generation(ctx: Ctx) -> int | None:

@@ -39,7 +39,7 @@ TITLES = {
     "test": "build and run the test variant",
     "build": "build the production image",
     "push": "push the image to the registry",
-    "chart": "render, lint and package the service chart (pushed beside the deploy stage)",
+    "chart": "render, lint and push the service chart",
     "deploy": "helm upgrade --install",
     "watch": "watch the rollout",
     "smoke": "smoke checks",
@@ -100,8 +100,7 @@ class ShipState:
     image: ImageRef | None = None  # the pushed production image
     built: BuildResult | None = None  # the production image, built
     docker: Session | None = None  # one engine check and one registry login per ship
-    chart: PublishedChart | None = None  # in the registry (from the deploy stage on: see chart_push)
-    chart_push: ChartPush | None = None  # pushed beside helm upgrade, which installs the local package
+    chart: PublishedChart | None = None
     helm: Helm | None = None
     api: ApiClient | None = None
     lock: ReleaseLock | None = None  # held from the deploy stage on
@@ -131,17 +130,6 @@ class ShipState:
 
 
 Ctx = StepContext[ShipConfig, ShipState]
-
-
-@dataclass(frozen=True)
-class ChartPush:
-    """The service chart, linted and packaged, on its way to the registry while the deploy stage installs
-    it from `package` (the same bytes); the deploy stage waits for `push` before the release is judged."""
-
-    package: Path
-    name: str
-    version: str
-    push: Background[tuple[PublishedChart, float, float]]  # the chart, and its push's start and end
 
 
 def _held_chores() -> Chores:
