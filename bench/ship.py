@@ -197,10 +197,19 @@ class Bench:
         done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=900)
         elapsed = time.monotonic() - started
         if done.returncode:
-            raise SystemExit(
-                f"deployer ship exited {done.returncode}:\n{done.stdout[-3000:]}{done.stderr[-2000:]}"
-            )
+            raise ShipFailed(done.returncode, f"{done.stdout[-3000:]}{done.stderr[-2000:]}")
         return elapsed, json.loads(report.read_text())
+
+
+class ShipFailed(Exception):
+    """A timed ship that failed: said and counted, left out of the medians (a warm-up's failure stops the
+    bench: there is nothing to compare against)."""
+
+    def __init__(self, code: int, output: str) -> None:
+        super().__init__(f"deployer ship exited {code}:\n{output}")
+        self.code = code
+        cause = [line.strip() for line in output.splitlines() if line.strip().startswith("cause:")]
+        self.cause = cause[0] if cause else (output.strip().splitlines() or ["no output"])[-1]
 
 
 def _tool_profile(bench: Bench) -> None:
@@ -484,6 +493,7 @@ def _bench_service(
     without_chart: list[float] = []
     ship_steps: list[dict[str, float]] = []  # each `ship --skip-smoke`'s time by part (_ship_steps)
     background: list[list[dict]] = []  # and what ran beside its stages (the report's details.background)
+    failures: list[str] = []  # timed ships that failed (not in the medians)
     smoke_checks: list[float] = []  # the smoke stage of each `ship (with smoke)`
     pods: list[float] = []
     loads = [_load()]
@@ -503,9 +513,17 @@ def _bench_service(
                     seconds = bench.raw()
                     detail = f"  [{bench.last_steps}]"
                 else:
-                    seconds, report = bench.ship(
-                        smoke=what == "ship (with smoke)", team=what.startswith("team")
-                    )
+                    try:
+                        seconds, report = bench.ship(
+                            smoke=what == "ship (with smoke)", team=what.startswith("team")
+                        )
+                    except ShipFailed as failed:
+                        failures.append(f"{what} (rep {rep + 1}): exit {failed.code}, {failed.cause}")
+                        print(
+                            f"rep {rep + 1}: {what:<23} FAILED: exit {failed.code}, {failed.cause}",
+                            flush=True,
+                        )
+                        continue
                     detail = f"  [{_stages(report)}]"
                     stage = {s["name"]: s["duration_seconds"] for s in report["stages"]}
                     if what == "ship --skip-smoke":
@@ -536,6 +554,7 @@ def _bench_service(
         "raw_steps": bench.raw_steps[1:],  # the warm-up's install is not a timed run
         "smoke": smoke_checks,
         "pods": pods,
+        "failures": failures,
     }
 
 
@@ -549,6 +568,11 @@ def _report(name: str, repeat: int, result: dict) -> None:
     print(
         f"  raw commands by hand            {raw:6.1f}s  (all: {', '.join(f'{t:.1f}' for t in times['raw'])})"
     )
+    for failure in result["failures"]:
+        print(f"  failed, left out of the medians: {failure}")
+    if any(not runs for runs in times.values()):
+        print("  a kind of run never succeeded: no comparison")
+        return
     for what in ("ship --skip-smoke", "ship (with smoke)"):
         t = statistics.median(times[what])
         runs = ", ".join(f"{x:.1f}" for x in times[what])
