@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from deployer.tools.kube import pod_log
 from e2e.localcluster import layout
 
 pytestmark = [pytest.mark.cluster, pytest.mark.registry, pytest.mark.docker]
@@ -237,7 +238,7 @@ def test_cluster_ip_service_from_another_pod(kube, hello) -> None:
         if phase in ("Succeeded", "Failed"):
             break
         time.sleep(1)
-    log = core.read_namespaced_pod_log("service-client", ns)
+    log = pod_log(core, "service-client", ns)
     assert phase == "Succeeded", log
     assert json.loads(log.strip().splitlines()[-1]) == {
         "service": "cluster-hello",
@@ -324,7 +325,7 @@ def _attempts(core: Any, ns: str) -> list[tuple[float, str, str]]:
     from kubernetes.client.exceptions import ApiException
 
     try:
-        lines = (core.read_namespaced_pod_log("flip-client", ns) or "").splitlines()  # None when empty
+        lines = pod_log(core, "flip-client", ns).splitlines()
     except ApiException:  # not started yet
         return []
     return sorted((float(t), kind, rest) for t, kind, rest in (line.split(" ", 2) for line in lines if line))
@@ -447,7 +448,7 @@ def test_pods_resolve_service_names_through_cluster_dns(kube, hello, local_clust
         return phase if phase in ("Succeeded", "Failed") else None
 
     phase = _wait("dns-client to finish", finished)
-    log = core.read_namespaced_pod_log("dns-client", ns)
+    log = pod_log(core, "dns-client", ns)
     assert phase == "Succeeded", log
     answers = json.loads(log.splitlines()[0])
     assert answers == {

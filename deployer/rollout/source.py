@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from kubernetes import client, watch
 
 from deployer.rollout._obj import Obj
-from deployer.tools.kube import api_errors
+from deployer.tools.kube import api_errors, pod_log
 
 __all__ = ["KINDS", "ApiSource", "Source", "clock_offset"]
 
@@ -121,7 +121,8 @@ class ApiSource:
 
     def logs(self, pod: str, container: str, *, previous: bool, tail: int) -> list[str]:
         with api_errors(f"read the log of {pod}/{container}"):
-            text = self._core.read_namespaced_pod_log(
+            text = pod_log(
+                self._core,
                 pod,
                 self.namespace,
                 container=container,
@@ -129,7 +130,7 @@ class ApiSource:
                 tail_lines=tail,
                 _request_timeout=10,
             )
-        return str(text or "").splitlines()
+        return text.splitlines()
 
     def stop(self) -> None:
         with self._lock:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import urllib3.exceptions
 from kubernetes import client, config
@@ -33,6 +33,7 @@ __all__ = [
     "api_errors",
     "call",
     "load_api",
+    "pod_log",
 ]
 
 """The local staging cluster that `e2e/cluster up` writes; the default target."""
@@ -127,3 +128,14 @@ def call(what: str, fn: Callable[..., _T], *args: object, **kwargs: object) -> _
     """Call one client method, translating its failures (see `api_errors`)."""
     with api_errors(what):
         return fn(*args, **kwargs)
+
+
+def pod_log(core: client.CoreV1Api, pod: str, namespace: str, **kwargs: Any) -> str:
+    """A container's log as the kubelet kept it (kwargs: container, previous, tail_lines, ...).
+
+    Read raw: the client "deserializes" a log that happens to be one JSON document into a dict and
+    returns its Python repr (single quotes), so an app logging JSON would show mangled lines.
+    """
+    with api_errors(f"read the log of {pod}"):
+        resp = core.read_namespaced_pod_log(pod, namespace, _preload_content=False, **kwargs)
+        return str(resp.data.decode("utf-8", errors="replace"))

@@ -40,7 +40,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
 
 from deployer.errors import DeployFailed
-from deployer.tools.kube import KubeForbidden, KubeNotFound, WatchExpired, api_errors, call
+from deployer.tools.kube import KubeForbidden, KubeNotFound, WatchExpired, api_errors, call, pod_log
 
 __all__ = ["ANNOTATION", "AWAIT_GO", "EarlyTestPods", "early_manifests", "prepare"]
 
@@ -283,7 +283,7 @@ class EarlyTestPods:
     def _log(self, core: client.CoreV1Api, name: str, seen: str) -> str:
         """The pod's log as the kubelet kept it (what the attach saw when it cannot be read)."""
         try:
-            return call(f"read the log of {name}", core.read_namespaced_pod_log, name, self.namespace)
+            return pod_log(core, name, self.namespace)
         except DeployFailed:
             return seen
 

@@ -89,3 +89,41 @@ current-context: one
     )
     api = load_api(config, "two")
     assert api.configuration.host == "https://10.9.9.9:6443"
+
+
+class _RawLog:
+    """What the client's REST layer returns: a urllib3-like response with the log's bytes."""
+
+    status = 200
+    reason = "OK"
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def getheaders(self) -> dict[str, str]:
+        return {}
+
+    def getheader(self, name: str, default: str | None = None) -> str | None:
+        return default
+
+
+@pytest.mark.parametrize(
+    "log", [b'{"level": "info", "msg": "up"}\n', b"plain\nlines\n", b"", b"caf\xc3\xa9 \xff\n"]
+)
+def test_pod_log_returns_the_log_as_written(monkeypatch: pytest.MonkeyPatch, log: bytes) -> None:
+    # through the real client's request path: a one-document JSON log stays JSON (not a dict's repr)
+    from kubernetes import client
+
+    from deployer.tools.kube import pod_log
+
+    api = client.ApiClient()
+    asked: list[dict] = []
+
+    def request(method: str, url: str, **kw: object) -> _RawLog:
+        asked.append({"method": method, "url": url, **kw})
+        return _RawLog(log)
+
+    monkeypatch.setattr(api, "request", request)
+    text = pod_log(client.CoreV1Api(api), "web-1", "ns", container="app", tail_lines=5)
+    assert text == log.decode("utf-8", errors="replace")
+    assert asked[0]["method"] == "GET" and asked[0]["url"].endswith("/namespaces/ns/pods/web-1/log")
