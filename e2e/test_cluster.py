@@ -322,11 +322,11 @@ def _wait(what: str, check: Callable[[], Any], timeout: float = 120) -> Any:
 
 def _attempts(core: Any, ns: str) -> list[tuple[float, str, str]]:
     """(start time, "ok"/"fail", pod name/error) of each finished attempt of the probe client."""
-    from kubernetes.client.exceptions import ApiException
+    from deployer.tools.kube import KubeRequestFailed
 
     try:
         lines = pod_log(core, "flip-client", ns).splitlines()
-    except ApiException:  # not started yet
+    except KubeRequestFailed:  # not started yet: 400
         return []
     return sorted((float(t), kind, rest) for t, kind, rest in (line.split(" ", 2) for line in lines if line))
 
