@@ -173,24 +173,9 @@ class _KubeProbe:
         return True
 
     def can_i(self, verb: str, group: str, resource: str, namespace: str | None) -> bool:
-        from kubernetes import client
+        from deployer.tools.kube import can_i
 
-        from deployer.tools.kube import call
-
-        name, _, sub = resource.partition("/")
-        review = client.V1SelfSubjectAccessReview(
-            spec=client.V1SelfSubjectAccessReviewSpec(
-                resource_attributes=client.V1ResourceAttributes(
-                    verb=verb, group=group, resource=name, subresource=sub or None, namespace=namespace
-                )
-            )
-        )
-        answer = call(
-            f"ask whether the user may {verb} {resource}",
-            client.AuthorizationV1Api(self._api).create_self_subject_access_review,
-            review,
-        )
-        return bool(answer.status.allowed)
+        return can_i(self._api, verb, resource, namespace, group=group)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ __all__ = [
     "WatchExpired",
     "api_errors",
     "call",
+    "can_i",
     "load_api",
     "pod_log",
 ]
@@ -128,6 +129,25 @@ def call(what: str, fn: Callable[..., _T], *args: object, **kwargs: object) -> _
     """Call one client method, translating its failures (see `api_errors`)."""
     with api_errors(what):
         return fn(*args, **kwargs)
+
+
+def can_i(api: client.ApiClient, verb: str, resource: str, namespace: str | None, group: str = "") -> bool:
+    """The API server's own RBAC answer for this identity (a SelfSubjectAccessReview); `resource` may
+    name a subresource (`pods/attach`)."""
+    name, _, sub = resource.partition("/")
+    attributes = client.V1ResourceAttributes(
+        verb=verb, group=group, resource=name, subresource=sub or None, namespace=namespace
+    )
+    review = client.V1SelfSubjectAccessReview(
+        spec=client.V1SelfSubjectAccessReviewSpec(resource_attributes=attributes)
+    )
+    where = f" in {namespace}" if namespace else ""
+    answer = call(
+        f"ask whether this identity may {verb} {resource}{where}",
+        client.AuthorizationV1Api(api).create_self_subject_access_review,
+        review,
+    )
+    return bool(answer.status and answer.status.allowed)
 
 
 def pod_log(core: client.CoreV1Api, pod: str, namespace: str, **kwargs: Any) -> str:

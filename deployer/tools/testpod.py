@@ -40,7 +40,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
 
 from deployer.errors import DeployFailed
-from deployer.tools.kube import KubeForbidden, KubeNotFound, WatchExpired, api_errors, call, pod_log
+from deployer.tools.kube import KubeForbidden, KubeNotFound, WatchExpired, api_errors, call, can_i, pod_log
 
 __all__ = ["ANNOTATION", "AWAIT_GO", "EarlyTestPods", "early_manifests", "prepare"]
 
@@ -101,27 +101,12 @@ def prepare(api: client.ApiClient, namespace: str, hooks: str, *, wait_seconds: 
     if isinstance(pods, str):
         return pods
     own = client.ApiClient(api.configuration)
-    if not _may_attach(own, namespace):
+    if not can_i(own, "get", "pods/attach", namespace):
         return "this identity may not attach to pods (pods/attach get)"
     core = client.CoreV1Api(own)
     for pod in pods:
         _replace(core, namespace, pod)
     return EarlyTestPods(own, namespace, [p["metadata"]["name"] for p in pods])
-
-
-def _may_attach(api: client.ApiClient, namespace: str) -> bool:
-    attributes = client.V1ResourceAttributes(
-        namespace=namespace, verb="get", resource="pods", subresource="attach"
-    )
-    review = client.V1SelfSubjectAccessReview(
-        spec=client.V1SelfSubjectAccessReviewSpec(resource_attributes=attributes)
-    )
-    answer = call(
-        f"ask whether this identity may attach to pods in {namespace}",
-        client.AuthorizationV1Api(api).create_self_subject_access_review,
-        review,
-    )
-    return bool(answer.status and answer.status.allowed)
 
 
 def _replace(core: client.CoreV1Api, namespace: str, pod: Pod) -> None:
