@@ -167,6 +167,7 @@ def rollout_status(
     images: Mapping[str, str] | None = None,
     pull_secret_unread: frozenset[str] = frozenset(),
     seen_running: Mapping[str, Mapping[str, datetime]] | None = None,
+    probes_slow: frozenset[str] = frozenset(),
 ) -> RolloutStatus:
     """Evaluate a rollout from the objects at time `now` (aware UTC).
 
@@ -182,6 +183,7 @@ def rollout_status(
     `pull_secret_unread`: pods the kubelet said it could not read the pull Secrets of
     (`FailedToRetrieveImagePullSecret` events), see `pod.pod_status`. `seen_running`: pod name ->
     container name -> when the watch first saw it running (our clock), see `pod.pod_status`.
+    `probes_slow`: pods whose readiness probe failures (events) were all timeouts, see `pod.pod_status`.
     Healthy (see the module docstring): the Deployment at `generation` or later is complete, the new
     ReplicaSet is complete by its own status, no old ReplicaSet has replicas, at least `desired` of the new
     ReplicaSet's active pods are seen, each ready by its own status, and each container without a
@@ -196,6 +198,7 @@ def rollout_status(
             policy=policy,
             pull_secret_unread=name(p) in pull_secret_unread,
             seen_running=(seen_running or {}).get(name(p)),
+            probe_slow=name(p) in probes_slow,
         )
 
     hooks = [status(p) for p in pods if is_hook(p) and _since(p, since)]

@@ -7,12 +7,16 @@ tracking began are reported, oldest first, one line each.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime
 
 from deployer.rollout._obj import Obj, dig, parse_time
 
-__all__ = ["event_line", "event_time", "is_warning", "warning_lines"]
+__all__ = ["event_line", "event_time", "is_warning", "readiness_only_timed_out", "warning_lines"]
+
+# How the kubelet words a probe that got no answer in time: HTTP (Go's client), TCP/gRPC dials, exec.
+_PROBE_TIMEOUT = re.compile(r"deadline exceeded|Timeout exceeded|i/o timeout|timed out", re.IGNORECASE)
 
 
 def event_time(event: Obj) -> datetime | None:
@@ -62,3 +66,17 @@ def warning_lines(events: Iterable[Obj], objects: set[str], since: datetime | No
             continue
         chosen.append((when.isoformat() if when else "", event_line(event)))
     return [line for _, line in sorted(chosen)]
+
+
+def readiness_only_timed_out(events: Iterable[Obj]) -> frozenset[str]:
+    """Pods whose readiness probe failed at least once and every time by a timeout, never by a wrong
+    answer or a refused connection: a slow app (or a loaded node), not a wrong path or port."""
+    timed_out: set[str] = set()
+    answered: set[str] = set()
+    for event in events:
+        message = event.get("message") or event.get("note") or ""
+        if event.get("reason") != "Unhealthy" or not message.startswith("Readiness probe failed"):
+            continue
+        pod = dig(event, "involvedObject", "name", default="")
+        (timed_out if _PROBE_TIMEOUT.search(message) else answered).add(pod)
+    return frozenset(timed_out - answered)

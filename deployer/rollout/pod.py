@@ -162,7 +162,13 @@ def _exit_text(code: int | None, reason: str) -> str:
 
 
 def _container_failure(
-    pod: Obj, c: ContainerStatus, spec: Obj, now: datetime, policy: FailurePolicy, unread: bool
+    pod: Obj,
+    c: ContainerStatus,
+    spec: Obj,
+    now: datetime,
+    policy: FailurePolicy,
+    unread: bool,
+    probe_slow: bool,
 ) -> tuple[Failure | None, str]:
     """(failure, waiting_for) for one container; both empty when it is fine."""
     # Whose log tells the story: while the container waits to restart (or runs again), its last run is
@@ -225,10 +231,14 @@ def _container_failure(
         if c.init or c.ready:
             return None, ""
         grace = policy.readiness_grace if policy.readiness_grace is not None else probes.readiness_grace(spec)
+        allowed = f"its probes allow {grace:.0f}s"
+        if probe_slow:
+            grace += policy.slow_probe_grace
+            allowed += f", +{policy.slow_probe_grace:.0f}s as every failed probe timed out"
         not_ready_for = (now - c.started_at).total_seconds() if c.started_at else 0.0
         if not_ready_for > grace:
             rule = classify("ReadinessProbeFailed")
-            message = f"not ready {not_ready_for:.0f}s after start; its probes allow {grace:.0f}s"
+            message = f"not ready {not_ready_for:.0f}s after start; {allowed}"
             return Failure("ReadinessProbeFailed", message, rule.hint, rule.kind.value, **where), ""
         return (
             None,
@@ -268,6 +278,7 @@ def pod_status(
     policy: FailurePolicy = DEFAULT_POLICY,
     pull_secret_unread: bool = False,
     seen_running: Mapping[str, datetime] | None = None,
+    probe_slow: bool = False,
 ) -> PodStatus:
     """Classify one pod at time `now` (aware UTC): ready, failed with a `Failure`, or waiting for what.
 
@@ -279,6 +290,8 @@ def pod_status(
     current start. A running container's time is counted from the later of that and its startedAt: the
     node's clock is not ours, and a node (or a CI runner) a few seconds apart would otherwise judge a
     container that started a moment ago as not ready for far longer than its probes allow.
+    `probe_slow`: every readiness probe failure reported for the pod (events) was a timeout, so its
+    containers get `policy.slow_probe_grace` more (see `FailurePolicy`).
     """
     hook = is_hook(pod)
     phase = dig(pod, "status", "phase", default="Pending")
@@ -359,7 +372,7 @@ def pod_status(
     waiting: list[str] = []
     for c in containers:
         failure, waiting_for = _container_failure(
-            pod, c, specs.get(c.name, {}), now, policy, pull_secret_unread
+            pod, c, specs.get(c.name, {}), now, policy, pull_secret_unread, probe_slow
         )
         if failure:
             return result(failure, "")

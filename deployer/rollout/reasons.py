@@ -280,6 +280,9 @@ class FailurePolicy:
     pull_secret_grace: seconds from a pod's creation during which a refused pull is retried rather than
     failed when the pod names imagePullSecrets: the kubelet's first read of a new pull Secret can time out
     on a busy node, it then pulls anonymously, and its retry (10 s later) has the Secret.
+    slow_probe_grace: seconds added to the readiness grace of a pod whose readiness probe has only timed
+    out so far, never answered wrong: on a loaded node a healthy app can answer a 1 s probe late for a
+    while (seen in CI at load 9), whereas a wrong path or port is refused or answered at once.
     """
 
     max_exits: int = 2
@@ -287,6 +290,7 @@ class FailurePolicy:
     readiness_grace: float | None = None
     unprobed_settle: float = 3.0
     pull_secret_grace: float = 30.0
+    slow_probe_grace: float = 30.0
 
 
 DEFAULT_POLICY = FailurePolicy()

@@ -29,7 +29,7 @@ from deployer.rollout import feed
 from deployer.rollout._obj import Obj, dig, name, uid
 from deployer.rollout.deployment import RolloutStatus, rollout_status
 from deployer.rollout.diagnosis import RolloutVerdict, container_log, timeout_failure
-from deployer.rollout.event import event_line, event_time, is_warning
+from deployer.rollout.event import event_line, event_time, is_warning, readiness_only_timed_out
 from deployer.rollout.reasons import DEFAULT_POLICY, Failure, FailurePolicy
 from deployer.rollout.replicaset import owned
 from deployer.rollout.source import KINDS, ApiSource, Source
@@ -252,6 +252,7 @@ class RolloutWatch:
                 if e.get("reason") == "FailedToRetrieveImagePullSecret"
             ),
             seen_running=self._note_running(now),
+            probes_slow=readiness_only_timed_out(self._objects["event"].values()),
         )
 
     def rollout_objects(self) -> set[str]:

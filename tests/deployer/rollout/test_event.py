@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from deployer.rollout.event import event_line, event_time, warning_lines
+from deployer.rollout.event import event_line, event_time, readiness_only_timed_out, warning_lines
 from tests.deployer.rollout.conftest import recorded
 
 
@@ -35,3 +35,25 @@ def test_event_line_without_count() -> None:
         "count": 1,
     }
     assert event_line(event) == "pod/p: BackOff: Back-off"
+
+
+def _unhealthy(pod: str, message: str, reason: str = "Unhealthy") -> dict:
+    return {"involvedObject": {"kind": "Pod", "name": pod}, "reason": reason, "message": message}
+
+
+def test_readiness_only_timed_out() -> None:
+    timeout = 'Readiness probe failed: Get "http://10.244.0.220:8080/healthz": context deadline exceeded'
+    events = [
+        _unhealthy("slow", timeout + " (Client.Timeout exceeded while awaiting headers)"),
+        _unhealthy("slow-exec", 'Readiness probe failed: command "check" timed out'),
+        _unhealthy("wrong", timeout),
+        _unhealthy("wrong", "Readiness probe failed: HTTP probe failed with statuscode: 404"),
+        _unhealthy(
+            "refused", 'Readiness probe failed: Get "http://x:1/": dial tcp x:1: connect: connection refused'
+        ),
+        _unhealthy("liveness", "Liveness probe failed: " + timeout),
+        _unhealthy("other", timeout, reason="BackOff"),
+    ]
+    assert readiness_only_timed_out(events) == {"slow", "slow-exec"}
+    # The recorded never-ready pod: /healthz on a port nothing listens on is refused, never slow.
+    assert readiness_only_timed_out(recorded("notready").events) == frozenset()

@@ -255,6 +255,23 @@ def test_readiness_grace_comes_from_the_probe() -> None:
     assert fixed.failure is None
 
 
+def test_readiness_that_only_timed_out_gets_more_grace() -> None:
+    # CI saw this at load 9: a healthy node app answered its 1 s probe late for 6 s and was rolled back.
+    from deployer.rollout._obj import parse_time
+
+    pod = _pod({"running": {"startedAt": "2026-01-01T00:00:00Z"}})
+    start = parse_time("2026-01-01T00:00:00Z")
+    waiting = pod_status(pod, now=start + timedelta(seconds=5), probe_slow=True)
+    assert waiting.failure is None
+    assert waiting.waiting_for == "container app to become ready (29s of 34s grace left)"
+    late = pod_status(pod, now=start + timedelta(seconds=35), probe_slow=True).failure
+    assert late is not None and late.message == (
+        "not ready 35s after start; its probes allow 4s, +30s as every failed probe timed out"
+    )
+    short = FailurePolicy(slow_probe_grace=2)
+    assert pod_status(pod, now=start + timedelta(seconds=7), probe_slow=True, policy=short).failure
+
+
 def test_readiness_is_timed_by_our_clock_when_the_nodes_runs_ahead_of_it() -> None:
     # CI saw this: the kubelet's startedAt 23 s before our clock although the watch saw the container
     # start 2 s earlier; timed by startedAt alone, a container still starting was failed.

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import copy
+import re
 import time
 
 import pytest
 
 from deployer.rollout import feed, watcher
+from deployer.rollout.reasons import FailurePolicy
 from deployer.rollout.watcher import watch_rollout
 from deployer.tools.kube import KubeForbidden, KubeUnreachable, WatchExpired
 from tests.deployer.rollout.conftest import recorded
@@ -364,3 +366,44 @@ def test_times_from_the_api_are_compared_in_the_servers_clock() -> None:
         source.clock_offset = offset
         verdict = watch_rollout(None, "ns", "web", timeout=2, since=since, source=source)
         assert (verdict.reason == "HookFailed") is failed, verdict.summary()
+
+
+@pytest.mark.parametrize("answer", ["timed out", "refused"])
+def test_a_readiness_probe_that_only_timed_out_is_given_more_time(answer: str) -> None:
+    # CI at load 9: a healthy app answered its 1 s probe late for 6 s and was rolled back. A probe that
+    # only ever timed out waits `slow_probe_grace` more; one that was refused fails at its own grace.
+    from datetime import UTC, datetime
+
+    r = recorded("notready")
+    pod = copy.deepcopy(r.pod)
+    status = pod["status"]["containerStatuses"][0]
+    started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    status.update(ready=False, state={"running": {"startedAt": started}}, restartCount=0)
+    status.pop("lastState", None)
+    message = {
+        "timed out": 'Get "http://10.244.0.9:8080/healthz": context deadline exceeded',
+        "refused": 'Get "http://10.244.0.9:8080/healthz": dial tcp 10.244.0.9:8080: connection refused',
+    }[answer]
+    event = {
+        "metadata": {"name": "e1", "uid": "e1", "resourceVersion": "1"},
+        "type": "Warning",
+        "reason": "Unhealthy",
+        "message": f"Readiness probe failed: {message}",
+        "involvedObject": {"kind": "Pod", "name": pod["metadata"]["name"]},
+    }
+    source = ScriptedSource(
+        lists={
+            "deployment": [[r.deployment]],
+            "replicaset": [r.replicasets],
+            "pod": [[pod]],
+            "event": [[event]],
+        }
+    )
+    verdict = watch_rollout(
+        None, "ns", "web", timeout=1.5, since=r.since, source=source, policy=FailurePolicy(readiness_grace=0)
+    )
+    if answer == "timed out":
+        assert (verdict.reason, verdict.rule) == ("Timeout", "deadline"), verdict.summary()
+        assert re.search(r"container app to become ready \(\d+s of 30s grace left\)", verdict.message)
+    else:
+        assert (verdict.reason, verdict.rule) == ("ReadinessProbeFailed", "grace"), verdict.summary()
