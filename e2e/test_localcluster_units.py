@@ -138,3 +138,32 @@ def test_coredns_image_tag_follows_the_binary(tmp_path: Path) -> None:
         assert entry["RepoTags"] == [first]
         config = json.load(tar.extractfile(entry["Config"]))
     assert config["config"]["Entrypoint"] == ["/coredns"]
+
+
+class _NodeApi:
+    def __init__(self, node: dict | None) -> None:
+        self.node = node
+
+    def get(self, path: str) -> dict | None:
+        return self.node
+
+
+def _node(status: str, heartbeat: str) -> dict:
+    return {"status": {"conditions": [{"type": "Ready", "status": status, "lastHeartbeatTime": heartbeat}]}}
+
+
+def test_a_restarted_kubelets_node_counts_as_ready_only_by_a_status_it_posted() -> None:
+    # Seen here: containerd's CRI was still loading, the new kubelet exited at once, and `up` took the
+    # Ready its previous run had posted for the node's readiness.
+    from datetime import UTC, datetime
+
+    from e2e.localcluster.local import _node_ready_since
+
+    start = datetime(2026, 12, 3, 20, 53, 13, tzinfo=UTC)
+    stale = _NodeApi(_node("True", "2026-12-03T20:50:02Z"))
+    fresh = _NodeApi(_node("True", "2026-12-03T20:53:13Z"))
+    assert not _node_ready_since(stale, "/n", start)
+    assert _node_ready_since(fresh, "/n", start)
+    assert _node_ready_since(stale, "/n", None)  # a kubelet left running posts only on change
+    assert not _node_ready_since(_NodeApi(_node("False", "2026-12-03T20:53:14Z")), "/n", start)
+    assert not _node_ready_since(_NodeApi(None), "/n", None)

@@ -13,10 +13,12 @@ Topology (all addresses exist only in the netns, which has no default route):
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from . import configs, dns, host, pause, pki, procs
 from . import layout as L
@@ -239,6 +241,34 @@ def _containerd_answers() -> bool:
     return host.run([*CTR, "version"], check=False, quiet=True).returncode == 0
 
 
+def _cri_ready() -> bool:
+    """containerd's CRI service has finished its start-up (it loads its sandboxes in the background):
+    until then every CRI call, the kubelet's first included, fails with "server is not initialized yet"
+    and the kubelet exits."""
+    r = host.run(
+        [T("crictl"), "--runtime-endpoint", f"unix://{L.CONTAINERD_SOCK}", "--timeout", "2s", "info"],
+        check=False,
+        quiet=True,
+    )
+    if r.returncode != 0:
+        return False
+    conditions = json.loads(r.stdout).get("status", {}).get("conditions", [])
+    return any(c.get("type") == "RuntimeReady" and c.get("status") for c in conditions)
+
+
+def _node_ready_since(api: Api, path: str, since: datetime | None) -> bool:
+    """Ready, and, when the kubelet was (re)started at `since`, by a status it posted after that: the
+    Node object keeps the Ready of the kubelet's previous run (up to its 40 s lease) after it died."""
+    node = api.get(path)
+    if not node_ready(node):
+        return False
+    if since is None:
+        return True
+    ready = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
+    beat = ready.get("lastHeartbeatTime")
+    return bool(beat) and datetime.fromisoformat(beat.replace("Z", "+00:00")) >= since
+
+
 def _ensure_image(tag: str, archive: Callable[[], bytes], what: str) -> None:
     """Import a locally built image into the cluster's containerd unless that tag is there already."""
     listed = host.run([*CTR, "images", "ls", "-q"]).stdout.split()
@@ -299,15 +329,21 @@ def up() -> None:
         procs.start(comps[name])
     # Not just the socket file: after a crash a stale one is left behind until containerd listens again.
     wait_for("containerd answers", _containerd_answers, 30, ["containerd"])
+    wait_for("containerd's CRI ready", _cri_ready, 60, ["containerd"])
     _ensure_image(L.PAUSE_IMAGE, lambda: pause.docker_archive(L.PAUSE_IMAGE), "sandbox image (catatonit)")
     dns_image = dns.image_tag()
     _ensure_image(dns_image, lambda: dns.image_archive(dns_image), "CoreDNS image")
-    procs.start(comps["kubelet"])
+    # Whole seconds: the kubelet's heartbeat times have no fraction.
+    kubelet_start = datetime.now(UTC).replace(microsecond=0)
+    kubelet_before = procs.running_pid(comps["kubelet"].pidfile)
+    kubelet_started = procs.start(comps["kubelet"]) != kubelet_before
     procs.start(comps["kube-proxy"])
     node = f"/api/v1/nodes/{L.NODE_NAME}"
+    # A kubelet left running (same configuration) posts status only on change: its Ready is current.
+    since = kubelet_start if kubelet_started else None
     wait_for(
         f"node {L.NODE_NAME} Ready",
-        lambda: node_ready(api.get(node)),
+        lambda: _node_ready_since(api, node, since),
         180,
         ["containerd", "kubelet", "kube-apiserver"],
     )
