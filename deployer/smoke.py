@@ -132,6 +132,15 @@ def read_test_pods(api: Any, namespace: str, release: str, *, core: Any = None) 
     return [p for p in pods if _is_test_hook((p.get("metadata") or {}).get("annotations") or {}, ANNOTATION)]
 
 
+def stuck_before_start(pod: dict[str, Any]) -> bool:
+    """Whether a test pod that has not started waits for what will not come (an image that cannot be
+    pulled, a missing Secret): judged by the rollout's reason table, with its graces (a pull Secret the
+    kubelet has not read yet is waited for)."""
+    from deployer.rollout.pod import pod_status
+
+    return pod_status(pod, now=datetime.now(UTC)).failure is not None
+
+
 def _is_test_hook(annotations: dict[str, str], early: str) -> bool:
     hook = annotations.get("helm.sh/hook") or annotations.get(early) or ""
     return "test" in [h.strip() for h in hook.split(",")]

@@ -178,3 +178,23 @@ def test_a_bad_test_image_is_refused_with_its_place_in_deploy_yaml(
     assert words in ship.output
     assert f"{service.root / '.pipeline' / 'deploy.yaml'}:8" in ship.output  # file:line of smoke.testImage
     assert "smoke.testImage" in ship.output
+
+
+def test_a_test_image_that_cannot_be_pulled_fails_smoke_without_waiting_out_its_timeout(
+    service: Service, kube: client.ApiClient
+) -> None:
+    missing = "127.0.0.1:5000/e2e/no-such-test-image:never-pushed"
+    service.configure(missing)
+    ship = service.ship()
+
+    assert ship.returncode == ExitCode.SMOKE == 17, ship.output[-4000:]
+    assert ship.stage("watch")["status"] == "success"  # the service itself is healthy
+    (check,) = ship.stage("smoke")["details"]["smoke"]
+    assert (check["name"], check["status"]) == ("helm-test", "failed")
+    assert f"the test pod cannot pull its image {missing}" in check["detail"], check
+    # The early test pod's wait ends on the kubelet's verdict, not on the smoke timeout (15 s here).
+    assert f"pod {service.name}-test-http failed: cannot start (ErrImagePull" in ship.output or (
+        f"pod {service.name}-test-http failed: cannot start (ImagePullBackOff" in ship.output
+    ), ship.output[-4000:]
+    assert "did not start within the smoke timeout" not in ship.output
+    assert "check smoke.testImage in .pipeline/deploy.yaml" in ship.stage("smoke")["hint"]

@@ -95,8 +95,18 @@ def _annotations(pod: Pod) -> dict[str, str]:
     return (pod.get("metadata") or {}).get("annotations") or {}
 
 
-def prepare(api: client.ApiClient, namespace: str, hooks: str, *, wait_seconds: int) -> EarlyTestPods | str:
-    """Create the release's test pods, waiting for go; or say why they are left to `helm test`."""
+def prepare(
+    api: client.ApiClient,
+    namespace: str,
+    hooks: str,
+    *,
+    wait_seconds: int,
+    cannot_start: Callable[[Pod], bool] | None = None,
+) -> EarlyTestPods | str:
+    """Create the release's test pods, waiting for go; or say why they are left to `helm test`.
+
+    `cannot_start(pod)`: the pod's container waits for what will not come (an image that cannot be
+    pulled, a missing Secret): its run fails then instead of waiting out the smoke timeout."""
     pods = early_manifests(hooks, namespace, wait_seconds)
     if isinstance(pods, str):
         return pods
@@ -106,7 +116,7 @@ def prepare(api: client.ApiClient, namespace: str, hooks: str, *, wait_seconds: 
     core = client.CoreV1Api(own)
     for pod in pods:
         _replace(core, namespace, pod)
-    return EarlyTestPods(own, namespace, [p["metadata"]["name"] for p in pods])
+    return EarlyTestPods(own, namespace, [p["metadata"]["name"] for p in pods], cannot_start=cannot_start)
 
 
 def _replace(core: client.CoreV1Api, namespace: str, pod: Pod) -> None:
@@ -186,10 +196,18 @@ def _exited(pod: Pod | None) -> bool:
 class EarlyTestPods:
     """Test pods created by `prepare`, each waiting for its go."""
 
-    def __init__(self, api: client.ApiClient, namespace: str, names: Sequence[str]) -> None:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        namespace: str,
+        names: Sequence[str],
+        *,
+        cannot_start: Callable[[Pod], bool] | None = None,
+    ) -> None:
         self.api = api
         self.namespace = namespace
         self.names = tuple(names)
+        self._cannot_start = cannot_start or (lambda pod: False)
         self._told: set[str] = set()
         # where each run's time went, one line per pod told to go (shown as progress: bench/smoke.py)
         self.timings: list[str] = []
@@ -207,7 +225,7 @@ class EarlyTestPods:
     def _run_one(self, name: str, deadline: float) -> str:
         core = client.CoreV1Api(self.api)
         began = time.monotonic()
-        pod = _watch_pod(core, self.namespace, name, _started, deadline)
+        pod = _watch_pod(core, self.namespace, name, lambda p: _started(p) or self._cannot_start(p), deadline)
         went = time.monotonic()
         self._told.add(name)  # from here on the pod is this run's evidence, kept like helm keeps it
         if pod is None:
@@ -217,6 +235,8 @@ class EarlyTestPods:
             why = f"exited {ended.get('exitCode')} before its go ({ended.get('reason') or 'no reason given'})"
             raise self._failed(name, why, self._log(core, name, ""))
         if "running" not in _container(pod)[1]:
+            if self._cannot_start(pod):
+                raise self._failed(name, f"cannot start{_waiting(pod)}")
             raise self._failed(name, f"did not start within the smoke timeout{_waiting(pod)}")
         output = self._go(core, name, deadline)
         ended = time.monotonic()
