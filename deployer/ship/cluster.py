@@ -358,9 +358,11 @@ def start_test_pods(ctx: Ctx) -> None:
     wait = int(left) + 1 if left is not None else state.deploy.timeouts.rollout + state.deploy.timeouts.smoke
 
     def prepare() -> Any:
+        from deployer.smoke import stuck_before_start
         from deployer.tools import testpod
 
-        return testpod.prepare(api, namespace, helm.get_hooks(release, namespace), wait_seconds=wait)
+        hooks = helm.get_hooks(release, namespace)
+        return testpod.prepare(api, namespace, hooks, wait_seconds=wait, cannot_start=stuck_before_start)
 
     early = state.test_pods = Background(prepare, name="smoke-test-pods")
 
