@@ -27,7 +27,7 @@ from kubernetes import client
 
 from deployer.release import passed
 from deployer.reporting.report import report_schema
-from e2e.shipping import DEPLOYER
+from e2e.shipping import DEPLOYER, delete_pushed
 from e2e.test_team_ship import CONFIG, NODE_HELLO  # the same environments and service as a team ship
 from tests.conftest import require
 from tests.integration.teamregistry import HOW_TO_START, answers, password
@@ -48,6 +48,7 @@ def release(kube: client.ApiClient) -> Iterator[str]:
             if e.status != 404:
                 raise
     _delete_pushed([f"staging/charts/{name}", f"production/charts/{name}"])
+    delete_pushed(f"mirror/charts/{name}")  # the mirror's chart, on the local stack's registry
 
 
 @pytest.fixture
