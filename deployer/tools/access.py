@@ -2,9 +2,16 @@
 
 `deployer ship` asks during its compile, in the background, so a missing permission stops it before it
 builds or pushes anything (exit 19 naming verb, resource and namespace) instead of failing at the deploy
-stage with half a release. One HTTPS POST per verb to the API server named by the kubeconfig, with its
-credentials (client certificate, bearer token or token file); an identity this module cannot present
-(an exec plugin, an auth provider) is not pre-checked: the deploy stage still reports what is refused.
+stage with half a release. HTTPS POSTs to the API server named by the kubeconfig, with its credentials
+(client certificate, bearer token or token file); an identity this module cannot present (an exec plugin,
+an auth provider) is not pre-checked: the deploy stage still reports what is refused.
+
+First one SelfSubjectRulesReview (what the identity may do in the namespace); what its rules allow is
+allowed. Only a verb they do not cover, or every verb when the server says its list is incomplete (an
+authorizer that cannot list rules, e.g. a webhook, which might also deny), is asked with a
+SelfSubjectAccessReview of its own, so a refusal is always the server's own verdict. One request instead
+of one per verb (31 for a ship): the ship waits for this check before it builds anything, and 31 TLS
+handshakes cost 0.35-0.6 s there on 2 busy cores.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ __all__ = ["Denied", "denied"]
 Denied = tuple[str, str, str]  # (verb, group, resource)
 
 _REVIEWS = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+_RULES_REVIEWS = "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews"
 
 
 def denied(
@@ -67,16 +75,49 @@ def _denied(
             urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context_ssl)
         )
         asked = [(verb, group, resource) for group, resource, verbs in rules for verb in verbs]
+        server = cluster["server"].rstrip("/")
+        granted = _rules_review(opener, server, headers, namespace, timeout)
+        unsure = [one for one in asked if not any(allows(rule, *one) for rule in granted)]
+        if not unsure:
+            return []
 
         def review(one: Denied) -> bool | None:
-            return _review(opener, cluster["server"], headers, *one, namespace, timeout)
+            return _review(opener, server, headers, *one, namespace, timeout)
 
         # several reviews at a time: the ship waits for the slowest, not for their sum
         with ThreadPoolExecutor(max_workers=8) as pool:
-            answers = list(pool.map(review, asked))
+            answers = list(pool.map(review, unsure))
         if any(answer is None for answer in answers):
             return None
-        return [one for one, allowed in zip(asked, answers, strict=True) if not allowed]
+        return [one for one, allowed in zip(unsure, answers, strict=True) if not allowed]
+
+
+def allows(rule: dict[str, Any], verb: str, group: str, resource: str) -> bool:
+    """Whether one resource rule of a SelfSubjectRulesReview allows `verb` on every object of `resource`
+    ("name/subresource") in `group`: the RBAC authorizer's own matching (`*` for any verb, group or
+    resource, `*/subresource` for that subresource of any resource). A rule limited to some
+    `resourceNames` does not allow a verb on the resource as a whole."""
+    if rule.get("resourceNames"):
+        return False
+    verbs, groups = rule.get("verbs") or [], rule.get("apiGroups") or []
+    if "*" not in verbs and verb not in verbs:
+        return False
+    if "*" not in groups and group not in groups:
+        return False
+    resources = rule.get("resources") or []
+    _, _, sub = resource.partition("/")
+    return "*" in resources or resource in resources or (bool(sub) and f"*/{sub}" in resources)
+
+
+def _rules_review(opener: Any, server: str, headers: dict[str, str], namespace: str,
+                  timeout: float) -> list[dict[str, Any]]:  # fmt: skip
+    """The resource rules the identity has in `namespace`, or none when the list may be incomplete (then
+    every verb is asked on its own) or the review failed."""
+    status = _post(opener, server + _RULES_REVIEWS, headers, "SelfSubjectRulesReview",
+                   {"namespace": namespace}, timeout)  # fmt: skip
+    if status is None or status.get("incomplete") is not False:
+        return []
+    return [rule for rule in status.get("resourceRules") or [] if isinstance(rule, dict)]
 
 
 def _review(opener: Any, server: str, headers: dict[str, str], verb: str, group: str, resource: str,
@@ -85,19 +126,22 @@ def _review(opener: Any, server: str, headers: dict[str, str], verb: str, group:
     attributes = {"verb": verb, "group": group, "resource": name, "namespace": namespace}
     if sub:
         attributes["subresource"] = sub
-    body = {
-        "apiVersion": "authorization.k8s.io/v1",
-        "kind": "SelfSubjectAccessReview",
-        "spec": {"resourceAttributes": attributes},
-    }
-    request = urllib.request.Request(
-        server.rstrip("/") + _REVIEWS, data=json.dumps(body).encode(), headers=headers, method="POST"
-    )
+    status = _post(opener, server + _REVIEWS, headers, "SelfSubjectAccessReview",
+                   {"resourceAttributes": attributes}, timeout)  # fmt: skip
+    return None if status is None else bool(status.get("allowed"))
+
+
+def _post(opener: Any, url: str, headers: dict[str, str], kind: str, spec: dict[str, Any],
+          timeout: float) -> dict[str, Any] | None:  # fmt: skip
+    """The status of one review of `kind`, or None when the review itself failed (not a verdict)."""
+    body = {"apiVersion": "authorization.k8s.io/v1", "kind": kind, "spec": spec}
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
     try:
         with opener.open(request, timeout=timeout) as response:
-            return bool(json.loads(response.read()).get("status", {}).get("allowed"))
+            status = json.loads(response.read()).get("status")
     except (urllib.error.URLError, OSError, ValueError):
-        return None  # the review itself failed: not a verdict on the permission
+        return None
+    return status if isinstance(status, dict) else {}
 
 
 def _named(doc: dict[str, Any], section: str, name: str | None) -> dict[str, Any]:
@@ -113,15 +157,22 @@ def _read(path: str | None, base: Path) -> str | None:
 @contextmanager
 def _tls(cluster: dict[str, Any], user: dict[str, Any], base: Path) -> Iterator[ssl.SSLContext]:
     """The API server's trust and the client certificate, as ssl wants them (key material in files that
-    only exist, mode 600, while the reviews run)."""
-    context = ssl.create_default_context()
+    only exist, mode 600, while the reviews run).
+
+    A kubeconfig's CA is the only one trusted, as the Kubernetes client (and kubectl) trust it; the
+    system's CAs only when it names none. Loading them is also 0.1-0.2 s of CPU before the first request.
+    """
     if cluster.get("insecure-skip-tls-verify"):
+        context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     elif cluster.get("certificate-authority-data"):
-        context.load_verify_locations(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
+        ca = base64.b64decode(cluster["certificate-authority-data"]).decode()
+        context = ssl.create_default_context(cadata=ca)
     elif cluster.get("certificate-authority"):
-        context.load_verify_locations(cafile=str(base / cluster["certificate-authority"]))
+        context = ssl.create_default_context(cafile=str(base / cluster["certificate-authority"]))
+    else:
+        context = ssl.create_default_context()
     with tempfile.TemporaryDirectory(prefix="deployer-access-") as tmp:
         cert, key = user.get("client-certificate"), user.get("client-key")
         if user.get("client-certificate-data") and user.get("client-key-data"):
