@@ -6,7 +6,8 @@ import io
 
 from rich.console import Console
 
-from deployer.reporting.display import LiveDisplay, PlainDisplay, make_display, summary_lines
+from deployer.reporting.display import PlainDisplay, make_display, summary_lines
+from deployer.reporting.live import LiveDisplay
 from tests.deployer import shipfakes
 
 
