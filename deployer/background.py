@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-__all__ = ["Background", "ChoreResult", "Chores", "Relay"]
+__all__ = ["Background", "ChoreResult", "Chores", "Relay", "beside"]
 
 T = TypeVar("T")
 
@@ -38,6 +38,11 @@ class Background(Generic[T]):
     @property
     def done(self) -> bool:
         return not self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait up to `timeout` seconds (None: no bound) for `fn` to finish; whether it has."""
+        self._thread.join(timeout)
+        return self.done
 
     def result(self) -> T:
         """Wait for `fn` to finish; its return value, or its exception raised here."""
@@ -67,6 +72,12 @@ class Relay:
             for line in self._kept:
                 to(line)
             self._kept, self._to = [], to
+
+
+def beside(started: float, finished: float, windows: Mapping[str, tuple[float, float]]) -> list[str]:
+    """The stages whose window (start, end; `time.monotonic()` values, end `math.inf` while the stage
+    runs) overlaps work that ran from `started` to `finished`, in the windows' order."""
+    return [name for name, (start, end) in windows.items() if start < finished and started < end]
 
 
 @dataclass(frozen=True)

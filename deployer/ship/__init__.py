@@ -11,6 +11,9 @@ into results, and the report, the JUnit file, the summary and the exit code are 
 Ordering that matters:
 - the production image is built while the test variant builds and runs, but nothing is pushed before
   the tests pass, so a failing test pushes nothing (and stops that build);
+- the chart is rendered with a stand-in image and linted beside the test stage; the chart stage renders
+  it with the pushed digest, packages it in-process and pushes it (nothing deployable before the tests
+  passed and the image is pushed), so only what needs the digest sits between push and deploy;
 - the release lock (deployer.release.lock) is taken (in the background, during the push and chart
   stages) before `helm upgrade` and held through watch and smoke, and only while holding it is a
   release stuck in pending-* (an interrupted run) repaired;
@@ -29,6 +32,7 @@ Never prints: all output goes through the display (deployer.reporting.display) t
 
 from __future__ import annotations
 
+import math
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -39,7 +43,14 @@ from typing import Any
 
 from deployer.errors import ExitCode
 from deployer.ship import chores
-from deployer.ship.cluster import start_release_lock, step_chart, step_deploy, step_smoke, step_watch
+from deployer.ship.cluster import (
+    start_chart_lint,
+    start_release_lock,
+    step_chart,
+    step_deploy,
+    step_smoke,
+    step_watch,
+)
 from deployer.ship.context import STAGES, TITLES, Ctx, ShipConfig, ShipState
 from deployer.ship.image import (
     start_access_check,
@@ -79,9 +90,10 @@ def build_steps() -> list[Step]:
         # the engine check and registry login, and whether the cluster answers, overlap the compile
         _step("compile", step_compile, before=(start_docker_session, start_cluster_check),
               after=(start_cluster_import_without_tests, start_access_check)),
-        # the production image builds beside the test run; the Kubernetes client's import starts once
-        # the test run prints (its builds are done: the CPU is free), see step_test
-        _step("test", step_test, before=(start_production_build,)),
+        # the production image builds beside the test run, and the chart is rendered (with a stand-in
+        # image) and linted; the Kubernetes client's import starts once the test run prints (its builds
+        # are done: the CPU is free), see step_test
+        _step("test", step_test, before=(start_production_build, start_chart_lint)),
         _step("build", step_build),
         # the release lock (and the release's status) is taken while the image and then the chart are
         # pushed (the tests passed and the image is built: only a push can still stop the ship); the
@@ -199,12 +211,12 @@ def run(
         ctx: Ctx = StepContext(config, state, deadline=time.monotonic() + config.timeout)
         display.header(f"ship {config.service} to {config.environment}" + (" [ci]" if config.ci else ""))
 
-        windows: dict[str, tuple[float, float]] = {}  # each stage's (start, end), for the chores' account
+        windows = state.windows  # each stage's (start, end), for what ran beside which stage
         finished: list[WorkflowRun] = []
 
         def sink(event: workflow.Event) -> None:
             if isinstance(event, workflow.StepStarted):
-                windows[event.name] = (time.monotonic(), time.monotonic())
+                windows[event.name] = (time.monotonic(), math.inf)  # running
             elif isinstance(event, workflow.StepFinished) and event.result.name in windows:
                 windows[event.result.name] = (windows[event.result.name][0], time.monotonic())
             elif isinstance(event, workflow.WorkflowFinished):

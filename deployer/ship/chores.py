@@ -23,7 +23,7 @@ from dataclasses import replace
 from typing import Any
 
 from deployer import errors
-from deployer.background import ChoreResult
+from deployer.background import ChoreResult, beside
 from deployer.ship.context import Ctx, ShipState, time_left
 from deployer.workflow import Status, WorkflowRun
 
@@ -131,8 +131,7 @@ def _overlapped(chore: ChoreResult, windows: Mapping[str, tuple[float, float]]) 
     """The stages that ran while `chore` did."""
     if chore.started is None:
         return []
-    finished = chore.finished if chore.finished is not None else time.monotonic()
-    return [name for name, (start, end) in windows.items() if start < finished and chore.started < end]
+    return beside(chore.started, chore.finished if chore.finished is not None else time.monotonic(), windows)
 
 
 def _account(chore: ChoreResult, beside: Sequence[str], last_end: float) -> str:

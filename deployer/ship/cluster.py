@@ -1,5 +1,9 @@
 """The cluster half of a ship: chart, deploy, watch, smoke (deployer.chart, helm, lock, rollout, smoke).
 
+The chart is rendered with a stand-in image and linted beside the test stage (`start_chart_lint`); the
+chart stage renders it again with the pushed digest, packages it in-process and pushes it, so only what
+needs the digest is between the image push and `helm upgrade`.
+
 The release lock (deployer.release.lock) is taken in the background during the chart stage, before
 `helm upgrade`, and held through watch and smoke; only while holding it is a release stuck in pending-*
 (an interrupted run) repaired, and a run that lost it changes nothing more. A failed rollout is rolled
@@ -10,7 +14,9 @@ healthy, so "rolled back" in the report means "serves again".
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,40 +35,110 @@ from deployer.ship.context import (
 from deployer.workflow import StepResult
 
 
-def step_chart(ctx: Ctx) -> dict[str, Any]:
+@dataclass(frozen=True)
+class LintedChart:
+    """The chart as `helm lint --strict` passed it beside the tests, rendered with a stand-in image."""
+
+    values: Mapping[str, Any]
+    started: float  # time.monotonic()
+    finished: float
+
+
+def _name_the_pull_secret(ctx: Ctx) -> None:
+    """When the pods pull with the environment's credentials, name their Secret in the deploy config
+    (once: the chart stage and the lint beside the tests both render from it)."""
+    from deployer import pullsecret
+
+    state = ctx.state
+    if pullsecret.NAME in state.deploy.image_pull_secrets or _pull_credentials(ctx) is None:
+        return
+    named = (*state.deploy.image_pull_secrets, pullsecret.NAME)
+    state.deploy = replace(state.deploy, image_pull_secrets=named)
+
+
+def _render(ctx: Ctx, image: Any) -> dict[str, Any]:
+    """The chart's values for `image`, the environment's deploy policy checked first."""
     import blubber
     from deployer import chart as chart_mod
     from deployer import deploy_config
 
     state = ctx.state
-    deploy = state.deploy
-    if _pull_credentials(ctx) is not None:  # the pods pull with the environment's credentials
-        from dataclasses import replace
-
-        from deployer import pullsecret
-
-        deploy = state.deploy = replace(
-            deploy, image_pull_secrets=(*deploy.image_pull_secrets, pullsecret.NAME)
-        )
-    runtime = blubber.runtime(state.config, deploy.variant)
-    values = chart_mod.render_values(
-        deploy,
-        runtime,
-        state.image,
-        policy=deploy_config.load_policy(ctx.config.where().environment.policies.deploy),
+    policy = deploy_config.load_policy(ctx.config.where().environment.policies.deploy)
+    return chart_mod.render_values(
+        state.deploy,
+        blubber.runtime(state.config, state.deploy.variant),
+        image,
+        policy=policy,
         blubber_file=str(state.service.config),
     )
+
+
+def start_chart_lint(ctx: Ctx) -> None:
+    """Render the service chart with a stand-in image and `helm lint --strict` it in the background, beside
+    the test stage (which mostly waits on docker), so the chart stage is left only what needs the image
+    digest: the final render, the in-process package and the push. What the render or the lint finds is
+    the chart stage's error, as before; nothing is pushed before that stage, so a failing test still
+    leaves no chart."""
+    from deployer import chart as chart_mod
+    from deployer.background import Background
+
+    config, state = ctx.config, ctx.state
+    if state.chart_lint is not None or state.deploy is None:
+        return
+
+    def lint() -> LintedChart:  # everything in here fails the chart stage, not the one it runs beside
+        started = time.monotonic()
+        _name_the_pull_secret(ctx)
+        deploy = state.deploy
+        helm = make_helm(config, deploy)  # lint runs no cluster command: not the cluster steps' helm
+        stand_in = chart_mod.stand_in_image(
+            config.where().registry.repository(state.service.name), deploy.variant
+        )
+        values = _render(ctx, stand_in)
+        version = chart_mod.chart_version(values=values)
+        rendered = chart_mod.write_chart(
+            state.workdir / "linted", deploy.release, version, values, app_version=stand_in.tag
+        )
+        helm.lint(rendered.path, timeout=seconds_left(ctx, deploy.timeouts.helm))
+        return LintedChart(values, started, time.monotonic())
+
+    state.chart_lint = Background(lint, name="chart-lint")
+
+
+def step_chart(ctx: Ctx) -> dict[str, Any]:
+    from deployer import chart as chart_mod
+    from deployer.background import beside
+
+    state = ctx.state
+    start_chart_lint(ctx)  # normally started with the test stage
+    if not state.chart_lint.done:
+        ctx.progress("waiting for helm lint (started with the test stage)")
+    if not state.chart_lint.wait(ctx.remaining()):  # its helm is stopped when the ship ends
+        raise errors.Timeout(
+            f"the ship's --timeout of {ctx.config.timeout:.0f}s ran out during helm lint",
+            hint="raise it with --timeout, or look at what was still running in the output above",
+        )
+    with overall_deadline(ctx, "helm lint"):
+        linted = state.chart_lint.result()  # the render's and the lint's errors, raised here
+    values = _render(ctx, state.image)
     version = chart_mod.chart_version(values=values)
     rendered = chart_mod.write_chart(
-        state.workdir / "chart", deploy.release, version, values, app_version=state.image.tag
+        state.workdir / "chart", state.deploy.release, version, values, app_version=state.image.tag
     )
-    ctx.progress(f"rendered {rendered.name} {version}; helm lint, package, push")
+    if not chart_mod.lint_covers(linted.values, values):  # only if the config changed in between
+        ctx.progress("the values differ from the linted ones beyond the image; helm lint again")
+        with overall_deadline(ctx, "helm lint"):
+            state.helm.lint(rendered.path, timeout=seconds_left(ctx, state.deploy.timeouts.helm))
+    ctx.progress(f"rendered {rendered.name} {version} for {state.image.digest[:19]}; package, push")
+    archive = chart_mod.package(rendered, state.workdir)
     registry = ctx.config.where().registry
     docker_session(state).login(registry.host)  # helm pushes with docker's login (see make_helm)
     # The push stays in this stage: pushed beside helm upgrade (which then installed the local package),
     # it made helm upgrade slower by more than it took off this stage on 2 busy cores (README, benchmarks).
-    published = chart_mod.publish(rendered, state.helm, destination=state.workdir, registry=registry)
+    with overall_deadline(ctx, "helm push"):
+        published = chart_mod.push_package(rendered, archive, state.helm, registry=registry)
     state.chart = published
+    stages = beside(linted.started, linted.finished, state.windows)
     return {
         "chart": {
             "name": published.name,
@@ -70,7 +146,18 @@ def step_chart(ctx: Ctx) -> dict[str, Any]:
             "ref": published.reference,
             "digest": published.digest,
         },
-        "summary": published.pinned,
+        # rendered with a stand-in image and linted while earlier stages ran (see start_chart_lint)
+        "background": [
+            {
+                "name": "chart render and helm lint",
+                "status": "ok",
+                "seconds": round(linted.finished - linted.started, 3),
+                "overlapped": stages,
+                "lines": [],
+            }
+        ],
+        "summary": f"{published.pinned}; linted in {linted.finished - linted.started:.1f}s beside "
+        + (", ".join(stages) or "no stage"),
     }
 
 

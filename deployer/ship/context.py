@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # for the field types only: importing these (kubernetes above
     from deployer.deploy_config import DeployConfig
     from deployer.release.lock import ReleaseLock
     from deployer.service import Service
+    from deployer.ship.cluster import LintedChart
     from deployer.target import Target
     from deployer.tools.git import Source
     from deployer.tools.helm import Helm, Release
@@ -39,7 +40,7 @@ TITLES = {
     "test": "build and run the test variant",
     "build": "build the production image",
     "push": "push the image to the registry",
-    "chart": "render, lint and push the service chart",
+    "chart": "package and push the service chart (rendered and linted beside the tests)",
     "deploy": "helm upgrade --install",
     "watch": "watch the rollout",
     "smoke": "smoke checks",
@@ -118,6 +119,9 @@ class ShipState:
     generation: int | None = None  # the Deployment's metadata.generation right after helm applied it
     deploy_started: datetime | None = None
     test_pods: Background[EarlyTestPods | str] | None = None  # or why `helm test` runs instead
+    chart_lint: Background[LintedChart] | None = None  # rendered with a stand-in image, beside the tests
+    # each stage's (start, end) as time.monotonic() values, end math.inf while it runs (filled by run())
+    windows: dict[str, tuple[float, float]] = field(default_factory=dict)
     cleanups: list[Callable[[], None]] = field(default_factory=list)
 
     @property

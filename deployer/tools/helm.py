@@ -350,9 +350,9 @@ class Helm:
 
     # -- charts and the registry ------------------------------------------------------------------------
 
-    def lint(self, chart_dir: str | os.PathLike[str]) -> str:
+    def lint(self, chart_dir: str | os.PathLike[str], *, timeout: int | None = None) -> str:
         """`helm lint --strict`; warnings count as failures."""
-        return self._run("lint", "lint", "--strict", str(chart_dir))
+        return self._run("lint", "lint", "--strict", str(chart_dir), timeout=timeout)
 
     def package(self, chart_dir: str | os.PathLike[str], destination: str | os.PathLike[str]) -> Path:
         """`helm package`; returns the .tgz path."""

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 
-from deployer.background import Background, Chores, Relay
+from deployer.background import Background, Chores, Relay, beside
 
 
 def test_background_raises_its_error_where_the_result_is_taken():
@@ -96,3 +97,18 @@ def test_drop_held_leaves_released_chores_alone():
     chores.add("cache", "push", lambda say: ran.append("cache"))
     (done,) = chores.finish(None, drop_held="not run")
     assert ran == ["cache"] and done.ok
+
+
+def test_wait_says_whether_the_work_finished_in_time():
+    go = threading.Event()
+    work = Background(lambda: go.wait(10) and "done", name="t")
+    assert work.wait(0.05) is False and not work.done
+    go.set()
+    assert work.wait(5) is True and work.result() == "done"
+
+
+def test_beside_names_the_stages_a_piece_of_work_overlapped():
+    windows = {"test": (0.0, 4.0), "build": (4.0, 4.5), "push": (4.5, 5.0), "chart": (5.0, math.inf)}
+    assert beside(1.0, 4.2, windows) == ["test", "build"]
+    assert beside(4.6, 6.0, windows) == ["push", "chart"]  # a stage still running has no end yet
+    assert beside(0.5, 1.5, windows) == ["test"]

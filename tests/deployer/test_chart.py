@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import tarfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,17 @@ import yaml
 
 from blubber import Runtime
 from blubber.errors import ConfigError, PolicyViolation
-from deployer.chart import BASE_CHART, ImageRef, chart_version, dump_yaml, render_values, write_chart
+from deployer.chart import (
+    BASE_CHART,
+    ImageRef,
+    chart_version,
+    dump_yaml,
+    lint_covers,
+    package,
+    render_values,
+    stand_in_image,
+    write_chart,
+)
 from deployer.deploy_config import DeployPolicy, load, load_policy
 from tests.runtimes import node_hello_runtime
 
@@ -185,3 +197,53 @@ def test_test_image_outside_the_allowed_repositories_is_refused(tmp_path: Path) 
     with pytest.raises(PolicyViolation, match="smoke.testImage") as info:
         render_values(config, runtime(), IMAGE, policy=load_policy())
     assert (info.value.line, info.value.path) == (2, "smoke.testImage")
+
+
+# --- the archive, and linting before the digest is known ----------------------------------------------
+
+
+def _members(archive: Path) -> dict[str, tuple[int, int, bytes]]:
+    with tarfile.open(archive) as tar:
+        return {
+            m.name: (m.mode, m.type == tarfile.REGTYPE, tar.extractfile(m).read()) for m in tar.getmembers()
+        }  # type: ignore[union-attr]
+
+
+def test_package_is_the_chart_directory_under_its_name_byte_identical_each_time(tmp_path: Path) -> None:
+    values = render_values(deploy(tmp_path), runtime(), IMAGE)
+    chart = write_chart(tmp_path / "out", "node-hello", "0.0.1-cabc", values, app_version=IMAGE.tag)
+    archive = package(chart, tmp_path / "pkg")
+    assert archive == tmp_path / "pkg" / "node-hello-0.0.1-cabc.tgz"
+    members = _members(archive)
+    files = sorted(p.relative_to(chart.path).as_posix() for p in chart.path.rglob("*") if p.is_file())
+    assert sorted(members) == [f"node-hello/{f}" for f in files]  # files only, as helm package writes
+    assert "node-hello/templates/deployment.yaml" in members and "node-hello/.helmignore" in members
+    assert {(mode, regular) for mode, regular, _ in members.values()} == {(0o644, True)}
+    assert yaml.safe_load(members["node-hello/values.yaml"][2]) == values
+    assert package(chart, tmp_path / "again").read_bytes() == archive.read_bytes()
+
+
+def test_what_helmignore_names_never_reaches_the_chart(tmp_path: Path) -> None:
+    base = tmp_path / "base"
+    shutil.copytree(BASE_CHART, base)
+    (base / "templates" / "deployment.yaml.swp").write_text("an editor's swap file")
+    (base / ".git").mkdir()
+    (base / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    chart = write_chart(tmp_path / "out", "svc", "0.0.1", {"image": {}}, base=base)
+    names = set(_members(package(chart, tmp_path)))
+    assert "svc/templates/deployment.yaml" in names
+    assert not {n for n in names if n.endswith(".swp") or "/.git/" in n}
+    (base / ".helmignore").write_text("templates/*.swp\n")  # a form helm reads by its own rules
+    with pytest.raises(ValueError, match=r"'templates/\*.swp' is not a plain name glob"):
+        write_chart(tmp_path / "out", "svc", "0.0.1", {"image": {}}, base=base)
+
+
+def test_a_chart_linted_with_the_stand_in_image_vouches_only_for_a_different_image(tmp_path: Path) -> None:
+    config = deploy(tmp_path)
+    stand_in = stand_in_image(IMAGE.repository, "production")
+    linted = render_values(config, runtime(), stand_in)
+    jsonschema.Draft7Validator(json.loads((BASE_CHART / "values.schema.json").read_text())).validate(linted)
+    assert stand_in.digest != IMAGE.digest and stand_in.tag.endswith("-production")
+    assert lint_covers(linted, render_values(config, runtime(), IMAGE))
+    two_replicas = deploy(tmp_path / "b", "replicas: 2\n")
+    assert not lint_covers(linted, render_values(two_replicas, runtime(), IMAGE))

@@ -12,6 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import yaml
 
 from deployer import errors, retention, ship
 from deployer.chart import ImageRef
@@ -405,7 +406,10 @@ def test_the_test_pods_start_at_deploy_and_go_in_the_smoke_step(tmp_path, monkey
     early = _EarlyPods(refuse=case == "attach refused")
     asked = []
 
-    def prepare(api, namespace, hooks, *, wait_seconds):
+    def prepare(api, namespace, hooks, *, wait_seconds, cannot_start):
+        from deployer.smoke import stuck_before_start
+
+        assert cannot_start is stuck_before_start  # a pod that cannot start fails the smoke stage at once
         asked.append((namespace, hooks, wait_seconds))
         if case == "not created":
             raise errors.DeployFailed("cannot create the test pod hello-test-http in hello-ns: quota (403)")
@@ -1145,3 +1149,147 @@ def test_a_cluster_that_does_not_answer_stops_the_ship_before_anything_is_built(
     assert info.value.message == f"{reason}; stopped before building anything"
     assert "e2e/cluster up" in info.value.hint
     assert asked == [(tmp_path / "kc", "prod")] and built == []
+
+
+# --- the chart: rendered and linted beside the tests, packaged and pushed once the digest is known ------
+
+PUSHED = ImageRef("127.0.0.1:5000/staging/hello", "sha256:" + "d" * 64, "20261203T210000Z-production")
+
+
+class ChartHelm:
+    """helm's lint and push as the chart stage uses them: what each saw of the chart (no helm process)."""
+
+    def __init__(self, lint_error: Exception | None = None, gate=None) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.lint_error, self.gate = lint_error, gate
+
+    def lint(self, chart_dir, *, timeout=None):
+        if self.gate is not None:
+            self.gate.wait(10)
+        values = yaml.safe_load((Path(chart_dir) / "values.yaml").read_text())
+        self.calls.append(("lint", values["image"]["digest"]))
+        if self.lint_error is not None:
+            raise self.lint_error
+        return "1 chart(s) linted, 0 chart(s) failed"
+
+    def push(self, package, remote, *, plain_http, ca_file):
+        import tarfile
+
+        with tarfile.open(package) as tar:
+            values = yaml.safe_load(tar.extractfile("hello/values.yaml").read())  # type: ignore[union-attr]
+        self.calls.append(("push", values["image"]["digest"]))
+        return "sha256:" + "c" * 64
+
+
+class _LoggedIn(_Session):
+    def login(self, host: str) -> None:
+        self.started.append(f"login {host}")
+
+
+def _chart_ctx(tmp_path, monkeypatch, helm: ChartHelm, **config):
+    svc = _service(tmp_path, git=False)
+    ctx, seen = _ctx(ship.ShipConfig(service=str(svc), **config), tmp_path, docker=_LoggedIn())
+    ship.step_compile(ctx)
+    ctx.state.helm = helm
+    monkeypatch.setattr(ship_cluster, "make_helm", lambda config, deploy: helm)
+    return ctx, seen
+
+
+def test_the_chart_is_linted_beside_the_tests_and_its_stage_only_packages_and_pushes(tmp_path, monkeypatch):
+    import math
+    import time
+
+    helm = ChartHelm()
+    ctx, seen = _chart_ctx(tmp_path, monkeypatch, helm)
+    state = ctx.state
+    state.windows["test"] = (time.monotonic(), math.inf)
+    ship_cluster.start_chart_lint(ctx)  # as the test stage starts it
+    assert state.chart_lint.wait(10)
+    state.windows["test"] = (state.windows["test"][0], time.monotonic())
+    assert helm.calls == [("lint", "sha256:" + "0" * 64)]  # before any digest: the stand-in image
+    state.image = PUSHED  # the push stage's
+    state.windows["chart"] = (time.monotonic(), math.inf)
+    details = ship_cluster.step_chart(ctx)
+    assert helm.calls == [("lint", "sha256:" + "0" * 64), ("push", PUSHED.digest)]  # no second lint
+    version = details["chart"]["version"]
+    assert state.chart.version == version and state.chart.package.name == f"hello-{version}.tgz"
+    (lint,) = details["background"]
+    assert (lint["name"], lint["status"], lint["overlapped"]) == (
+        "chart render and helm lint",
+        "ok",
+        ["test"],
+    )
+    assert details["summary"].endswith("beside test")
+    assert not any("waiting for helm lint" in line for line in seen)
+
+
+def test_a_lint_finding_is_the_chart_stages_error_and_nothing_is_pushed(tmp_path, monkeypatch):
+    helm = ChartHelm(lint_error=errors.DeployFailed("helm lint failed: [ERROR] templates/: parse error"))
+    ctx, _ = _chart_ctx(tmp_path, monkeypatch, helm)
+    ship_cluster.start_chart_lint(ctx)
+    ctx.state.image = PUSHED
+    with pytest.raises(errors.DeployFailed, match="helm lint failed"):
+        ship_cluster.step_chart(ctx)
+    assert [call for call, _ in helm.calls] == ["lint"] and ctx.state.chart is None
+
+
+def test_values_changed_beyond_the_image_since_the_lint_are_linted_again(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    helm = ChartHelm()
+    ctx, seen = _chart_ctx(tmp_path, monkeypatch, helm)
+    ship_cluster.start_chart_lint(ctx)
+    assert ctx.state.chart_lint.wait(10)
+    ctx.state.deploy = replace(ctx.state.deploy, replicas=ctx.state.deploy.replicas + 1)
+    ctx.state.image = PUSHED
+    ship_cluster.step_chart(ctx)
+    assert helm.calls == [("lint", "sha256:" + "0" * 64), ("lint", PUSHED.digest), ("push", PUSHED.digest)]
+    assert any("beyond the image; helm lint again" in line for line in seen)
+
+
+def test_a_lint_still_running_at_the_ships_deadline_is_the_ships_timeout(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    gate = threading.Event()
+    helm = ChartHelm(gate=gate)
+    ctx, seen = _chart_ctx(tmp_path, monkeypatch, helm, timeout=30)
+    ship_cluster.start_chart_lint(ctx)
+    ctx.state.image = PUSHED
+    ctx.deadline = time.monotonic() + 0.3
+    try:
+        with pytest.raises(errors.Timeout, match=r"--timeout of 30s ran out during helm lint"):
+            ship_cluster.step_chart(ctx)
+    finally:
+        gate.set()
+    assert "waiting for helm lint (started with the test stage)" in seen
+    assert not [call for call, _ in helm.calls if call == "push"]
+
+
+def test_a_failing_test_pushes_no_chart_though_it_was_linted_beside_it(tmp_path, monkeypatch):
+    import threading
+
+    linted = threading.Event()
+
+    class Linted(ChartHelm):
+        def lint(self, chart_dir, *, timeout=None):
+            out = super().lint(chart_dir, timeout=timeout)
+            linted.set()
+            return out
+
+    helm = Linted()
+    monkeypatch.setattr(ship_cluster, "make_helm", lambda config, deploy: helm)
+
+    def failing_tests(ctx):
+        assert linted.wait(10), "the lint did not run beside the test stage"
+        raise errors.TestVariantFailed("the test variant exited 1")
+
+    steps = ship.build_steps()
+    steps[1] = ship._step("test", failing_tests, before=(ship_cluster.start_chart_lint,))
+    steps[0] = ship._step("compile", ship.step_compile)  # no docker session, no cluster check
+    display = ListDisplay()
+    code = ship.run(ship.ShipConfig(service=str(_service(tmp_path, git=False))), steps=steps, display=display)
+    assert code == ExitCode.TEST_FAILED
+    assert helm.calls == [("lint", "sha256:" + "0" * 64)]  # linted, never pushed
+    chart = display.events[-1].run.result("chart")
+    assert chart.status is Status.NOT_RUN
