@@ -65,3 +65,18 @@ def test_outside_git(tmp_path):
 def test_a_repository_without_commits(tmp_path):
     sh(tmp_path, "git", "init", "-q")
     assert git.source(tmp_path).sha is None
+
+
+def test_a_deleted_and_a_staged_file_are_changes(repo):
+    (repo / "svc" / "app.js").unlink()
+    (repo / "svc" / "staged.js").write_text("x\n")
+    sh(repo, "git", "add", "svc/staged.js")
+    src = git.source(repo / "svc")
+    assert src.sha == sh(repo, "git", "rev-parse", "HEAD").strip()
+    assert src.dirty_files == ("svc/app.js", "svc/staged.js")
+
+
+def test_a_detached_head_is_its_commit(repo):
+    sha = sh(repo, "git", "rev-parse", "HEAD").strip()
+    sh(repo, "git", "checkout", "-q", "--detach")
+    assert git.source(repo / "svc").sha == sha
