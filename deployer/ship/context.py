@@ -120,6 +120,7 @@ class ShipState:
     deploy_started: datetime | None = None
     test_pods: Background[EarlyTestPods | str] | None = None  # or why `helm test` runs instead
     chart_lint: Background[LintedChart] | None = None  # rendered with a stand-in image, beside the tests
+    chart_archive: Path | None = None  # the pushed chart's .tgz (its registry layer's bytes), to install
     # each stage's (start, end) as time.monotonic() values, end math.inf while it runs (filled by run())
     windows: dict[str, tuple[float, float]] = field(default_factory=dict)
     cleanups: list[Callable[[], None]] = field(default_factory=list)
@@ -235,7 +236,8 @@ def docker_session(state: ShipState) -> Session:
 
 
 def make_helm(config: ShipConfig, deploy: DeployConfig) -> Helm:
-    """The helm every cluster step uses; made once per ship, by the chart stage (the first to need it)."""
+    """The helm every cluster step uses; made once per ship, when the release lock is started (the lint
+    beside the tests makes its own)."""
     from deployer.tools import apiserver, docker
     from deployer.tools.helm import Helm
 

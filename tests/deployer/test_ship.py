@@ -785,6 +785,17 @@ class FakeLock:
         FakeLock.log.append("lock released")
 
 
+def _deploy_inputs() -> tuple[SimpleNamespace, SimpleNamespace, SimpleNamespace]:
+    """What the deploy step reads of the deploy config, the chart and the image; helm_test=False: it
+    starts no test pods here (deployer.tools.testpod)."""
+    deploy = SimpleNamespace(
+        namespace="hello-ns", release="hello", timeouts=SimpleNamespace(helm=300), helm_test=False
+    )
+    chart = SimpleNamespace(reference="oci://127.0.0.1:5000/staging/charts/hello", version="0.0.1")
+    image = SimpleNamespace(pinned="127.0.0.1:5000/staging/hello@sha256:" + "a" * 64)
+    return deploy, chart, image
+
+
 @pytest.mark.parametrize(
     ("status", "recovery", "previous"),
     [
@@ -805,12 +816,7 @@ def test_deploy_takes_the_lock_recovers_and_remembers_the_previous_revision(
     monkeypatch.setattr(ship_cluster, "_deployment_generation", lambda ctx: 5)
     current = Release("hello", "hello-ns", 3, status) if status else None
     helm = DeployHelm(log, current, recovery)
-    # helm_test=False: the deploy step starts no test pods here (deployer.tools.testpod)
-    deploy = SimpleNamespace(
-        namespace="hello-ns", release="hello", timeouts=SimpleNamespace(helm=300), helm_test=False
-    )
-    chart = SimpleNamespace(reference="oci://127.0.0.1:5000/staging/charts/hello", version="0.0.1")
-    image = SimpleNamespace(pinned="127.0.0.1:5000/staging/hello@sha256:" + "a" * 64)
+    deploy, chart, image = _deploy_inputs()
     state = dict(deploy=deploy, helm=helm, api=object(), chart=chart, image=image)
     ctx, seen = _ctx(ship.ShipConfig(service="hello"), tmp_path, **state)
     details = ship.step_deploy(ctx)
@@ -827,6 +833,26 @@ def test_deploy_takes_the_lock_recovers_and_remembers_the_previous_revision(
     if recovery != "none":
         assert details["recovered"].startswith("release was stuck in pending-upgrade")
         assert seen[0] == details["recovered"]
+
+
+def test_a_shipped_chart_is_installed_from_the_archive_it_pushed_a_promoted_one_from_the_registry(
+    tmp_path, monkeypatch
+):
+    from deployer.release import lock
+
+    monkeypatch.setattr(lock, "ReleaseLock", FakeLock)
+    monkeypatch.setattr(ship_cluster, "_deployment_generation", lambda ctx: 5)
+    deploy, chart, image = _deploy_inputs()
+    archive = tmp_path / "hello-0.0.1.tgz"
+    for pushed, installed in ((archive, (archive, None)), (None, (chart.reference, "0.0.1"))):
+        log: list = []
+        monkeypatch.setattr(FakeLock, "log", log)
+        state = dict(deploy=deploy, helm=DeployHelm(log), api=object(), chart=chart, image=image)
+        ctx, seen = _ctx(ship.ShipConfig(service="hello"), tmp_path, chart_archive=pushed, **state)
+        ship.step_deploy(ctx)
+        assert log[-1] == ("upgrade", "hello", "hello-ns", *installed)
+        said = f"helm upgrade --install hello {chart.reference} --version 0.0.1"
+        assert seen[-1] == said + (" (from the archive just pushed there)" if pushed else "")
 
 
 def test_a_lock_refused_in_the_background_fails_the_deploy_step_and_nothing_is_released(
@@ -1002,12 +1028,7 @@ def test_the_test_run_starts_importing_the_cluster_client_and_deploy_waits_for_i
 
     monkeypatch.setattr(lock, "ReleaseLock", Lock)
     monkeypatch.setattr(ship_cluster, "_deployment_generation", lambda ctx: 1)
-    # helm_test=False: the deploy step starts no test pods here (deployer.tools.testpod)
-    deploy = SimpleNamespace(
-        namespace="hello-ns", release="hello", timeouts=SimpleNamespace(helm=300), helm_test=False
-    )
-    chart = SimpleNamespace(reference="oci://127.0.0.1:5000/staging/charts/hello", version="0.0.1")
-    image = SimpleNamespace(pinned="127.0.0.1:5000/staging/hello@sha256:" + "a" * 64)
+    deploy, chart, image = _deploy_inputs()
     state = dict(deploy=deploy, helm=DeployHelm([]), api=object(), chart=chart, image=image, preload=Joined())
     ctx, _ = _ctx(ship.ShipConfig(service="hello"), tmp_path, **state)
     ship.step_deploy(ctx)
@@ -1172,18 +1193,24 @@ class ChartHelm:
             raise self.lint_error
         return "1 chart(s) linted, 0 chart(s) failed"
 
-    def push(self, package, remote, *, plain_http, ca_file):
+    def push_package(self, chart, package, *, registry, credentials):
+        """deployer.chart.push_package's seam: what the archive holds, and with which login."""
         import tarfile
 
+        from deployer.chart import PublishedChart
+
+        assert credentials == "docker's login of 127.0.0.1:5000"
         with tarfile.open(package) as tar:
             values = yaml.safe_load(tar.extractfile("hello/values.yaml").read())  # type: ignore[union-attr]
         self.calls.append(("push", values["image"]["digest"]))
-        return "sha256:" + "c" * 64
+        reference = f"{registry.charts}/{chart.name}"
+        return PublishedChart(chart.name, chart.version, package, reference, "sha256:" + "c" * 64)
 
 
 class _LoggedIn(_Session):
-    def login(self, host: str) -> None:
+    def login(self, host: str) -> str:
         self.started.append(f"login {host}")
+        return f"docker's login of {host}"
 
 
 def _chart_ctx(tmp_path, monkeypatch, helm: ChartHelm, **config):
@@ -1192,6 +1219,7 @@ def _chart_ctx(tmp_path, monkeypatch, helm: ChartHelm, **config):
     ship.step_compile(ctx)
     ctx.state.helm = helm
     monkeypatch.setattr(ship_cluster, "make_helm", lambda config, deploy: helm)
+    monkeypatch.setattr("deployer.chart.push_package", helm.push_package)
     return ctx, seen
 
 
@@ -1279,6 +1307,7 @@ def test_a_failing_test_pushes_no_chart_though_it_was_linted_beside_it(tmp_path,
 
     helm = Linted()
     monkeypatch.setattr(ship_cluster, "make_helm", lambda config, deploy: helm)
+    monkeypatch.setattr("deployer.chart.push_package", helm.push_package)
 
     def failing_tests(ctx):
         assert linted.wait(10), "the lint did not run beside the test stage"
