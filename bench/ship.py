@@ -12,8 +12,9 @@ By hand ("raw"), what a person would type for one change, timed from the first c
     docker tag + docker push; helm upgrade --install --wait (a chart rendered once beforehand, the new
     digest passed with --set).
 deployer: `deployer ship <copy> --skip-smoke` and `deployer ship <copy>` (smoke: `helm test` and one
-HTTP check), timed as processes, so start-up, compile, lint/package/push of the chart, the lock, the
-watcher, the background work joined at the end and the report writing are all inside.
+HTTP check), timed as processes, so start-up, compile, the chart (linted beside the tests, packaged and
+pushed after the image), the lock, the watcher, the background work joined at the end and the report
+writing are all inside.
 Team registry (first service only): `deployer ship <copy> --skip-smoke --config e2e/testdata/deployer.yaml
 --env staging` (TLS with the set-up's CA, bearer tokens; the `ci` user's credentials exported as
 e2e/test_team_ship.py does) in the same rotation, against the local registry's `ship --skip-smoke`.
@@ -305,7 +306,7 @@ _PARTS = (
     ("test image build + run", ("test",), ("build-test", "run-test")),
     ("production build (wait)", ("build",), ("build",)),
     ("image push", ("push",), ("tag+push",)),
-    ("chart lint + package", ("chart",), ()),
+    ("chart package + push", ("chart",), ()),
     ("deploy + rollout", ("deploy", "watch"), ("helm --wait",)),
     ("background work after it", ("after the last stage",), ()),
 )
