@@ -643,6 +643,10 @@ def main() -> None:
     )
     args = parser.parse_args()
     services = args.service or [REPO / "examples" / "node-hello", REPO / "examples" / "python-hello"]
+    # byte-compiled as pip does when it installs: with PYTHONDONTWRITEBYTECODE set (as here and in CI),
+    # every `deployer` process would otherwise compile each module changed since its .pyc was written
+    # (measured: 10 stale modules, 0.11 s of CPU per ship process)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "blubber", "deployer"], cwd=REPO, check=True)
     team = None if args.no_team else _team_env()
     results = {}
     with tempfile.TemporaryDirectory(prefix="bench-ship-") as tmp:
