@@ -152,9 +152,24 @@ class Policy:
                 )
 
 
+# The last policy read from each path, with the text it was made from. A deployer command loads every
+# config it compiles with the same policy; the file is read each time (it may have changed), parsed once.
+_LOADED: dict[str, tuple[str, Policy]] = {}
+
+
 def load(path: str | Path) -> Policy:
     """Read a policy file; any problem with it is a ConfigError located in the policy file."""
-    source = parse(read_file(path), str(path))
+    text = read_file(path)
+    known = _LOADED.get(str(path))
+    if known is not None and known[0] == text:
+        return known[1]
+    policy = _parse(text, str(path))
+    _LOADED[str(path)] = (text, policy)
+    return policy
+
+
+def _parse(text: str, path: str) -> Policy:
+    source = parse(text, path)
     data = source.data if source.data is not None else {}
     if not isinstance(data, dict):
         raise source.error(
@@ -170,7 +185,7 @@ def load(path: str | Path) -> Policy:
         c = Checker(source)
         defaults.check(c, ("defaults",))
         raise_all(c.problems)
-    return Policy(str(path), defaults, tuple(_enforcements(source, data.get("enforcements") or [])))
+    return Policy(path, defaults, tuple(_enforcements(source, data.get("enforcements") or [])))
 
 
 def _enforcements(source: Source, raw: object) -> list[Enforcement]:

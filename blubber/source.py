@@ -7,12 +7,13 @@ silently keeps the last one, which hides typos).
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 
 import yaml
 
 from blubber.errors import ConfigError
-from blubber.values import frozen
+from blubber.values import field, frozen
 
 YamlPath = tuple[str | int, ...]
 
@@ -57,11 +58,25 @@ def format_path(path: YamlPath) -> str:
 
 @frozen
 class Source:
-    """A loaded document: the plain data plus the 1-based line of every mapping key / list item."""
+    """A loaded document: the plain data plus the 1-based line of every mapping key / list item.
+
+    `lines` is worked out from the document's node tree when first asked for (an error, a policy
+    violation, deployer's origin of a setting): a config that compiles cleanly never needs it, and
+    walking the tree for it was about a tenth of loading the 50-variant config.
+    """
 
     file: str
     data: object
-    lines: dict[YamlPath, int]
+    node: yaml.Node | None = field(default=None, compare=False)  # the composed document, for `lines`
+
+    @cached_property
+    def lines(self) -> dict[YamlPath, int]:
+        """Path → line for every mapping key and list item (and `()` → the document's first line)."""
+        lines: dict[YamlPath, int] = {}
+        if self.node is not None:
+            lines[()] = self.node.start_mark.line + 1
+            _walk(self.node, (), lines, self.file, [0])  # parse() made sure this cannot fail
+        return lines
 
     def line(self, path: YamlPath) -> int | None:
         """Line of `path`, or of its nearest ancestor that has one."""
@@ -100,11 +115,10 @@ def parse(text: str, file: str) -> Source:
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
-        data = _construct(loader, node) if node is not None else None
-        lines: dict[YamlPath, int] = {}
-        if node is not None:
-            lines[()] = node.start_mark.line + 1
-            _walk(node, (), lines, file, [0])
+        data, plain = _construct(loader, node) if node is not None else (None, True)
+        source = Source(file=file, data=data, node=node)
+        if not plain:  # the walk may refuse it (a repeated key, too many nodes): find out now
+            source.lines  # noqa: B018 (computed for its errors)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         problem = " ".join(p for p in (e.context, e.problem) if p)
@@ -140,7 +154,7 @@ def parse(text: str, file: str) -> Source:
         raise ConfigError(f"invalid YAML: {e}", file=file) from None
     finally:
         loader.dispose()
-    return Source(file=file, data=data, lines=lines)
+    return source
 
 
 _STR, _MAP, _SEQ = (f"tag:yaml.org,2002:{kind}" for kind in ("str", "map", "seq"))
@@ -150,8 +164,11 @@ class _Unusual(Exception):
     """Something the direct construction leaves to PyYAML (a recursive alias, another collection tag)."""
 
 
-def _construct(loader: _Loader, root: yaml.Node) -> object:
-    """PyYAML's construction of the document at `root`, about twice as fast for what configs are made of.
+def _construct(loader: _Loader, root: yaml.Node) -> tuple[object, bool]:
+    """PyYAML's construction of the document at `root`, about twice as fast for what configs are made of;
+    and whether the document is plain: no alias, every mapping key a plain string and none repeated, not
+    more than MAX_NODES nodes. Only a document that is not plain can fail the walk for `lines` (a
+    repeated key, an alias bomb), so only that one is walked before it is handed on.
 
     PyYAML builds every node through generic, generator-based machinery (about a fifth of loading the
     50-variant config). Plain strings, mappings and lists are built here directly, every other scalar by the
@@ -159,35 +176,55 @@ def _construct(loader: _Loader, root: yaml.Node) -> object:
     document is built again by PyYAML alone, so its values and its errors (and which error comes first)
     are exactly PyYAML's.
     """
+    built: dict[int, object] = {}
+    open_: set[int] = set()
+    unusual: list[str] = []  # why the document is not plain (empty: it is)
+
+    def key_of(node: yaml.Node) -> object:
+        unusual.append("key")
+        return direct(node)
+
+    def direct(node: yaml.Node) -> object:
+        key = id(node)
+        if key in built:  # an alias: the same object, as PyYAML gives
+            unusual.append("alias")
+            return built[key]
+        if key in open_:
+            raise _Unusual("recursive alias")
+        kind, tag = node.__class__, node.tag
+        value: object
+        if kind is _SCALAR:
+            value = node.value if tag == _STR else loader.construct_object(node)
+        elif kind is _MAPPING and tag == _MAP:
+            open_.add(key)
+            pairs = node.value
+            # A plain string key is its own text: no call, and equal texts are equal keys.
+            value = {
+                (k.value if k.__class__ is _SCALAR and k.tag == _STR else key_of(k)): direct(v)
+                for k, v in pairs
+            }
+            if len(value) != len(pairs):
+                unusual.append("repeated key")
+            open_.discard(key)
+        elif kind is _SEQUENCE and tag == _SEQ:
+            open_.add(key)
+            value = [direct(item) for item in node.value]
+            open_.discard(key)
+        else:
+            raise _Unusual(tag)
+        built[key] = value
+        return value
+
     try:
-        return _direct(loader, root, {}, set())
+        data = direct(root)
     except Exception:  # whatever it was, PyYAML meets it again and reports it as it always did
         loader.constructed_objects, loader.recursive_objects, loader.state_generators = {}, {}, []
-        return loader.construct_document(root)
+        return loader.construct_document(root), False
+    # `built` holds every node the walk counts (values and items) once: no alias, so none twice.
+    return data, not unusual and len(built) <= MAX_NODES
 
 
-def _direct(loader: _Loader, node: yaml.Node, built: dict[int, object], open_: set[int]) -> object:
-    key = id(node)
-    if key in built:  # an alias: the same object, as PyYAML gives
-        return built[key]
-    if key in open_:
-        raise _Unusual("recursive alias")
-    kind, tag = node.__class__, node.tag
-    value: object
-    if kind is yaml.ScalarNode:
-        value = node.value if tag == _STR else loader.construct_object(node)
-    elif kind is yaml.MappingNode and tag == _MAP:
-        open_.add(key)
-        value = {_direct(loader, k, built, open_): _direct(loader, v, built, open_) for k, v in node.value}
-        open_.discard(key)
-    elif kind is yaml.SequenceNode and tag == _SEQ:
-        open_.add(key)
-        value = [_direct(loader, item, built, open_) for item in node.value]
-        open_.discard(key)
-    else:
-        raise _Unusual(tag)
-    built[key] = value
-    return value
+_SCALAR, _MAPPING, _SEQUENCE = yaml.ScalarNode, yaml.MappingNode, yaml.SequenceNode
 
 
 def path_at(text: str, index: int) -> YamlPath:

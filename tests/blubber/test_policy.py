@@ -187,3 +187,15 @@ def test_shipped_default_policy(tmp_path) -> None:
         api.compile_dockerfile(api.load(insecure, policy=OPS_POLICY), "production")
     assert e.value.path == "variants.production.runs.insecurely"
     assert api.compile_dockerfile(api.load(insecure, policy=None), "production")
+
+
+def test_a_policy_is_parsed_once_per_text(tmp_path) -> None:
+    # Each config a command compiles reads the policy file again; unchanged, it is not parsed again.
+    path = write(tmp_path, "p.yaml", "defaults: {runs: {uid: 901}}")
+    first = load(path)
+    assert load(path) is first
+    write(tmp_path, "p.yaml", "defaults: {runs: {uid: 902}}")
+    assert load(path).defaults.runs.uid == 902  # type: ignore[union-attr]
+    write(tmp_path, "p.yaml", "defaults: {runs: {uid: 0}}")
+    with pytest.raises(ConfigError):  # a bad edit is reported, not hidden behind the last good policy
+        load(path)

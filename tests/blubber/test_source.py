@@ -136,7 +136,7 @@ def _build(text: str, direct: bool) -> tuple[str, object]:
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
-        return ("ok", _construct(loader, node) if direct else loader.construct_document(node))
+        return ("ok", _construct(loader, node)[0] if direct else loader.construct_document(node))
     except yaml.YAMLError as e:
         return ("error", str(e))
     finally:
@@ -168,3 +168,39 @@ def test_direct_construction_on_mutated_configs() -> None:
 def test_aliases_are_shared_as_pyyaml_shares_them() -> None:
     data = parse("a: &x {k: [1]}\nb: *x\n", "f.yaml").data
     assert data["a"] is data["b"]  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("text", "plain"),
+    [
+        ("version: v4\nvariants:\n  a: {copies: [local], includes: [b]}\n  b: {}\n", True),
+        ("a: &x [1]\nb: *x\n", False),  # an alias: the walk counts its nodes again
+        ("a: 1\na: 2\n", False),  # a repeated key
+        ('"1": a\n1: b\n', False),  # a key that is not a plain string (same text, other value)
+        ("yes: a\ntrue: b\n", False),  # two texts, one value
+        ("base: &b {x: 1}\nmerged: {<<: *b, y: 2}\n", False),  # built by PyYAML
+    ],
+)
+def test_only_a_plain_document_is_left_unwalked(text: str, plain: bool) -> None:
+    loader = _Loader(text)
+    try:
+        assert _construct(loader, loader.get_single_node())[1] is plain
+    finally:
+        loader.dispose()
+
+
+def test_lines_worked_out_later_are_the_walk_s() -> None:
+    # A plain document's lines are computed on first use; the same as a document walked at once.
+    text = "version: v4\nvariants:\n  app:\n    copies:\n      - local\n      - {from: x}\n"
+    walked = parse(text + "anchor: &a [1]\nalias: *a\n", "f.yaml")
+    lazy = parse(text, "f.yaml")
+    assert "lines" not in lazy.__dict__ and "lines" in walked.__dict__
+    assert lazy.lines == {k: v for k, v in walked.lines.items() if k[:1] not in (("anchor",), ("alias",))}
+    assert lazy.line(("variants", "app", "copies", 1, "from")) == 6
+
+
+def test_a_repeated_key_inside_a_plain_looking_document_is_still_refused() -> None:
+    # `"1"` and `1` are different keys to Python but the same text to a reader of the file.
+    with pytest.raises(ConfigError) as e:
+        parse('version: v4\nx:\n  "1": a\n  1: b\n', "f.yaml")
+    assert (e.value.line, e.value.path, e.value.message) == (4, "x.1", "duplicate key '1'")
