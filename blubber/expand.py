@@ -80,6 +80,8 @@ class Expander:
         self._merged: dict[tuple[str, ...], tuple[Common, tuple[Artifact, ...] | None]] = {
             (): (config.common, None)
         }
+        self._dependencies: dict[str, list[str]] = {}
+        self._declared: set[int] | None = None
 
     def expand(self, name: str) -> Expanded:
         if name not in self._cache:
@@ -98,8 +100,10 @@ class Expander:
         return self._cache[name]
 
     def dependencies(self, name: str) -> list[str]:
-        e = self.expand(name)
-        return Variant(e.common, (), e.copies).dependencies(self.config.names)
+        if name not in self._dependencies:  # asked again for each path through the copies graph
+            e = self.expand(name)
+            self._dependencies[name] = Variant(e.common, (), e.copies).dependencies(self.config.names)
+        return self._dependencies[name]
 
     def stage_order(self, name: str) -> list[str]:
         """Copies dependencies of `name` (recursively expanded), leaves first, then `name`."""
@@ -114,7 +118,7 @@ class Expander:
             return e
         c = Checker(self.config.source, self.config.names)
         check_artifacts(c, e.copies, ("variants", name, "copies"), dedupe_field="copies")
-        e.common.check(c, ("variants", name))
+        e.common.check(c, ("variants", name), self.declared_builders())
         e.common.check_expanded(c, ("variants", name))
         note = f"found after merging the top level and includes into '{name}'"
         for p in c.problems:
@@ -122,3 +126,17 @@ class Expander:
         raise_all(c.problems)
         self._validated.add(name)
         return e
+
+    def declared_builders(self) -> set[int]:
+        """The ids of the `builders` entries' sections as the top level and each variant declared them.
+
+        Each one passed its checks when the config was read (a Config comes only from the reader), and a
+        section's checks depend on nothing but the section and the variant names. Merging keeps these
+        objects as they are (custom builders are never merged, only carried), so an expanded variant need
+        not check them again: that was most of the work of checking a variant that includes many others.
+        """
+        if self._declared is None:
+            cfg = self.config
+            commons = (cfg.raw_top, *(v.common for v in cfg.variants.values()))
+            self._declared = {id(e.section) for common in commons for e in common.builders or ()}
+        return self._declared

@@ -19,6 +19,10 @@ from blubber.dockerfile.phases import Phase
 from blubber.source import YamlPath
 from blubber.values import frozen
 
+TYPE_CHECKING = False  # not typing's: importing typing is a measurable part of a `blubber` process
+if TYPE_CHECKING:
+    from collections.abc import Container
+
 KINDS = {"custom": Builder, "node": Node, "php": Php, "python": Python}
 UNIQUE_KINDS = ("node", "php", "python")
 
@@ -47,14 +51,16 @@ def merge(a: tuple[Entry, ...] | None, b: tuple[Entry, ...] | None) -> tuple[Ent
     return leftovers + merged
 
 
-def check(c: Checker, entries: tuple[Entry, ...] | None, at: YamlPath) -> None:
+def check(c: Checker, entries: tuple[Entry, ...] | None, at: YamlPath, checked: Container[int] = ()) -> None:
+    """The list's rules, and each entry's section's, but those whose id is in `checked` (they passed)."""
     if not entries:
         return
     kinds = [e.kind for e in entries if e.kind in UNIQUE_KINDS]
     if len(kinds) != len(set(kinds)):
         c.add(at, "contains disallowed repetitions of entries", "node, php and python may each appear once")
     for i, e in enumerate(entries):
-        e.section.check(c, (*at, i, e.kind))
+        if id(e.section) not in checked:
+            e.section.check(c, (*at, i, e.kind))
 
 
 def dependencies(entries: tuple[Entry, ...] | None, variants: frozenset[str]) -> list[str]:

@@ -23,6 +23,10 @@ from blubber.dockerfile.phases import Phase
 from blubber.source import YamlPath
 from blubber.values import field, frozen
 
+TYPE_CHECKING = False  # not typing's: importing typing is a measurable part of a `blubber` process
+if TYPE_CHECKING:
+    from collections.abc import Container
+
 COMMON_KEYS = (
     "base", "arguments", "apt", "lives", "runs", "entrypoint", "node", "php", "python", "builder", "builders",
 )  # fmt: skip
@@ -74,8 +78,10 @@ class Common:
             builders=builders.merge(self.builders, other.builders),
         )
 
-    def check(self, c: Checker, at: YamlPath) -> None:
-        """Semantic rules for these keys at `at` (top level, a variant, or an expanded variant)."""
+    def check(self, c: Checker, at: YamlPath, checked: Container[int] = ()) -> None:
+        """Semantic rules for these keys at `at` (top level, a variant, or an expanded variant).
+
+        `checked`: ids of `builders` sections known to pass already (see Expander.declared_builders)."""
         if self.base is not None:
             c.rule("imageref", self.base, (*at, "base"), "e.g. 127.0.0.1:5000/base/bookworm:12")
         arguments.check(c, self.arguments, (*at, "arguments"))
@@ -84,7 +90,7 @@ class Common:
         self.runs.check(c, (*at, "runs"))
         for key in ("node", "php", "python", "builder"):
             getattr(self, key).check(c, (*at, key))
-        builders.check(c, self.builders, (*at, "builders"))
+        builders.check(c, self.builders, (*at, "builders"), checked)
         declared = [k for k in ("node", "php", "python", "builder") if getattr(self, k).is_declared]
         if self.builders and declared:
             c.add(

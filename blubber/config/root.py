@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from blubber.config import lives as lives_section
 from blubber.config import runs as runs_section
 from blubber.config.common import Common
@@ -29,6 +31,6 @@ class Config:
     def file(self) -> str:
         return self.source.file
 
-    @property
+    @cached_property
     def names(self) -> frozenset[str]:
         return frozenset(self.variants)

@@ -101,3 +101,38 @@ def test_expanded_is_memoised_and_includes_are_not_carried() -> None:
     cfg = config("variants:\n  aaa: {}\n  bbb: {includes: [aaa]}")
     expander = Expander(cfg)
     assert expander.expand("bbb") is expander.expand("bbb")
+
+
+def test_declared_builders_are_not_checked_again_but_merged_ones_are() -> None:
+    cfg = config(
+        """
+        base: debian:bookworm
+        builders: [{custom: {command: [make]}}, {python: {version: python3}}]
+        variants:
+          aaa: {builders: [{custom: {command: [make, aaa]}}]}
+          bbb: {includes: [aaa], builders: [{python: {requirements: [r.txt]}}]}
+        """
+    )
+    expander = Expander(cfg)
+    entries = expander.expand("bbb").common.builders
+    assert entries is not None and [e.kind for e in entries] == ["custom", "custom", "python"]
+    declared = expander.declared_builders()
+    # The two custom builders are the objects the file declared (checked when it was read); the python
+    # one was merged from two declarations, so it is a new section and is checked on the expanded variant.
+    assert [id(e.section) in declared for e in entries] == [True, True, False]
+
+
+def test_a_declared_builder_s_mounts_are_still_checked_after_expansion() -> None:
+    # The mount flags depend on the variables of the variant being built: checked after merging.
+    with pytest.raises(ConfigError) as e:
+        dockerfile(
+            """
+            base: debian:bookworm
+            builders: [{custom: {command: [make], mounts: [{destination: $DIR}]}}]
+            variants:
+              aaa: {runs: {environment: {DIR: a b}}}
+            """,
+            "aaa",
+        )
+    assert e.value.path == "variants.aaa.builders[0].custom.mounts[0].destination"
+    assert e.value.hint is not None and "found after merging" in e.value.hint
