@@ -58,7 +58,8 @@ def stages(
 def render(config: Config, variant: str, expander: Expander | None = None) -> str:
     """The Dockerfile text for `variant`."""
     all_stages = stages(config, variant, expander)
-    text = "".join(render_stage(instructions) + "\n" for _, instructions in all_stages)
+    seen: dict[int, str] = {}  # all_stages keeps every instruction alive, so an id names one while here
+    text = "".join(render_stage(instructions, seen) + "\n" for _, instructions in all_stages)
     label = Label((("blubber.variant", variant), ("blubber.version", VERSION)))
     uses_exclude = any(isinstance(i, Copy) and i.excludes for _, ins in all_stages for i in ins)
     return (EXCLUDE_SYNTAX if uses_exclude else "") + text + render_stage([label])

@@ -119,6 +119,19 @@ class Builder:
     def instructions(self, phase: Phase, ctx: StageContext) -> list[Instruction]:
         if phase != Phase.PRE_INSTALL:
             return []
+        if self.mounts or self.caches or any(a.from_ not in (None, LOCAL) for a in self.requirements or ()):
+            return self._instructions(ctx)
+        # Without mounts and with only local requirements, the instructions depend on the stage through
+        # the COPY's owner alone. A variant that includes many others builds their custom builders again
+        # in each of its stages: they are made once per builder and owner, and the stages share them (so
+        # the renderer, which keeps the text of an instruction it has seen, writes them once too).
+        key = (ctx.chown, ctx.workdirs.get(LOCAL))  # a variant named like the context would resolve paths
+        made = self.__dict__.setdefault("_made", {})  # written directly: a frozen value refuses setattr
+        if key not in made:
+            made[key] = self._instructions(ctx)
+        return list(made[key])
+
+    def _instructions(self, ctx: StageContext) -> list[Instruction]:
         result: list[Instruction] = list(artifacts.requirement_copies(self.requirements, ctx))
         if isinstance(self.command, str):
             cmds: tuple[Cmd, ...] = (Cmd(_escape_percent(self.command.rstrip("\n"))),)

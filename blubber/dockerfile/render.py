@@ -105,6 +105,17 @@ def _copy_paths(c: Copy) -> str:
     return "[" + ", ".join(dockerfile_quote(p) for p in (*c.sources, dest)) + "]"
 
 
-def render_stage(instructions: Iterable[Instruction]) -> str:
-    """Render a stage: one line per instruction, newline-terminated."""
-    return "".join(render_instruction(i) + "\n" for i in instructions)
+def render_stage(instructions: Iterable[Instruction], seen: dict[int, str] | None = None) -> str:
+    """Render a stage: one line per instruction, newline-terminated.
+
+    `seen`: the lines of instructions rendered before, by id (the caller keeps those instructions alive);
+    stages of one Dockerfile share the instruction objects of the builders they have in common."""
+    if seen is None:
+        return "".join(render_instruction(i) + "\n" for i in instructions)
+    lines = []
+    for i in instructions:
+        line = seen.get(id(i))
+        if line is None:
+            line = seen[id(i)] = render_instruction(i) + "\n"
+        lines.append(line)
+    return "".join(lines)

@@ -246,3 +246,28 @@ def test_99_labels_on_scratch() -> None:
     assert dockerfile("variants:\n  hello: {}", "hello") == (
         f'FROM scratch AS hello\n\nLABEL blubber.variant="hello" blubber.version="{VERSION}"\n'
     )
+
+
+def test_stages_share_a_carried_builder_s_instructions_but_not_one_that_depends_on_the_stage() -> None:
+    from blubber.compiler import stages
+
+    cfg = config(
+        """
+        base: debian:bookworm
+        builders:
+          - {custom: {command: [make], requirements: [Makefile]}}
+          - {custom: {command: [make, x], mounts: [{destination: $DIR}]}}
+        variants:
+          build: {runs: {environment: {DIR: /one}}}
+          app: {copies: [build], runs: {environment: {DIR: /two}}}
+        """
+    )
+    (_, first), (_, second) = stages(cfg, "app")
+    copies = [i for i in first if type(i).__name__ == "Copy"][:1] + [
+        i for i in second if type(i).__name__ == "Copy"
+    ][:1]
+    assert copies[0] is copies[1]  # the Makefile COPY: one object in both stages (rendered once)
+    runs = [[i for i in s if type(i).__name__ == "Run" and i.mounts] for s in (first, second)]
+    assert runs[0][0].mounts[0].target == "/one" and runs[1][0].mounts[0].target == "/two"
+    text = render(cfg, "app")
+    assert text.count('COPY --chown=$LIVES_UID:$LIVES_GID ["Makefile", "./"]') == 2
