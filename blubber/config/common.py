@@ -56,10 +56,10 @@ class Common:
             lives=Lives.parse(raw.get("lives")),
             runs=Runs.parse(raw.get("runs")),
             entrypoint=None if entrypoint is None else tuple(entrypoint),
-            node=Node.parse(raw.get("node")),
-            php=Php.parse(raw.get("php")),
-            python=Python.parse(raw.get("python")),
-            builder=Builder.parse(raw.get("builder")),
+            node=Node.parse(value) if (value := raw.get("node")) else _NO_NODE,
+            php=Php.parse(value) if (value := raw.get("php")) else _NO_PHP,
+            python=Python.parse(value) if (value := raw.get("python")) else _NO_PYTHON,
+            builder=Builder.parse(value) if (value := raw.get("builder")) else _NO_BUILDER,
             builders=builders.parse(raw.get("builders")),
         )
 
@@ -71,10 +71,11 @@ class Common:
             lives=self.lives.merge(other.lives),
             runs=self.runs.merge(other.runs),
             entrypoint=pick(self.entrypoint, other.entrypoint),
-            node=self.node.merge(other.node),
-            php=self.php.merge(other.php),
-            python=self.python.merge(other.python),
-            builder=self.builder.merge(other.builder),
+            # A section the other config left out changes nothing: keep this one (see _NO_NODE).
+            node=self.node if other.node is _NO_NODE else self.node.merge(other.node),
+            php=self.php if other.php is _NO_PHP else self.php.merge(other.php),
+            python=self.python if other.python is _NO_PYTHON else self.python.merge(other.python),
+            builder=self.builder if other.builder is _NO_BUILDER else self.builder.merge(other.builder),
             builders=builders.merge(self.builders, other.builders),
         )
 
@@ -88,10 +89,17 @@ class Common:
         self.apt.check(c, (*at, "apt"))
         self.lives.check(c, (*at, "lives"))
         self.runs.check(c, (*at, "runs"))
-        for key in ("node", "php", "python", "builder"):
-            getattr(self, key).check(c, (*at, key))
+        sections = (
+            ("node", self.node),
+            ("php", self.php),
+            ("python", self.python),
+            ("builder", self.builder),
+        )
+        for key, section in sections:
+            if section is not _ABSENT[key]:  # a left-out section has nothing to check
+                section.check(c, (*at, key))
         builders.check(c, self.builders, (*at, "builders"), checked)
-        declared = [k for k in ("node", "php", "python", "builder") if getattr(self, k).is_declared]
+        declared = [k for k, section in sections if section is not _ABSENT[k] and section.is_declared]
         if self.builders and declared:
             c.add(
                 (*at, "builders"),
@@ -139,3 +147,16 @@ class Common:
             *self.lives.instructions(phase, ctx),
             *self.runs.instructions(phase, ctx),
         ]
+
+
+# The builder sections of a config that leaves them out, one object each. Merging one of them into a
+# section is that section unchanged (every field is kept unless the other one sets it), so Common.merge
+# keeps the section instead of building an equal one; a variant that includes many others saves most of
+# its merging that way. Each is what the section's parse makes of nothing, so nothing else changes.
+_NO_NODE, _NO_PHP, _NO_PYTHON, _NO_BUILDER = (
+    Node.parse(None),
+    Php.parse(None),
+    Python.parse(None),
+    Builder.parse(None),
+)
+_ABSENT = {"node": _NO_NODE, "php": _NO_PHP, "python": _NO_PYTHON, "builder": _NO_BUILDER}
