@@ -215,7 +215,8 @@ def test_upgrade_to_a_never_ready_probe_path_fails_on_the_new_pod(kube, namespac
     assert verdict.pod not in old_pods
     assert not any(isinstance(e, feed.RolloutSucceeded) for e in events)
     unhealthy = [line for line in verdict.warning_events if ": Unhealthy: Readiness probe failed: " in line]
-    assert unhealthy and "404" in unhealthy[0]
+    # A loaded node may probe before the app listens (connection refused) before it answers 404.
+    assert any("statuscode: 404" in line for line in unhealthy), unhealthy
     serving = [p.metadata.name for p in _pods(kube, namespace) if p.metadata.name in old_pods]
     assert serving, "maxUnavailable 0 keeps the old pod while the new one is not ready"
 
