@@ -9,6 +9,8 @@ Builds use the service directory as the docker build context (`docker build -f -
 
 from __future__ import annotations
 
+import gc
+
 from blubber import compiler
 from blubber.config.reader import read
 from blubber.config.root import Config
@@ -41,19 +43,40 @@ def load(config_path: str | Path, *, policy: str | Path | None = None) -> Config
 
     Raises ConfigError (bad config or bad/unreadable policy file).
     """
-    if policy is None:
-        return read(config_path)
-    from blubber import policy as policy_module  # a `blubber` process without --policy does not need it
+    with _CollectorPaused():
+        if policy is None:
+            return read(config_path)
+        from blubber import policy as policy_module  # a `blubber` process without --policy needs it not
 
-    loaded = policy_module.load(policy)
-    return read(config_path, defaults=loaded.defaults, policy=loaded)
+        loaded = policy_module.load(policy)
+        return read(config_path, defaults=loaded.defaults, policy=loaded)
 
 
 def compile_dockerfile(config: Config, variant: str) -> str:
     """The Dockerfile for `variant`. Raises ConfigError (unknown variant, cycles) or PolicyViolation."""
-    expander = Expander(config)  # one for the policy check and the compile: each variant expands once
-    check_policy(config, variant, expander)
-    return compiler.render(config, variant, expander)
+    with _CollectorPaused():
+        expander = Expander(config)  # one for the policy check and the compile: each variant expands once
+        check_policy(config, variant, expander)
+        return compiler.render(config, variant, expander)
+
+
+class _CollectorPaused:
+    """Python's cycle collector paused for a load or a compile, as it was before afterwards.
+
+    Both build thousands of small objects (YAML nodes, values, instructions) that live until they return,
+    so the collector, which runs every few hundred new objects, walked them again and again and found
+    nothing to free: they hold no cycles and go by reference counting. That was about a seventh of loading
+    and compiling the 50-variant config, measured over blocks of calls (the collector's deferred work
+    inside). A caller that had paused it finds it still paused.
+    """
+
+    def __enter__(self) -> None:
+        self.was_enabled = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *_: object) -> None:
+        if self.was_enabled:
+            gc.enable()
 
 
 def check_policy(config: Config, variant: str, expander: Expander | None = None) -> None:

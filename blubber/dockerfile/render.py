@@ -29,6 +29,8 @@ _VERB = re.compile(r"%%|%s")
 def render_cmd(cmd: Cmd) -> str:
     """Fill the template's `%s` slots with the first quoted arguments, append the rest space-separated."""
     quoted = [shell_quote(a, expand=cmd.expand) for a in cmd.args]
+    if "%" not in cmd.template:  # no slots (most commands): the arguments follow the template
+        return " ".join([cmd.template, *quoted]) if quoted else cmd.template
     slots = sum(1 for m in _VERB.finditer(cmd.template) if m.group(0) == "%s")
     filled, rest = quoted[:slots], quoted[slots:]
     it = iter(filled)
@@ -60,7 +62,12 @@ def _mount(m: BindMount | CacheMount) -> str:
 
 def render_instruction(ins: Instruction) -> str:
     """Render one instruction as exactly one Dockerfile line (without the newline)."""
-    match ins:
+    match ins:  # the most frequent kinds first (each case is one isinstance test)
+        case Run(commands=commands, mounts=mounts):
+            flags = "".join(_mount(m) + " " for m in mounts)
+            line = "RUN " + flags + " && ".join(render_cmd(c) for c in commands)
+        case Copy():
+            line = "COPY " + _copy_flags(ins) + _copy_paths(ins)
         case From(image=image, stage=stage):
             line = f"FROM {image or 'scratch'} AS {stage}"
         case User(uid=uid):
@@ -74,11 +81,6 @@ def render_instruction(ins: Instruction) -> str:
             line = f"ARG {name}={value}"
         case Workdir(path=path):
             line = f"WORKDIR {dockerfile_quote(path)}"
-        case Run(commands=commands, mounts=mounts):
-            flags = "".join(_mount(m) + " " for m in mounts)
-            line = "RUN " + flags + " && ".join(render_cmd(c) for c in commands)
-        case Copy():
-            line = "COPY " + _copy_flags(ins) + _copy_paths(ins)
         case Entrypoint(argv=argv):
             line = "ENTRYPOINT [" + ", ".join(dockerfile_quote(a) for a in argv) + "]"
         case _:

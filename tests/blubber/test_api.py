@@ -77,3 +77,25 @@ def test_unknown_variant(config_path) -> None:
         runtime(load(config_path), "nope")
     with pytest.raises(ConfigError):
         compile_dockerfile(load(config_path), "nope")
+
+
+def test_load_and_compile_leave_the_cycle_collector_as_they_found_it(tmp_path) -> None:
+    import gc
+
+    from blubber import api
+
+    path = tmp_path / "blubber.yaml"
+    path.write_text("version: v4\nbase: debian:bookworm\nvariants:\n  app: {}\n")
+    assert gc.isenabled()
+    api.compile_dockerfile(api.load(path), "app")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        api.compile_dockerfile(api.load(path), "app")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    path.write_text("version: v4\nvariants:\n  app: {includes: [nope]}\n")
+    with pytest.raises(ConfigError):
+        api.load(path)
+    assert gc.isenabled()  # also after an error
